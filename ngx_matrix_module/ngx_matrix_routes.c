@@ -1,0 +1,201 @@
+/*
+ * The endpoint table and the matcher.
+ *
+ * A pattern is a path whose segments are literals, alternatives ("r0|v3")
+ * or parameters (":roomId", captured decoded, in order).  A path that
+ * matches a pattern under another method is 405; one that matches nothing is
+ * 404.  HEAD is served wherever GET is.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_matrix_module.h"
+
+
+#define GET     NGX_HTTP_GET
+#define POST    NGX_HTTP_POST
+#define PUT     NGX_HTTP_PUT
+#define DELETE  NGX_HTTP_DELETE
+
+#define CS      "/_matrix/client/r0|v3"
+
+
+static const ngx_matrix_route_t  ngx_matrix_routes[] = {
+
+    /* discovery */
+    { "/_matrix/client/versions", GET, ngx_matrix_versions, 0 },
+    { "/.well-known/matrix/client", GET, ngx_matrix_wellknown_client, 0 },
+    { "/.well-known/matrix/server", GET, ngx_matrix_wellknown_server, 0 },
+
+    /* sessions */
+    { CS "/account/whoami", GET, ngx_matrix_whoami,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+
+    /* federation */
+    { "/_matrix/federation/v1/version", GET, ngx_matrix_federation_version,
+      0 },
+    { "/_matrix/key/v2/server", GET, ngx_matrix_key_server, 0 },
+    { "/_matrix/key/v2/server/:keyId", GET, ngx_matrix_key_server, 0 },
+
+    { NULL, 0, NULL, 0 }
+};
+
+
+typedef struct {
+    ngx_str_t     segs[NGX_MATRIX_MAX_SEGMENTS];
+    ngx_uint_t    nsegs;
+} ngx_matrix_pattern_t;
+
+
+static ngx_matrix_pattern_t  *ngx_matrix_patterns;
+
+
+/* split the patterns once; they are static, so the pieces point into them */
+
+static ngx_int_t
+ngx_matrix_compile(void)
+{
+    const ngx_matrix_route_t  *rt;
+    ngx_matrix_pattern_t      *pt;
+    ngx_uint_t                 n;
+    u_char                    *p, *start;
+
+    n = sizeof(ngx_matrix_routes) / sizeof(ngx_matrix_routes[0]);
+
+    ngx_matrix_patterns = ngx_calloc(n * sizeof(ngx_matrix_pattern_t),
+                                     ngx_cycle->log);
+    if (ngx_matrix_patterns == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (rt = ngx_matrix_routes, pt = ngx_matrix_patterns; rt->pattern;
+         rt++, pt++)
+    {
+        p = (u_char *) rt->pattern + 1;
+
+        for ( ;; ) {
+            start = p;
+
+            while (*p && *p != '/') {
+                p++;
+            }
+
+            pt->segs[pt->nsegs].data = start;
+            pt->segs[pt->nsegs].len = p - start;
+            pt->nsegs++;
+
+            if (*p == '\0') {
+                break;
+            }
+
+            p++;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_matrix_segment_match(ngx_str_t *pat, ngx_str_t *seg)
+{
+    u_char  *p, *end, *start;
+
+    if (pat->len && pat->data[0] == ':') {
+        return 1;
+    }
+
+    if (ngx_strlchr(pat->data, pat->data + pat->len, '|') == NULL) {
+        return pat->len == seg->len
+               && ngx_strncmp(pat->data, seg->data, seg->len) == 0;
+    }
+
+    p = pat->data;
+    end = p + pat->len;
+
+    while (p < end) {
+        start = p;
+
+        while (p < end && *p != '|') {
+            p++;
+        }
+
+        if ((size_t) (p - start) == seg->len
+            && ngx_strncmp(start, seg->data, seg->len) == 0)
+        {
+            return 1;
+        }
+
+        p++;
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_matrix_route(ngx_http_request_t *r, const ngx_matrix_route_t **route,
+    ngx_str_t *params, ngx_uint_t *nparams)
+{
+    ngx_str_t                  path, segs[NGX_MATRIX_MAX_SEGMENTS];
+    ngx_uint_t                 nsegs, i, k, method, found;
+    ngx_matrix_pattern_t      *pt;
+    const ngx_matrix_route_t  *rt;
+
+    if (ngx_matrix_patterns == NULL && ngx_matrix_compile() != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_matrix_split_path(r, &path, segs, &nsegs) != NGX_OK) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    method = r->method;
+    if (method == NGX_HTTP_HEAD) {
+        method = NGX_HTTP_GET;
+    }
+
+    found = 0;
+
+    for (rt = ngx_matrix_routes, pt = ngx_matrix_patterns; rt->pattern;
+         rt++, pt++)
+    {
+        if (pt->nsegs != nsegs) {
+            continue;
+        }
+
+        for (i = 0; i < nsegs; i++) {
+            if (!ngx_matrix_segment_match(&pt->segs[i], &segs[i])) {
+                break;
+            }
+        }
+
+        if (i < nsegs) {
+            continue;
+        }
+
+        found = 1;
+
+        if (!(rt->methods & method)) {
+            continue;
+        }
+
+        k = 0;
+        for (i = 0; i < nsegs; i++) {
+            if (pt->segs[i].len && pt->segs[i].data[0] == ':'
+                && k < NGX_MATRIX_MAX_PARAMS)
+            {
+                params[k++] = segs[i];
+            }
+        }
+
+        *nparams = k;
+        *route = rt;
+
+        return NGX_OK;
+    }
+
+    return found ? NGX_HTTP_NOT_ALLOWED : NGX_HTTP_NOT_FOUND;
+}
