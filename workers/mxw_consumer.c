@@ -1,0 +1,630 @@
+/*
+ * mxw_consumer: the Redis Streams consumer-group loop of every daemon.
+ *
+ *        start / reconnect / after a RETRY
+ *                     │
+ *                     ▼
+ *   ┌──► own pending entries (XREADGROUP ... 0), oldest first ──┐
+ *   │                                                            │ none left
+ *   │    ┌───────────────────────────────────────────────────────┘
+ *   │    ▼
+ *   │   new entries (XREADGROUP ... BLOCK ... >)  ◄──┐
+ *   │    │  every claim_every_ms: XAUTOCLAIM entries │
+ *   │    │  idle for claim_idle_ms (a dead consumer) │
+ *   │    └───────────────────────────────────────────┘
+ *   └── RETRY or connection lost
+ *
+ * Each entry goes to the handler; DONE is acknowledged (XACK) after the
+ * handler returns, that is after its effects are in Redis; REJECT, and an
+ * entry already delivered more than max_deliveries times (one that crashes
+ * its consumer, say), go to the dead-letter stream mx:dead with the reason,
+ * atomically with their XACK.  Delivery is at least once: handlers are
+ * idempotent.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mxw.h"
+
+
+typedef struct {
+    mxw_t            *w;
+    mxw_consumer_t   *cs;
+    char            **cursors;      /* per stream, for the pending phase */
+} mxw_loop_t;
+
+
+const char *
+mxw_entry_get(const mxw_entry_t *e, const char *name, size_t *len)
+{
+    size_t  n;
+    int     i;
+
+    n = strlen(name);
+
+    for (i = 0; i < e->nfields; i++) {
+        if (e->name_lens[i] == n && memcmp(e->names[i], name, n) == 0) {
+            if (len) {
+                *len = e->value_lens[i];
+            }
+            return e->values[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+mxw_ensure_groups(mxw_t *w, mxw_consumer_t *cs)
+{
+    redisReply  *r;
+    int          i;
+
+    for (i = 0; i < cs->nstreams; i++) {
+        r = mxw_command(w, "XGROUP CREATE %s %s 0 MKSTREAM", cs->streams[i],
+                        cs->group);
+        if (r == NULL) {
+            return -1;
+        }
+
+        if (r->type == REDIS_REPLY_ERROR
+            && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        {
+            mxw_error(w, "XGROUP CREATE %s %s: %s", cs->streams[i],
+                      cs->group, r->str);
+            freeReplyObject(r);
+            return -1;
+        }
+
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+
+/* how many times an entry has been delivered (XPENDING), -1 on error */
+
+static long long
+mxw_deliveries(mxw_t *w, mxw_consumer_t *cs, const char *stream,
+    const char *id)
+{
+    redisReply  *r;
+    long long    n;
+
+    r = mxw_command(w, "XPENDING %s %s %s %s 1", stream, cs->group, id, id);
+    if (r == NULL) {
+        return -1;
+    }
+
+    n = 1;
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+        && r->element[0]->type == REDIS_REPLY_ARRAY
+        && r->element[0]->elements == 4
+        && r->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
+    {
+        n = r->element[0]->element[3]->integer;
+    }
+
+    freeReplyObject(r);
+    return n;
+}
+
+
+static int
+mxw_ack(mxw_t *w, mxw_consumer_t *cs, const char *stream, const char *id)
+{
+    redisReply  *r;
+
+    r = mxw_command(w, "XACK %s %s %s", stream, cs->group, id);
+    if (r == NULL) {
+        return -1;
+    }
+
+    freeReplyObject(r);
+    return 0;
+}
+
+
+/* XADD to mx:dead and XACK, in one transaction */
+
+static int
+mxw_dead_letter(mxw_t *w, mxw_consumer_t *cs, const mxw_entry_t *e,
+    const char *why)
+{
+    const char  **argv;
+    size_t       *lens;
+    char          deliveries[32], *names;
+    redisReply   *r;
+    int           argc, i, ok;
+    size_t        off;
+
+    mxw_warn(w, "dead-lettering %s %s: %s", e->stream, e->id, why);
+
+    argc = 15 + 2 * e->nfields;
+    argv = malloc(argc * sizeof(char *));
+    lens = malloc(argc * sizeof(size_t));
+    names = NULL;
+
+    off = 0;
+    for (i = 0; i < e->nfields; i++) {
+        off += e->name_lens[i] + 5;
+    }
+    names = malloc(off + 1);
+
+    if (argv == NULL || lens == NULL || names == NULL) {
+        free(argv);
+        free(lens);
+        free(names);
+        return -1;
+    }
+
+    snprintf(deliveries, sizeof(deliveries), "%lld", e->deliveries);
+
+    argc = 0;
+#define MXW_ARG(s, n)  (argv[argc] = (s), lens[argc++] = (n))
+    MXW_ARG("XADD", 4);
+    MXW_ARG(MXW_DEAD_STREAM, sizeof(MXW_DEAD_STREAM) - 1);
+    MXW_ARG("MAXLEN", 6);
+    MXW_ARG("~", 1);
+    MXW_ARG("100000", 6);
+    MXW_ARG("*", 1);
+    MXW_ARG("stream", 6);
+    MXW_ARG(e->stream, strlen(e->stream));
+    MXW_ARG("group", 5);
+    MXW_ARG(cs->group, strlen(cs->group));
+    MXW_ARG("entry", 5);
+    MXW_ARG(e->id, strlen(e->id));
+    MXW_ARG("deliveries", 10);
+    MXW_ARG(deliveries, strlen(deliveries));
+    MXW_ARG("reason", 6);
+    MXW_ARG(why, strlen(why));
+
+    /* the entry's own fields, as "f:<name>" */
+    off = 0;
+    for (i = 0; i < e->nfields; i++) {
+        memcpy(names + off, "f:", 2);
+        memcpy(names + off + 2, e->names[i], e->name_lens[i]);
+        MXW_ARG(names + off, e->name_lens[i] + 2);
+        MXW_ARG(e->values[i], e->value_lens[i]);
+        off += e->name_lens[i] + 2;
+    }
+#undef MXW_ARG
+
+    ok = 0;
+
+    r = mxw_command(w, "MULTI");
+    if (r) {
+        freeReplyObject(r);
+        r = mxw_commandv(w, argc, argv, lens);
+    }
+    if (r) {
+        freeReplyObject(r);
+        r = mxw_command(w, "XACK %s %s %s", e->stream, cs->group, e->id);
+    }
+    if (r) {
+        freeReplyObject(r);
+        r = mxw_command(w, "EXEC");
+    }
+    if (r) {
+        ok = r->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(r);
+    }
+
+    free(argv);
+    free(lens);
+    free(names);
+
+    return ok ? 0 : -1;
+}
+
+
+/*
+ * One entry: [id, [name, value, ...]] or, for an entry trimmed away while
+ * pending, [id, nil].  Returns MXW_DONE, or MXW_RETRY to go back to the
+ * pending phase.
+ */
+
+static mxw_result_t
+mxw_process(mxw_loop_t *lp, const char *stream, redisReply *item,
+    int history)
+{
+    mxw_t          *w;
+    mxw_consumer_t *cs;
+    mxw_entry_t     e;
+    redisReply     *fields;
+    mxw_result_t    rc;
+    char            why[512];
+    size_t          i, n;
+
+    w = lp->w;
+    cs = lp->cs;
+
+    if (item->type != REDIS_REPLY_ARRAY || item->elements != 2
+        || item->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return MXW_DONE;
+    }
+
+    memset(&e, 0, sizeof(e));
+    e.stream = stream;
+    e.id = item->element[0]->str;
+    e.deliveries = 1;
+
+    fields = item->element[1];
+
+    if (fields->type != REDIS_REPLY_ARRAY) {
+        /* deleted from the stream while pending: nothing left to do */
+        return mxw_ack(w, cs, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
+    }
+
+    if (history) {
+        e.deliveries = mxw_deliveries(w, cs, stream, e.id);
+        if (e.deliveries < 0) {
+            return MXW_RETRY;
+        }
+
+        if (e.deliveries > cs->max_deliveries) {
+            snprintf(why, sizeof(why), "delivered %lld times without"
+                     " success", e.deliveries);
+            return mxw_dead_letter(w, cs, &e, why) == 0 ? MXW_DONE
+                                                         : MXW_RETRY;
+        }
+    }
+
+    n = fields->elements / 2;
+    e.nfields = (int) n;
+    e.names = malloc((n + 1) * sizeof(char *));
+    e.values = malloc((n + 1) * sizeof(char *));
+    e.name_lens = malloc((n + 1) * sizeof(size_t));
+    e.value_lens = malloc((n + 1) * sizeof(size_t));
+
+    if (e.names == NULL || e.values == NULL || e.name_lens == NULL
+        || e.value_lens == NULL)
+    {
+        rc = MXW_RETRY;
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        e.names[i] = fields->element[2 * i]->str;
+        e.name_lens[i] = fields->element[2 * i]->len;
+        e.values[i] = fields->element[2 * i + 1]->str;
+        e.value_lens[i] = fields->element[2 * i + 1]->len;
+    }
+
+    why[0] = '\0';
+    rc = cs->handler(w, &e, cs->data, why, sizeof(why));
+
+    switch (rc) {
+
+    case MXW_DONE:
+        rc = mxw_ack(w, cs, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
+        break;
+
+    case MXW_REJECT:
+        rc = mxw_dead_letter(w, cs, &e, why[0] ? why : "rejected") == 0
+             ? MXW_DONE : MXW_RETRY;
+        break;
+
+    default:
+        if (why[0]) {
+            mxw_warn(w, "%s %s: will retry: %s", stream, e.id, why);
+        }
+        rc = MXW_RETRY;
+        break;
+    }
+
+done:
+
+    free(e.names);
+    free(e.values);
+    free(e.name_lens);
+    free(e.value_lens);
+
+    return rc;
+}
+
+
+/* process an XREADGROUP reply; *count receives the number of entries */
+
+static mxw_result_t
+mxw_process_read(mxw_loop_t *lp, redisReply *r, int history, size_t *count)
+{
+    redisReply    *s, *entries;
+    size_t         i, j;
+    int            k;
+    mxw_result_t   rc;
+
+    *count = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        return MXW_DONE;        /* nil: nothing arrived in time */
+    }
+
+    for (i = 0; i < r->elements && !lp->w->stop; i++) {
+        s = r->element[i];
+
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) {
+            continue;
+        }
+
+        for (k = 0; k < lp->cs->nstreams; k++) {
+            if (strcmp(lp->cs->streams[k], s->element[0]->str) == 0) {
+                break;
+            }
+        }
+
+        if (k == lp->cs->nstreams) {
+            continue;
+        }
+
+        entries = s->element[1];
+
+        for (j = 0; j < entries->elements && !lp->w->stop; j++) {
+            rc = mxw_process(lp, lp->cs->streams[k], entries->element[j],
+                             history);
+            if (rc != MXW_DONE) {
+                return rc;
+            }
+
+            (*count)++;
+
+            if (history && entries->element[j]->type == REDIS_REPLY_ARRAY) {
+                free(lp->cursors[k]);
+                lp->cursors[k] = strdup(entries->element[j]->element[0]->str);
+                if (lp->cursors[k] == NULL) {
+                    return MXW_RETRY;
+                }
+            }
+        }
+    }
+
+    return MXW_DONE;
+}
+
+
+static redisReply *
+mxw_read(mxw_loop_t *lp, int history)
+{
+    mxw_consumer_t  *cs;
+    const char     **argv;
+    size_t          *lens;
+    redisReply      *r;
+    char             count[16], block[16];
+    int              argc, i;
+
+    cs = lp->cs;
+
+    argv = malloc((10 + 2 * cs->nstreams) * sizeof(char *));
+    lens = malloc((10 + 2 * cs->nstreams) * sizeof(size_t));
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        return NULL;
+    }
+
+    snprintf(count, sizeof(count), "%d", cs->batch);
+    snprintf(block, sizeof(block), "%d", cs->block_ms);
+
+    argc = 0;
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = cs->group;
+    argv[argc++] = cs->consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = count;
+
+    if (!history) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
+
+    argv[argc++] = "STREAMS";
+
+    for (i = 0; i < cs->nstreams; i++) {
+        argv[argc++] = cs->streams[i];
+    }
+
+    for (i = 0; i < cs->nstreams; i++) {
+        argv[argc++] = history ? lp->cursors[i] : ">";
+    }
+
+    for (i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    r = mxw_commandv(lp->w, argc, argv, lens);
+
+    free(argv);
+    free(lens);
+
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        mxw_error(lp->w, "XREADGROUP: %s", r->str);
+
+        /* the group or stream vanished (FLUSHALL, say): recreate them */
+        if (strncmp(r->str, "NOGROUP", 7) == 0) {
+            mxw_ensure_groups(lp->w, cs);
+        }
+
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+
+/* take over entries a dead consumer left idle */
+
+static mxw_result_t
+mxw_claim(mxw_loop_t *lp)
+{
+    mxw_consumer_t  *cs;
+    redisReply      *r, *entries;
+    char             idle[16], count[16], start[64];
+    size_t           j;
+    int              i, rounds;
+    mxw_result_t     rc;
+
+    cs = lp->cs;
+    snprintf(idle, sizeof(idle), "%d", cs->claim_idle_ms);
+    snprintf(count, sizeof(count), "%d", cs->batch);
+
+    for (i = 0; i < cs->nstreams; i++) {
+        snprintf(start, sizeof(start), "0-0");
+
+        for (rounds = 0; rounds < 16 && !lp->w->stop; rounds++) {
+            r = mxw_command(lp->w, "XAUTOCLAIM %s %s %s %s %s COUNT %s",
+                            cs->streams[i], cs->group, cs->consumer, idle,
+                            start, count);
+            if (r == NULL) {
+                return MXW_RETRY;
+            }
+
+            if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+                freeReplyObject(r);
+                break;
+            }
+
+            entries = r->element[1];
+
+            if (entries->elements) {
+                mxw_info(lp->w, "claimed %zu entries of %s left idle by"
+                         " another consumer", entries->elements,
+                         cs->streams[i]);
+            }
+
+            for (j = 0; j < entries->elements; j++) {
+                rc = mxw_process(lp, cs->streams[i], entries->element[j], 1);
+                if (rc != MXW_DONE) {
+                    freeReplyObject(r);
+                    return rc;
+                }
+            }
+
+            snprintf(start, sizeof(start), "%s", r->element[0]->str);
+            freeReplyObject(r);
+
+            if (strcmp(start, "0-0") == 0) {
+                break;
+            }
+        }
+    }
+
+    return MXW_DONE;
+}
+
+
+int
+mxw_consume(mxw_t *w, mxw_consumer_t *cs)
+{
+    mxw_loop_t     lp;
+    redisReply    *r;
+    mxw_result_t   rc;
+    size_t         count;
+    int            i, history, backoff;
+    int64_t        last_claim;
+
+    if (cs->batch <= 0) {
+        cs->batch = 64;
+    }
+    if (cs->block_ms <= 0) {
+        cs->block_ms = 1000;
+    }
+    if (cs->max_deliveries <= 0) {
+        cs->max_deliveries = 5;
+    }
+    if (cs->claim_idle_ms <= 0) {
+        cs->claim_idle_ms = 30000;
+    }
+    if (cs->claim_every_ms <= 0) {
+        cs->claim_every_ms = 5000;
+    }
+
+    lp.w = w;
+    lp.cs = cs;
+    lp.cursors = calloc(cs->nstreams, sizeof(char *));
+    if (lp.cursors == NULL) {
+        return -1;
+    }
+
+    history = 1;
+    backoff = 100;
+    last_claim = 0;
+
+    while (!w->stop) {
+
+        if (w->redis == NULL) {
+            if (mxw_connect(w) != 0) {
+                break;
+            }
+            history = 1;
+        }
+
+        if (history) {
+            if (mxw_ensure_groups(w, cs) != 0) {
+                mxw_sleep_ms(w, backoff);
+                continue;
+            }
+
+            for (i = 0; i < cs->nstreams; i++) {
+                free(lp.cursors[i]);
+                lp.cursors[i] = strdup("0");
+            }
+        }
+
+        /* reads may block for block_ms: allow for it in the socket timeout */
+        if (!history && w->redis) {
+            struct timeval  tv;
+            int             ms = cs->block_ms + w->cf.redis_timeout_ms;
+
+            tv.tv_sec = ms / 1000;
+            tv.tv_usec = (ms % 1000) * 1000;
+            redisSetTimeout(w->redis, tv);
+        }
+
+        r = mxw_read(&lp, history);
+
+        if (r == NULL) {
+            mxw_sleep_ms(w, backoff);
+            backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+            history = 1;
+            continue;
+        }
+
+        rc = mxw_process_read(&lp, r, history, &count);
+        freeReplyObject(r);
+
+        if (rc != MXW_DONE) {
+            mxw_sleep_ms(w, backoff);
+            backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+            history = 1;
+            continue;
+        }
+
+        backoff = 100;
+
+        if (history && count == 0) {
+            history = 0;        /* own backlog done: on to new entries */
+        }
+
+        if (!history && mxw_now_ms() - last_claim >= cs->claim_every_ms) {
+            last_claim = mxw_now_ms();
+
+            if (mxw_claim(&lp) != MXW_DONE) {
+                history = 1;
+            }
+        }
+    }
+
+    for (i = 0; i < cs->nstreams; i++) {
+        free(lp.cursors[i]);
+    }
+    free(lp.cursors);
+
+    return 0;
+}
