@@ -29,12 +29,15 @@ CORE_HDRS  := $(wildcard core/*.h)
 CORE_OBJS  := $(CORE_SRCS:core/%.c=$(O)/core/%.o)
 LIBCORE    := $(O)/libmxcore.a
 
-# workers/: mxw_*.c is the daemon runtime, every other .c is one program
+# workers/: mxw_*.c is the daemon runtime, matrixctl_*.c the parts of
+# matrixctl, and every other .c is one program
 WRT_SRCS   := $(sort $(wildcard workers/mxw_*.c))
 WRT_HDRS   := $(wildcard workers/*.h)
 WRT_OBJS   := $(WRT_SRCS:workers/%.c=$(O)/workers/%.o)
 LIBWRT     := $(O)/libmxworker.a
-PROG_SRCS  := $(filter-out $(WRT_SRCS),$(wildcard workers/*.c))
+CTL_SRCS   := $(sort $(wildcard workers/matrixctl_*.c))
+CTL_OBJS   := $(CTL_SRCS:workers/%.c=$(O)/workers/%.o)
+PROG_SRCS  := $(filter-out $(WRT_SRCS) $(CTL_SRCS),$(wildcard workers/*.c))
 PROGS      := $(PROG_SRCS:workers/%.c=$(O)/bin/%)
 DAEMONS    := roomserver syncer fedsender
 
@@ -47,13 +50,22 @@ UNITS      := $(UNIT_SRCS:t/c/%.c=$(O)/t/%)
 TPROG_SRCS := $(filter-out $(UNIT_SRCS),$(wildcard t/c/*.c))
 TPROGS     := $(TPROG_SRCS:t/c/%.c=$(O)/t/%)
 
+# fuzz targets (libFuzzer, clang) in t/fuzz/fuzz_*.c, seeds in t/fuzz/seeds/NAME/
+FUZZ_SRCS  := $(sort $(wildcard t/fuzz/fuzz_*.c))
+FUZZERS    := $(FUZZ_SRCS:t/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TIME  ?= 300
+
+# benchmark programs in bench/*.c
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCHES    := $(BENCH_SRCS:bench/%.c=$(O)/bench/%)
+
 MODULE     := $(BUILD)/nginx/objs/ngx_matrix_module.so
 MOD_SRCS   := $(wildcard ngx_matrix_module/*.c ngx_matrix_module/*.h)
 
 .PHONY: all deps module core workers units run test test-unit test-t \
-        bench fuzz fmt clean san
+        bench benches fuzz fuzzers fuzz-smoke fmt clean san
 
-all: module core workers units
+all: module core workers units benches
 
 deps:
 	@scripts/deps.sh
@@ -92,6 +104,10 @@ $(LIBWRT): $(WRT_OBJS) $(O)/gen/mx_lua_lib.o
 	rm -f $@
 	ar rcs $@ $^
 
+$(O)/bin/matrixctl: $(O)/workers/matrixctl.o $(CTL_OBJS) $(LIBWRT) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(O)/bin/%: $(O)/workers/%.o $(LIBWRT) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -104,6 +120,32 @@ $(O)/t/%.o: t/c/%.c $(CORE_HDRS) $(WRT_HDRS) $(wildcard t/c/*.h) $(GEN)
 
 $(O)/t/%: $(O)/t/%.o $(LIBWRT) $(LIBCORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# --- bench/ -----------------------------------------------------------------
+
+$(O)/bench/%: bench/%.c $(LIBWRT) $(LIBCORE) $(CORE_HDRS) $(WRT_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBWRT) $(LIBCORE) $(LDLIBS)
+
+benches: $(BENCHES)
+
+# --- t/fuzz: libFuzzer targets, built with clang over core/ -------------------
+
+$(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Icore \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -o $@ $< $(CORE_SRCS) -lsodium -lyajl -lcrypto -lm
+
+fuzzers: $(FUZZERS)
+
+# every target for FUZZ_TIME seconds (default 300), corpus kept in build/fuzz/
+fuzz: fuzzers
+	@scripts/fuzz.sh $(FUZZ_TIME) $(FUZZERS)
+
+# what make test runs: each target briefly, so a crash fails CI
+fuzz-smoke: fuzzers
+	@scripts/fuzz.sh 30 $(FUZZERS)
 
 # --- the nginx module --------------------------------------------------------
 #

@@ -1,7 +1,6 @@
 /*
- * matrixctl: the command table.  Protocol commands (canonical JSON, signing,
- * hashes, redaction, event IDs, auth, state resolution) live in
- * matrixctl_proto.c and are listed by MATRIXCTL_PROTOCOL_COMMANDS.
+ * matrixctl: the command table.  Each group of protocol commands lives in a
+ * matrixctl_<group>.c of its own and lists itself here.
  */
 
 #ifndef MATRIXCTL_H
@@ -15,6 +14,16 @@ typedef struct {
     const char  *help;
 } matrixctl_cmd_t;
 
-#define MATRIXCTL_PROTOCOL_COMMANDS
+
+/* matrixctl_event.c: canonical JSON, signing, hashes, redaction, event IDs */
+#define MATRIXCTL_EVENT_COMMANDS
+
+/* matrixctl_auth.c: authorization rules and state resolution */
+#define MATRIXCTL_AUTH_COMMANDS
+
+
+#define MATRIXCTL_PROTOCOL_COMMANDS                                          \
+    MATRIXCTL_EVENT_COMMANDS                                                 \
+    MATRIXCTL_AUTH_COMMANDS
 
 #endif /* MATRIXCTL_H */

@@ -1,0 +1,30 @@
+#!/bin/sh
+# fuzz.sh SECONDS FUZZER...
+#
+# Runs each libFuzzer target for SECONDS, starting from its seeds in
+# t/fuzz/seeds/<name>/ and the corpus it grew before in build/fuzz/corpus/.
+# Exits non-zero on the first crash, leak or sanitizer report; the input
+# that caused it is left in build/fuzz/ as crash-* (or leak-*, timeout-*).
+
+secs=$1
+shift
+
+status=0
+for f in "$@"; do
+    name=$(basename "$f")
+    corpus=build/fuzz/corpus/$name
+    seeds=t/fuzz/seeds/$name
+    mkdir -p "$corpus"
+    [ -d "$seeds" ] || seeds=
+    printf 'fuzz: %s for %ss ... ' "$name" "$secs"
+    if "$f" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+        -max_len=65536 -timeout=10 "$corpus" $seeds > "build/fuzz/$name.log" 2>&1; then
+        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$name.log" | grep -o '[0-9]*$')
+        echo "ok, ${runs:-?} runs"
+    else
+        echo "FAILED (see build/fuzz/$name.log)"
+        tail -30 "build/fuzz/$name.log"
+        status=1
+    fi
+done
+exit $status
