@@ -574,6 +574,12 @@ ngx_matrix_req_reply(void *data, redisReply *reply, ngx_uint_t status)
         ngx_log_error(NGX_LOG_ERR, mr->r->connection->log, 0,
                       "matrix: redis: %*s", reply->len, reply->str);
 
+        if (ngx_strstr(reply->str, "Function not found")) {
+            ngx_matrix_redis_recheck();
+            rc = ngx_matrix_send_unavailable(mr->r);
+            goto done;
+        }
+
         rc = ngx_matrix_send_error(mr->r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                    "M_UNKNOWN", "Internal error");
 

@@ -148,6 +148,14 @@ ngx_int_t ngx_matrix_token(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_matrix_authenticate(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_whoami(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_account.c */
+ngx_int_t ngx_matrix_check_own_user(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    const char *what);
+ngx_int_t ngx_matrix_account_data(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_ids.c */
+ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
+
 /* ngx_matrix_discovery.c */
 ngx_int_t ngx_matrix_versions(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_wellknown_client(ngx_matrix_req_t *mr);

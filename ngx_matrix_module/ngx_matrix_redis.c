@@ -11,7 +11,10 @@
  *
  * HANDSHAKE is the function library version check on the command connection
  * and the SUBSCRIBE on the subscriber.  A wrong library version keeps the
- * connection in HANDSHAKE and checks again every second.  The retry delay
+ * connection in HANDSHAKE and checks again every second.  A READY command
+ * connection checks the version again every 5 s, and at once when a call
+ * finds no such function, so a library replaced under a running server is
+ * noticed.  The retry delay
  * doubles from 100 ms up to 2 s and goes back to 100 ms once READY.
  *
  * Events are level-triggered: hiredis reads at most 16 KiB per call, so an
@@ -34,6 +37,7 @@
 #define NGX_MATRIX_REDIS_BACKOFF_MIN  100
 #define NGX_MATRIX_REDIS_BACKOFF_MAX  2000
 #define NGX_MATRIX_REDIS_RECHECK      1000
+#define NGX_MATRIX_REDIS_VERIFY       5000
 
 
 typedef struct {
@@ -43,6 +47,7 @@ typedef struct {
     ngx_msec_t            backoff;
     ngx_event_t           retry;
     ngx_event_t           deadline;      /* connect + handshake */
+    ngx_event_t           verify;        /* periodic version check */
     ngx_msec_t            last_reply;
     unsigned              subscriber:1;
     u_char                why[160];      /* why it is not READY */
@@ -243,6 +248,10 @@ ngx_matrix_redis_ready(ngx_matrix_redis_conn_t *rc)
     rc->last_reply = ngx_current_msec;
     rc->why[0] = '\0';
 
+    if (!rc->subscriber && !rc->verify.timer_set) {
+        ngx_add_timer(&rc->verify, NGX_MATRIX_REDIS_VERIFY);
+    }
+
     if (rc->logged[0]) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_matrix_redis.log, 0,
                       "matrix: redis %s connection ready", rc->name);
@@ -282,6 +291,10 @@ ngx_matrix_redis_lost(ngx_matrix_redis_conn_t *rc, const char *why)
 {
     if (rc->deadline.timer_set) {
         ngx_del_timer(&rc->deadline);
+    }
+
+    if (rc->verify.timer_set) {
+        ngx_del_timer(&rc->verify);
     }
 
     rc->ac = NULL;
@@ -462,7 +475,51 @@ ngx_matrix_redis_on_version(redisAsyncContext *ac, void *r, void *privdata)
         ngx_del_timer(&rc->deadline);
     }
 
+    if (rc->verify.timer_set) {
+        ngx_del_timer(&rc->verify);
+    }
+
+    rc->state = NGX_MATRIX_REDIS_HANDSHAKE;
     ngx_matrix_redis_down(rc, why, NGX_MATRIX_REDIS_RECHECK);
+}
+
+
+/* the library version again, while ready: it may have been replaced */
+
+static void
+ngx_matrix_redis_verify_handler(ngx_event_t *ev)
+{
+    ngx_matrix_redis_conn_t  *rc = ev->data;
+
+    if (ngx_matrix_redis.exiting || rc->state != NGX_MATRIX_REDIS_READY) {
+        return;
+    }
+
+    if (redisAsyncCommand(rc->ac, ngx_matrix_redis_on_version, rc,
+                          "FCALL mx_version 0")
+        != REDIS_OK)
+    {
+        ngx_matrix_redis_drop(rc, "could not send the version check");
+        return;
+    }
+
+    ngx_add_timer(&rc->verify, NGX_MATRIX_REDIS_VERIFY);
+}
+
+
+void
+ngx_matrix_redis_recheck(void)
+{
+    ngx_matrix_redis_conn_t  *rc;
+
+    rc = &ngx_matrix_redis.cmd;
+
+    if (rc->state == NGX_MATRIX_REDIS_READY) {
+        if (rc->verify.timer_set) {
+            ngx_del_timer(&rc->verify);
+        }
+        ngx_matrix_redis_verify_handler(&rc->verify);
+    }
 }
 
 
@@ -721,6 +778,11 @@ ngx_matrix_redis_conn_init(ngx_matrix_redis_conn_t *rc, const char *name,
     rc->deadline.log = ngx_matrix_redis.log;
     rc->deadline.cancelable = 1;
 
+    rc->verify.handler = ngx_matrix_redis_verify_handler;
+    rc->verify.data = rc;
+    rc->verify.log = ngx_matrix_redis.log;
+    rc->verify.cancelable = 1;
+
     ngx_matrix_redis_why(rc, "connecting");
 }
 
@@ -763,6 +825,10 @@ ngx_matrix_redis_exit_worker(void)
     for (i = 0; i < 2; i++) {
         if (conns[i]->retry.timer_set) {
             ngx_del_timer(&conns[i]->retry);
+        }
+
+        if (conns[i]->verify.timer_set) {
+            ngx_del_timer(&conns[i]->verify);
         }
 
         if (conns[i]->ac) {

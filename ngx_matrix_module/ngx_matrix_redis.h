@@ -61,6 +61,9 @@ ngx_int_t ngx_matrix_redis_command(ngx_matrix_redis_cmd_t **cmdp,
 /* the handler of a queued command will not be called */
 void ngx_matrix_redis_cancel(ngx_matrix_redis_cmd_t *cmd);
 
+/* check the function library version now (a call found no function) */
+void ngx_matrix_redis_recheck(void);
+
 /* why commands are refused now, for the 503 body; NULL when ready */
 const char *ngx_matrix_redis_unavailable(void);
 

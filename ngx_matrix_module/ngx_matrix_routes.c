@@ -33,6 +33,12 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/account/whoami", GET, ngx_matrix_whoami,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
+    /* per-user data */
+    { CS "/user/:userId/account_data/:type", GET|PUT,
+      ngx_matrix_account_data, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/user/:userId/rooms/:roomId/account_data/:type", GET|PUT,
+      ngx_matrix_account_data, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+
     /* federation */
     { "/_matrix/federation/v1/version", GET, ngx_matrix_federation_version,
       0 },
