@@ -83,6 +83,13 @@ static ngx_command_t  ngx_matrix_commands[] = {
       offsetof(ngx_matrix_main_conf_t, federation_address),
       NULL },
 
+    { ngx_string("matrix_input_shards"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, input_shards),
+      NULL },
+
     { ngx_string("matrix"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_matrix_enable,
@@ -153,6 +160,7 @@ ngx_matrix_create_main_conf(ngx_conf_t *cf)
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     mcf->key_valid = NGX_CONF_UNSET_MSEC;
     mcf->redis_port = NGX_CONF_UNSET;
+    mcf->input_shards = NGX_CONF_UNSET;
 
     return mcf;
 }
@@ -165,6 +173,13 @@ ngx_matrix_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
     ngx_conf_init_msec_value(mcf->key_valid, 86400000);
+    ngx_conf_init_value(mcf->input_shards, 4);
+
+    if (mcf->input_shards < 1 || mcf->input_shards > 256) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"matrix_input_shards\" must be 1 to 256");
+        return NGX_CONF_ERROR;
+    }
 
     if (mcf->redis_port == NGX_CONF_UNSET) {
         ngx_str_set(&mcf->redis, "127.0.0.1:6379");

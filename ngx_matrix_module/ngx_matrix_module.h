@@ -43,6 +43,7 @@ typedef struct {
     ngx_msec_t             key_valid;          /* valid_until_ts - now */
     ngx_str_t              public_baseurl;     /* .well-known/matrix/client */
     ngx_str_t              federation_address; /* .well-known/matrix/server */
+    ngx_int_t              input_shards;       /* mx:input:<n> streams */
     ngx_uint_t             used;               /* some location has matrix */
 } ngx_matrix_main_conf_t;
 

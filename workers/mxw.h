@@ -152,10 +152,28 @@ const char *mxw_entry_get(const mxw_entry_t *e, const char *name,
 
 
 /*
- * Common start for daemons: parse "-c nginx.conf" and "-n consumer-name",
- * load the configuration, install signal handlers.  Exits on bad usage.
+ * Entries carry a "kind" field; a daemon lists the kinds it handles and
+ * mxw_dispatch() (as the consumer's handler, with the table as data)
+ * routes each entry, dead-lettering kinds nobody handles.
  */
+typedef struct {
+    const char      *kind;
+    mxw_handler_pt   handler;
+} mxw_kind_t;
+
+mxw_result_t mxw_dispatch(mxw_t *w, const mxw_entry_t *e, void *kinds,
+    char *why, size_t why_len);
+
+
+/*
+ * Common start for daemons: parse "-c nginx.conf" and "-n consumer-name"
+ * (and the daemon's own options: opts in getopt form, each handed to
+ * on_opt), load the configuration, install signal handlers.  Exits with a
+ * usage message on bad usage.
+ */
+typedef int (*mxw_opt_pt)(mxw_t *w, int opt, const char *arg);
+
 void mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
-    const char **consumer);
+    const char **consumer, const char *opts, mxw_opt_pt on_opt);
 
 #endif /* MXW_H */

@@ -99,7 +99,7 @@ static void
 mxw_usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s -c <nginx.conf> [-n <consumer name>]\n"
+            "usage: %s -c <nginx.conf> [-n <consumer name>] [options]\n"
             "\n"
             "Reads the matrix_* settings of the http block of nginx.conf.\n"
             "The consumer name must be stable across restarts (it is how a\n"
@@ -112,10 +112,10 @@ mxw_usage(const char *prog)
 
 void
 mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
-    const char **consumer)
+    const char **consumer, const char *opts, mxw_opt_pt on_opt)
 {
     const char  *conf, *name;
-    char         err[1024], host[256];
+    char         err[1024], host[256], optstring[64];
     static char  dflt[512];
     int          opt;
 
@@ -124,8 +124,9 @@ mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
 
     conf = NULL;
     name = NULL;
+    snprintf(optstring, sizeof(optstring), "c:n:h%s", opts ? opts : "");
 
-    while ((opt = getopt(argc, argv, "c:n:h")) != -1) {
+    while ((opt = getopt(argc, argv, optstring)) != -1) {
         switch (opt) {
         case 'c':
             conf = optarg;
@@ -133,8 +134,14 @@ mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
         case 'n':
             name = optarg;
             break;
-        default:
+        case 'h':
+        case '?':
             mxw_usage(prog);
+            break;
+        default:
+            if (on_opt == NULL || on_opt(w, opt, optarg) != 0) {
+                mxw_usage(prog);
+            }
         }
     }
 
@@ -161,4 +168,31 @@ mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
     }
 
     mxw_signals(w);
+}
+
+
+mxw_result_t
+mxw_dispatch(mxw_t *w, const mxw_entry_t *e, void *kinds, char *why,
+    size_t why_len)
+{
+    mxw_kind_t  *k;
+    const char  *kind;
+    size_t       len;
+
+    kind = mxw_entry_get(e, "kind", &len);
+
+    if (kind == NULL) {
+        snprintf(why, why_len, "the entry has no kind");
+        return MXW_REJECT;
+    }
+
+    for (k = kinds; k->kind; k++) {
+        if (strlen(k->kind) == len && memcmp(k->kind, kind, len) == 0) {
+            return k->handler(w, e, NULL, why, why_len);
+        }
+    }
+
+    snprintf(why, why_len, "no handler for entries of kind \"%.*s\"",
+             (int) (len > 64 ? 64 : len), kind);
+    return MXW_REJECT;
 }

@@ -131,6 +131,8 @@ mxw_ack(mxw_t *w, mxw_consumer_t *cs, const char *stream, const char *id)
 
 /* XADD to mx:dead and XACK, in one transaction */
 
+#define MXW_DEAD_ARGS  16     /* XADD mx:dead MAXLEN ~ N * and 5 pairs */
+
 static int
 mxw_dead_letter(mxw_t *w, mxw_consumer_t *cs, const mxw_entry_t *e,
     const char *why)
@@ -144,7 +146,7 @@ mxw_dead_letter(mxw_t *w, mxw_consumer_t *cs, const mxw_entry_t *e,
 
     mxw_warn(w, "dead-lettering %s %s: %s", e->stream, e->id, why);
 
-    argc = 15 + 2 * e->nfields;
+    argc = MXW_DEAD_ARGS + 2 * e->nfields;
     argv = malloc(argc * sizeof(char *));
     lens = malloc(argc * sizeof(size_t));
     names = NULL;
@@ -261,20 +263,6 @@ mxw_process(mxw_loop_t *lp, const char *stream, redisReply *item,
         return mxw_ack(w, cs, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
     }
 
-    if (history) {
-        e.deliveries = mxw_deliveries(w, cs, stream, e.id);
-        if (e.deliveries < 0) {
-            return MXW_RETRY;
-        }
-
-        if (e.deliveries > cs->max_deliveries) {
-            snprintf(why, sizeof(why), "delivered %lld times without"
-                     " success", e.deliveries);
-            return mxw_dead_letter(w, cs, &e, why) == 0 ? MXW_DONE
-                                                         : MXW_RETRY;
-        }
-    }
-
     n = fields->elements / 2;
     e.nfields = (int) n;
     e.names = malloc((n + 1) * sizeof(char *));
@@ -294,6 +282,22 @@ mxw_process(mxw_loop_t *lp, const char *stream, redisReply *item,
         e.name_lens[i] = fields->element[2 * i]->len;
         e.values[i] = fields->element[2 * i + 1]->str;
         e.value_lens[i] = fields->element[2 * i + 1]->len;
+    }
+
+    if (history) {
+        e.deliveries = mxw_deliveries(w, cs, stream, e.id);
+        if (e.deliveries < 0) {
+            rc = MXW_RETRY;
+            goto done;
+        }
+
+        /* one that keeps failing, or crashing its consumer, goes no further */
+        if (e.deliveries > cs->max_deliveries) {
+            snprintf(why, sizeof(why), "delivered %lld times without"
+                     " success", e.deliveries);
+            rc = mxw_dead_letter(w, cs, &e, why) == 0 ? MXW_DONE : MXW_RETRY;
+            goto done;
+        }
     }
 
     why[0] = '\0';

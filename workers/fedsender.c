@@ -1,0 +1,52 @@
+/*
+ * fedsender: outbound federation.
+
+ * It consumes the output log mx:output (group "fedsender"), works out the
+ * remote servers concerned and sends them signed transactions, one in
+ * flight per destination, with backoff.
+ *
+ * Entry kinds are added with the flows that produce them: each kind is a
+ * handler in the table below.  Until a kind has a handler, its entries are
+ * dead-lettered with the reason, never dropped.
+ */
+
+#include <string.h>
+
+#include "mxw.h"
+
+
+static mxw_kind_t  kinds[] = {
+    { NULL, NULL }
+};
+
+
+int
+main(int argc, char **argv)
+{
+    mxw_t            w;
+    mxw_consumer_t   cs;
+    const char      *consumer;
+    const char      *streams[] = { "mx:output" };
+
+    mxw_init(&w, "fedsender", argc, argv, &consumer, NULL, NULL);
+
+    memset(&cs, 0, sizeof(cs));
+    cs.group = "fedsender";
+    cs.consumer = consumer;
+    cs.streams = streams;
+    cs.nstreams = 1;
+    cs.handler = mxw_dispatch;
+    cs.data = kinds;
+
+    mxw_info(&w, "consuming mx:output as %s", consumer);
+
+    if (mxw_connect(&w) != 0) {
+        return w.stop ? 0 : 1;
+    }
+
+    mxw_consume(&w, &cs);
+    mxw_disconnect(&w);
+    mxw_info(&w, "stopped");
+
+    return 0;
+}
