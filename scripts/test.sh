@@ -49,11 +49,23 @@ for stage in $stages; do
         ;;
 
     san)
-        echo "=== unit tests under ASan + UBSan"
-        if make -s SAN=1 units > build/san.log 2>&1; then
-            ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-                run_units build/san "unit tests (ASan+UBSan)"
+        echo "=== unit tests and daemons under ASan + UBSan"
+        if make -s SAN=1 units workers > build/san.log 2>&1; then
+            export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+            export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+            run_units build/san "unit tests (ASan+UBSan)"
+            log=$(mktemp)
+            TEST_DAEMON_BUILD=build/san prove -I t/lib t/006-worker.t > "$log" 2>&1
+            rc=$?
+            if [ $rc -eq 0 ]; then
+                summary+=("daemons (ASan+UBSan): $(grep -E '^Files=' "$log")")
+            else
+                cat "$log"
+                summary+=("daemons (ASan+UBSan): FAILED")
+                failed=1
+            fi
+            rm -f "$log"
+            unset ASAN_OPTIONS UBSAN_OPTIONS
         else
             tail -30 build/san.log
             summary+=("unit tests (ASan+UBSan): build FAILED")

@@ -13,11 +13,11 @@ use Test::Matrix;
 use Time::HiRes qw(sleep);
 use POSIX qw(:sys_wait_h);
 
-my $repo = $Test::Matrix::Server::Repo;
-my $worker = "$repo/build/t/stream_worker";
+my $build = Test::Matrix::Server::daemon_build();
+my $worker = "$build/t/stream_worker";
 
 %Test::Matrix::ServerOptions = (
-    daemons => "roomserver syncer fedsender $worker",
+    daemons => Test::Matrix::Server::default_daemons() . " $worker",
     env => { MXW_TEST_MAX_DELIVERIES => 3, MXW_TEST_CLAIM_IDLE_MS => 800,
              MXW_TEST_CLAIM_EVERY_MS => 300 },
 );
@@ -139,5 +139,9 @@ my ($d) = grep { my %f = @{ $_->[1] }; ($f{entry} // '') eq $id } @{ r('XRANGE',
 %dead = @{ $d->[1] };
 is($dead{group}, 'roomserver', 'from the roomserver group');
 like($dead{reason}, qr/no handler for entries of kind "no\.such\.kind"/, 'saying why');
+
+$srv->stop;
+my @reports = $srv->sanitizer_reports;
+is(scalar @reports, 0, 'no sanitizer report in any daemon log') or diag join "\n", @reports;
 
 done_testing();

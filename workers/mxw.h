@@ -82,6 +82,7 @@ void mxw_signals(mxw_t *w);
 int mxw_config_load(mxw_config_t *cf, const char *path, char *err,
     size_t err_len);
 const char *mxw_config_get(const mxw_config_t *cf, const char *name);
+void mxw_config_free(mxw_config_t *cf);
 /* nginx time syntax: "500ms", "5s", "1m"; no unit means seconds */
 int mxw_parse_time_ms(const char *s, int64_t *ms);
 
@@ -172,6 +173,9 @@ mxw_result_t mxw_dispatch(mxw_t *w, const mxw_entry_t *e, void *kinds,
  * usage message on bad usage.
  */
 typedef int (*mxw_opt_pt)(mxw_t *w, int opt, const char *arg);
+
+/* the end of a daemon: disconnect, free the configuration */
+void mxw_fini(mxw_t *w);
 
 void mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
     const char **consumer, const char *opts, mxw_opt_pt on_opt);

@@ -171,6 +171,15 @@ mxw_init(mxw_t *w, const char *prog, int argc, char **argv,
 }
 
 
+void
+mxw_fini(mxw_t *w)
+{
+    mxw_disconnect(w);
+    mxw_config_free(&w->cf);
+    mxw_info(w, "stopped");
+}
+
+
 mxw_result_t
 mxw_dispatch(mxw_t *w, const mxw_entry_t *e, void *kinds, char *why,
     size_t why_len)

@@ -388,6 +388,22 @@ mxw_parse_file(mxw_parse_t *ps, const char *path)
 }
 
 
+void
+mxw_config_free(mxw_config_t *cf)
+{
+    int  i;
+
+    for (i = 0; i < cf->n; i++) {
+        free(cf->d[i].name);
+        free(cf->d[i].value);
+        free(cf->d[i].file);
+    }
+
+    cf->n = 0;
+    cf->server_name = NULL;
+}
+
+
 const char *
 mxw_config_get(const mxw_config_t *cf, const char *name)
 {
@@ -510,16 +526,14 @@ mxw_config_redis(mxw_config_t *cf, const char *v, char *err, size_t err_len)
 }
 
 
-int
-mxw_config_load(mxw_config_t *cf, const char *path, char *err,
+static int
+mxw_config_read(mxw_config_t *cf, const char *path, char *err,
     size_t err_len)
 {
     mxw_parse_t   ps;
     const char   *v;
     char         *slash;
     int64_t       ms;
-
-    memset(cf, 0, sizeof(*cf));
 
     if (realpath(path, cf->path) == NULL) {
         snprintf(err, err_len, "cannot find \"%s\": %s", path,
@@ -569,6 +583,21 @@ mxw_config_load(mxw_config_t *cf, const char *path, char *err,
                            cf->prefix, v) != 0)
     {
         snprintf(err, err_len, "matrix_signing_key path too long");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+mxw_config_load(mxw_config_t *cf, const char *path, char *err,
+    size_t err_len)
+{
+    memset(cf, 0, sizeof(*cf));
+
+    if (mxw_config_read(cf, path, err, err_len) != 0) {
+        mxw_config_free(cf);
         return -1;
     }
 

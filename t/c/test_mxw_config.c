@@ -35,11 +35,14 @@ put(const char *name, const char *text)
 }
 
 
+/* loads into cf (zeroed, or loaded before), freeing what was there */
+
 static int
 load(mxw_config_t *cf, char *err, size_t len)
 {
     char  path[512];
 
+    mxw_config_free(cf);
     snprintf(path, sizeof(path), "%s/nginx.conf", dir);
     return mxw_config_load(cf, path, err, len);
 }
@@ -70,7 +73,7 @@ teardown(void **state)
 static void
 test_directives(void **state)
 {
-    mxw_config_t  cf;
+    mxw_config_t  cf = { .n = 0 };
     char          err[512], path[512];
 
     (void) state;
@@ -111,13 +114,14 @@ test_directives(void **state)
     assert_string_equal(mxw_config_get(&cf, "matrix_well_known_server"),
                         "fed.example.org:443");
     assert_null(mxw_config_get(&cf, "matrix_nothing"));
+    mxw_config_free(&cf);
 }
 
 
 static void
 test_defaults_and_unix(void **state)
 {
-    mxw_config_t  cf;
+    mxw_config_t  cf = { .n = 0 };
     char          err[512];
 
     (void) state;
@@ -139,13 +143,14 @@ test_defaults_and_unix(void **state)
     assert_int_equal(load(&cf, err, sizeof(err)), 0);
     assert_string_equal(cf.redis_host, "::1");
     assert_int_equal(cf.redis_port, 7000);
+    mxw_config_free(&cf);
 }
 
 
 static void
 test_errors(void **state)
 {
-    mxw_config_t  cf;
+    mxw_config_t  cf = { .n = 0 };
     char          err[512];
 
     (void) state;

@@ -77,7 +77,7 @@ sub start {
         MATRIX_LOG_LEVEL     => $ENV{TEST_LOG_LEVEL} // 'info',
         %{ $self->{env} },
     );
-    $env{MATRIX_DAEMONS} = $self->{daemons} if defined $self->{daemons};
+    $env{MATRIX_DAEMONS} = $self->{daemons} // default_daemons();
 
     my $log = "$self->{dir}/mx-run.out";
     my $pid = fork;
@@ -94,6 +94,26 @@ sub start {
     $self->{pid} = $pid;
     $self->wait_ready($o{timeout} // 30);
     return $self;
+}
+
+# the daemons of the build under test: TEST_DAEMON_BUILD=build/san runs
+# the sanitizer build of them
+sub daemon_build { "$Repo/" . ($ENV{TEST_DAEMON_BUILD} // 'build') }
+
+sub default_daemons {
+    my $b = daemon_build();
+    return join ' ', map { "$b/bin/$_" } qw(roomserver syncer fedsender);
+}
+
+# sanitizer reports in the logs of the daemons (empty when there are none)
+sub sanitizer_reports {
+    my ($self) = @_;
+    my @found;
+    for my $log (glob "$self->{dir}/log/*.log") {
+        my $text = slurp($log) // next;
+        push @found, "$log: $1" while $text =~ /((?:ERROR: \w+Sanitizer|runtime error:)[^\n]*)/g;
+    }
+    return @found;
 }
 
 sub running {
