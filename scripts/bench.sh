@@ -18,7 +18,7 @@ only=${BENCH_ONLY:-http core}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)"; exit 1; }
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport'; }
 
 # wrk URL [header]: prints "requests/s p50_ms p99_ms"
 run_wrk() {

@@ -7,7 +7,7 @@ set -e
 PKGS="nginx nginx-dev redis-server libhiredis-dev libsodium-dev libyajl-dev
 libssl-dev libcurl4-openssl-dev libcmocka-dev openssl make gcc clang
 libclang-rt-14-dev libtest-base-perl libio-socket-ssl-perl libnet-ssleay-perl
-libjson-perl wrk"
+libjson-perl wrk curl"
 
 missing=
 for p in $PKGS; do
