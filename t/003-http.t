@@ -258,3 +258,25 @@ PUT /_matrix/client/v3/user/@alice:localhost/account_data/a%2Fb
 GET /_matrix/client/v3/user/@alice:localhost/account_data/a%2Fb
 --- error_code: 200
 --- response_body: {"slash":1}
+
+=== TEST 32: a malformed escape in the path is a JSON 400
+--- raw_request eval
+"GET /_matrix/client/v3/%zz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+--- error_code: 400
+--- response_json
+{"errcode":"M_UNKNOWN","error":"Bad request"}
+--- response_headers
+Access-Control-Allow-Origin: *
+
+=== TEST 33: a request line too long is a JSON 414 M_TOO_LARGE
+--- request eval
+"GET /_matrix/client/versions?x=" . ("a" x 20000)
+--- error_code: 414
+--- response_body_like: "errcode":"M_TOO_LARGE"
+
+=== TEST 34: the error location is not reachable from outside
+--- request
+GET /_matrix_error
+--- error_code: 404
+--- response_json
+{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}
