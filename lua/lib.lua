@@ -27,7 +27,7 @@ redis.register_function{
 
 
 -- mx_token_get: who an access token belongs to
---   KEYS[1]  mx:token:<base64 sha256 of the token>
+--   KEYS[1]  mx:{<user_id>}:token:<base64 sha256 of the token>
 --   ARGV[1]  now, in ms since the epoch
 --   reply:   {'ok', user_id, device_id, is_guest ('0'|'1')}
 --            {'unknown'} when there is no such token

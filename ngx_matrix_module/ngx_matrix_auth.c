@@ -2,9 +2,10 @@
  * The access-token layer every authenticated endpoint goes through, and
  * whoami, its simplest user.
  *
- * Tokens are never stored: Redis holds mx:token:<base64 sha256 of the
- * token>, so a copy of the database gives nobody a working token.  The
- * lookup is one call of the mx_token_get function.
+ * Tokens are never stored: Redis holds mx:{<user_id>}:token:<base64 sha256
+ * of the token> (see core/mx_token.h for the format), so a copy of the
+ * database gives nobody a working token.  A token not of our format is
+ * refused without asking Redis; the others cost one call of mx_token_get.
  */
 
 #include <ngx_config.h>
@@ -13,13 +14,9 @@
 
 #include <sodium.h>
 
-#include <mx_base64.h>
+#include <mx_token.h>
 
 #include "ngx_matrix_module.h"
-
-
-#define NGX_MATRIX_TOKEN_KEY_LEN                                             \
-    (sizeof("mx:token:") - 1 + mx_base64_encoded_len(crypto_hash_sha256_BYTES))
 
 
 /*
@@ -72,6 +69,16 @@ ngx_matrix_token(ngx_http_request_t *r, ngx_str_t *token)
 
 
 static ngx_int_t
+ngx_matrix_unknown_token(ngx_http_request_t *r)
+{
+    return ngx_matrix_send_error_extra(r, NGX_HTTP_UNAUTHORIZED,
+                                       "M_UNKNOWN_TOKEN",
+                                       "\"soft_logout\":false",
+                                       "Unrecognised access token");
+}
+
+
+static ngx_int_t
 ngx_matrix_auth_reply(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_http_request_t  *r;
@@ -100,10 +107,7 @@ ngx_matrix_auth_reply(ngx_matrix_req_t *mr, redisReply *reply)
         || el[2]->type != REDIS_REPLY_STRING
         || el[3]->type != REDIS_REPLY_STRING)
     {
-        return ngx_matrix_send_error_extra(r, NGX_HTTP_UNAUTHORIZED,
-                                           "M_UNKNOWN_TOKEN",
-                                           "\"soft_logout\":false",
-                                           "Unrecognised access token");
+        return ngx_matrix_unknown_token(r);
     }
 
     mr->user_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
@@ -133,20 +137,26 @@ ngx_matrix_auth_reply(ngx_matrix_req_t *mr, redisReply *reply)
 ngx_int_t
 ngx_matrix_authenticate(ngx_matrix_req_t *mr)
 {
-    u_char       hash[crypto_hash_sha256_BYTES], *key, *now;
-    const char  *argv[5];
-    size_t       argvlen[5];
+    u_char       *key, *now;
+    char          user[MX_TOKEN_USER_MAX + 1];
+    size_t        ulen, klen;
+    const char   *argv[5];
+    size_t        argvlen[5];
 
-    key = ngx_pnalloc(mr->r->pool, NGX_MATRIX_TOKEN_KEY_LEN + 1);
+    ulen = mx_token_user((char *) mr->token.data, mr->token.len,
+                         MX_TOKEN_ACCESS, user);
+    if (ulen == 0) {
+        return ngx_matrix_unknown_token(mr->r);
+    }
+
+    key = ngx_pnalloc(mr->r->pool, MX_TOKEN_KEY_MAX);
     now = ngx_pnalloc(mr->r->pool, NGX_INT64_LEN);
     if (key == NULL || now == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    crypto_hash_sha256(hash, mr->token.data, mr->token.len);
-
-    ngx_memcpy(key, "mx:token:", 9);
-    mx_base64_encode(hash, sizeof(hash), (char *) key + 9, MX_BASE64_STD);
+    klen = mx_token_key((char *) key, MX_TOKEN_ACCESS, user, ulen,
+                        (char *) mr->token.data, mr->token.len);
 
     argv[0] = "FCALL";
     argvlen[0] = 5;
@@ -155,7 +165,7 @@ ngx_matrix_authenticate(ngx_matrix_req_t *mr)
     argv[2] = "1";
     argvlen[2] = 1;
     argv[3] = (const char *) key;
-    argvlen[3] = NGX_MATRIX_TOKEN_KEY_LEN;
+    argvlen[3] = klen;
     argv[4] = (const char *) now;
     argvlen[4] = ngx_sprintf(now, "%L", ngx_matrix_now_ms()) - now;
 

@@ -61,7 +61,9 @@ http_bench() {
         MATRIX_LOG_LEVEL=error scripts/mx-run > "$data.log" 2>&1 &
     pid=$!
 
-    token=bench-token-$RANDOM$RANDOM
+    # an access token in the server's format (core/mx_token.h)
+    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    token="mxa_$(printf '@bench:localhost' | b64url)_$(head -c 32 /dev/urandom | b64url)"
     hash=$(printf '%s' "$token" | openssl dgst -sha256 -binary | base64 | tr -d '=')
 
     for _ in $(seq 1 100); do
@@ -69,7 +71,7 @@ http_bench() {
             curl -sf -o /dev/null "http://127.0.0.1:$cport/_matrix/client/versions" && break
         sleep 0.1
     done
-    redis-cli -s "$data/run/redis.sock" HSET "mx:token:$hash" user_id @bench:localhost \
+    redis-cli -s "$data/run/redis.sock" HSET "mx:{@bench:localhost}:token:$hash" user_id @bench:localhost \
         device_id BENCH guest 0 > /dev/null
 
     local base="http://127.0.0.1:$cport"

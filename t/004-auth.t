@@ -12,11 +12,18 @@ run_tests();
 
 # the token is never stored in clear
 my $srv = server();
-my $token = $srv->make_token(user_id => '@carol:localhost', token => 'clear-token-123');
-my $keys = $srv->redis_cmd('KEYS', '*clear-token-123*');
-is(scalar @$keys, 0, 'no key names the token');
-my $dump = $srv->redis_cmd('HGETALL', 'mx:token:' . Test::Matrix::Server::token_hash($token));
-ok(!grep({ /clear-token-123/ } @$dump), 'the stored record does not hold the token');
+my $token = $srv->make_token(user_id => '@carol:localhost');
+my $secret = substr($token, -43);
+my $keys = $srv->redis_cmd('KEYS', '*');
+ok(!grep({ index($_, $secret) >= 0 } @$keys), 'no key names the token');
+my $dump = $srv->redis_cmd('HGETALL', 'mx:{@carol:localhost}:token:' . Test::Matrix::Server::token_hash($token));
+ok(@$dump && !grep({ index($_, $secret) >= 0 } @$dump), 'the stored record does not hold the token');
+
+# a token naming another user than the one it was issued to is unknown
+(my $forged = $token) =~ s/^mxa_[^_]+_/'mxa_' . Test::Matrix::Server::b64url('@alice:localhost') . '_'/e;
+my ($st, $js) = client(token => $forged)->get('/_matrix/client/v3/account/whoami');
+is($st, 401, 'a token edited to name another user is refused');
+is($js->{errcode}, 'M_UNKNOWN_TOKEN', 'as an unknown token');
 
 done_testing();
 

@@ -122,18 +122,20 @@ sub running {
     return waitpid($self->{pid}, WNOHANG) == 0;
 }
 
-# ready: nginx answers, and Redis (with the function library) answers it
+# ready: nginx answers, and Redis (with the function library) answers it:
+# a well-formed unknown token is only refused after asking Redis
 sub wait_ready {
     my ($self, $timeout) = @_;
     my $http = HTTP::Tiny->new(timeout => 2);
     my $until = time + $timeout;
+    my $probe = 'mxa_' . b64url('@probe:localhost') . '_' . ('A' x 43);
     my $r;
 
     while (time < $until) {
         croak "mx-run exited:\n" . $self->launcher_log unless $self->running;
 
         $r = $http->get($self->url . '/_matrix/client/v3/account/whoami',
-                        { headers => { Authorization => 'Bearer ready-probe' } });
+                        { headers => { Authorization => "Bearer $probe" } });
         return 1 if $r->{status} == 401;
         sleep 0.1;
     }
@@ -239,13 +241,23 @@ sub wait_for {
 
 sub alive { my $pid = shift; return $pid && kill(0, $pid) }
 
-# an access token stored the way the server stores them: by hash only
+sub b64url {
+    my $s = encode_base64(shift, '');
+    $s =~ tr{+/}{-_};
+    $s =~ s/=+\z//;
+    return $s;
+}
+
+# an access token in the server's format (core/mx_token.h), stored the way
+# the server stores them: by hash only, under its user
 sub make_token {
     my ($self, %o) = @_;
-    my $token = $o{token} // 'tok_' . join('', map { ('a'..'z', 0..9)[rand 36] } 1 .. 32);
-    my $key = 'mx:token:' . token_hash($token);
+    my $user = $o{user_id} // '@alice:' . $self->server_name;
+    my $token = 'mxa_' . b64url($user) . '_'
+                . b64url(join '', map { chr int rand 256 } 1 .. 32);
+    my $key = "mx:{$user}:token:" . token_hash($token);
     $self->redis_cmd('HSET', $key,
-        user_id   => $o{user_id} // '@alice:' . $self->server_name,
+        user_id   => $user,
         device_id => $o{device_id} // 'DEVICE',
         guest     => $o{guest} ? 1 : 0,
         expires   => $o{expires} // 0);
