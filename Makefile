@@ -141,11 +141,11 @@ fuzzers: $(FUZZERS)
 
 # every target for FUZZ_TIME seconds (default 300), corpus kept in build/fuzz/
 fuzz: fuzzers
-	@scripts/fuzz.sh $(FUZZ_TIME) $(FUZZERS)
+	@FUZZ_OUT=$(BUILD)/fuzz scripts/fuzz.sh $(FUZZ_TIME) $(FUZZERS)
 
 # what make test runs: each target briefly, so a crash fails CI
 fuzz-smoke: fuzzers
-	@scripts/fuzz.sh 30 $(FUZZERS)
+	@FUZZ_OUT=$(BUILD)/fuzz scripts/fuzz.sh 30 $(FUZZERS)
 
 # --- the nginx module --------------------------------------------------------
 #
@@ -158,7 +158,7 @@ $(BUILD)/nginx/.configured: config $(NGINX_SRC)/conf_flags
 	mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && . ./conf_flags && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    MX_GEN_DIR=$(abspath $(BUILD))/gen ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt='-fPIC -D_GNU_SOURCE' \
 	        --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	    || { tail -30 configure.log; exit 1; }
@@ -182,12 +182,12 @@ FORCE:
 # --- running -------------------------------------------------------------------
 
 run: deps all
-	scripts/mx-run
+	MATRIX_BUILD=$(abspath $(BUILD)) scripts/mx-run
 
 # --- tests -------------------------------------------------------------------
 
 test: deps all
-	@scripts/test.sh
+	@MATRIX_BUILD=$(abspath $(BUILD)) scripts/test.sh
 
 test-unit: units
 	@for t in $(UNITS); do $$t || exit 1; done
@@ -196,7 +196,7 @@ san:
 	$(MAKE) SAN=1 core workers units
 
 bench: deps all
-	@scripts/bench.sh
+	@MATRIX_BUILD=$(abspath $(BUILD)) scripts/bench.sh
 
 fmt:
 	clang-format -i core/*.c core/*.h workers/*.c workers/*.h t/c/*.c

@@ -154,6 +154,18 @@ ngx_int_t ngx_matrix_check_own_user(ngx_matrix_req_t *mr, ngx_str_t *user_id,
     const char *what);
 ngx_int_t ngx_matrix_account_data(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_filter.c */
+ngx_int_t ngx_matrix_filter_post(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_filter_get(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_pushrules.c */
+ngx_int_t ngx_matrix_pushrules_get(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_pushrule(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_pushrule_attr(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_capabilities.c */
+ngx_int_t ngx_matrix_capabilities(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
 

@@ -39,6 +39,25 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/user/:userId/rooms/:roomId/account_data/:type", GET|PUT,
       ngx_matrix_account_data, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
+    /* filters (ngx_matrix_filter.c) */
+    { CS "/user/:userId/filter", POST, ngx_matrix_filter_post,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/user/:userId/filter/:filterId", GET, ngx_matrix_filter_get,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+
+    /* push rules (ngx_matrix_pushrules.c) */
+    { CS "/pushrules/", GET, ngx_matrix_pushrules_get, NGX_MATRIX_AUTH },
+    { CS "/pushrules/:scope/", GET, ngx_matrix_pushrules_get,
+      NGX_MATRIX_AUTH },
+    { CS "/pushrules/:scope/:kind/:ruleId", GET|PUT|DELETE,
+      ngx_matrix_pushrule, NGX_MATRIX_AUTH },
+    { CS "/pushrules/:scope/:kind/:ruleId/:attr", GET|PUT,
+      ngx_matrix_pushrule_attr, NGX_MATRIX_AUTH },
+
+    /* capabilities (ngx_matrix_capabilities.c) */
+    { CS "/capabilities", GET, ngx_matrix_capabilities,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+
     /* federation */
     { "/_matrix/federation/v1/version", GET, ngx_matrix_federation_version,
       0 },

@@ -2,7 +2,7 @@
 # make bench: print the figures.  Each HTTP figure is measured with wrk
 # against a server started here, beside a baseline measured in the same run
 # (nginx answering a static `return 200`), and given as a ratio to it, so the
-# numbers compare across machines.  Then every program in build/bench/ runs
+# numbers compare across machines.  Then every program in $MATRIX_BUILD/bench/ runs
 # and prints its own figures.
 #
 # BENCH_SECS (default 10) is the length of each wrk run, BENCH_CONNS (64) the
@@ -11,6 +11,8 @@
 set -u
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+build=${MATRIX_BUILD:-$repo/build}
+export MATRIX_BUILD=$build
 
 secs=${BENCH_SECS:-10}
 conns=${BENCH_CONNS:-64}
@@ -50,7 +52,7 @@ ms() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 http_bench() {
-    local data=$repo/build/bench-data cport fport pid token hash
+    local data=$build/bench-data cport fport pid token hash
     rm -rf "$data"
     mkdir -p "$data/conf.d/client"
     echo 'location = /_bench/static { return 200 "{}"; }' > "$data/conf.d/client/bench.conf"
@@ -93,7 +95,7 @@ http_bench() {
 
 core_bench() {
     local b
-    for b in build/bench/*; do
+    for b in "$build"/bench/*; do
         [ -x "$b" ] || continue
         echo
         echo "== $(basename "$b")"

@@ -8,22 +8,23 @@
 
 secs=$1
 shift
+out=${FUZZ_OUT:-build/fuzz}
 
 status=0
 for f in "$@"; do
     name=$(basename "$f")
-    corpus=build/fuzz/corpus/$name
+    corpus=$out/corpus/$name
     seeds=t/fuzz/seeds/$name
     mkdir -p "$corpus"
     [ -d "$seeds" ] || seeds=
     printf 'fuzz: %s for %ss ... ' "$name" "$secs"
-    if "$f" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix=build/fuzz/ \
-        -max_len=65536 -timeout=10 "$corpus" $seeds > "build/fuzz/$name.log" 2>&1; then
-        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$name.log" | grep -o '[0-9]*$')
+    if "$f" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix=$out/ \
+        -max_len=65536 -timeout=10 "$corpus" $seeds > "$out/$name.log" 2>&1; then
+        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$name.log" | grep -o '[0-9]*$')
         echo "ok, ${runs:-?} runs"
     else
-        echo "FAILED (see build/fuzz/$name.log)"
-        tail -30 "build/fuzz/$name.log"
+        echo "FAILED (see $out/$name.log)"
+        tail -30 "$out/$name.log"
         status=1
     fi
 done

@@ -14,6 +14,8 @@ set -u
 cd "$(dirname "$0")/.."
 
 stages=${TEST_STAGES:-units san fuzz t}
+build=${MATRIX_BUILD:-$(pwd)/build}
+export MATRIX_BUILD=$build
 summary=()
 failed=0
 
@@ -45,17 +47,17 @@ for stage in $stages; do
 
     units)
         echo "=== unit tests"
-        run_units build "unit tests"
+        run_units "$build" "unit tests"
         ;;
 
     san)
         echo "=== unit tests and daemons under ASan + UBSan"
-        if make -s SAN=1 units workers > build/san.log 2>&1; then
+        if make -s BUILD="$build" SAN=1 units workers > "$build/san.log" 2>&1; then
             export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
             export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-            run_units build/san "unit tests (ASan+UBSan)"
+            run_units "$build/san" "unit tests (ASan+UBSan)"
             log=$(mktemp)
-            TEST_DAEMON_BUILD=build/san prove -I t/lib t/006-worker.t > "$log" 2>&1
+            TEST_DAEMON_BUILD="$build/san" prove -I t/lib t/006-worker.t > "$log" 2>&1
             rc=$?
             if [ $rc -eq 0 ]; then
                 summary+=("daemons (ASan+UBSan): $(grep -E '^Files=' "$log")")
@@ -67,7 +69,7 @@ for stage in $stages; do
             rm -f "$log"
             unset ASAN_OPTIONS UBSAN_OPTIONS
         else
-            tail -30 build/san.log
+            tail -30 "$build/san.log"
             summary+=("unit tests (ASan+UBSan): build FAILED")
             failed=1
         fi
@@ -76,7 +78,7 @@ for stage in $stages; do
     fuzz)
         echo "=== fuzzing, briefly"
         if ls t/fuzz/fuzz_*.c >/dev/null 2>&1; then
-            if make -s fuzz-smoke; then
+            if make -s BUILD="$build" fuzz-smoke; then
                 summary+=("fuzz: $(ls t/fuzz/fuzz_*.c | wc -l) targets, no crash")
             else
                 summary+=("fuzz: FAILED")

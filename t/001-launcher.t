@@ -101,7 +101,7 @@ $b->stop;
 my $tdir = "$repo/t/servroot/launcher-conf-$$";
 remove_tree($tdir);
 make_path("$tdir/logs");
-system("$repo/build/bin/matrixctl keygen > $tdir/good.key");
+system("$Test::Matrix::Server::Build/bin/matrixctl keygen > $tdir/good.key");
 open my $f, '>', "$tdir/bad.key"; print {$f} "ed25519 x notbase64!\n"; close $f;
 
 sub nginx_t {
@@ -109,7 +109,7 @@ sub nginx_t {
     my $http = join '', map { "    $_;\n" } @{ $o{directives} };
     open my $fh, '>', "$tdir/nginx.conf" or die;
     print {$fh} <<"CONF";
-load_module $repo/build/nginx/objs/ngx_matrix_module.so;
+load_module $Test::Matrix::Server::Build/nginx/objs/ngx_matrix_module.so;
 pid $tdir/nginx.pid;
 error_log $tdir/logs/error.log;
 events { }

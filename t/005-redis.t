@@ -86,7 +86,7 @@ ok(wait_for(sub {
     $s == 503 && ($j->{error} // '') =~ /function library is version old-version/;
 }, 10), 'the module notices and refuses to use it, saying why');
 
-my $out = qx{$Test::Matrix::Server::Repo/build/bin/matrixctl functions -c $srv->{dir}/nginx.conf 2>&1};
+my $out = qx{$Test::Matrix::Server::Build/bin/matrixctl functions -c $srv->{dir}/nginx.conf 2>&1};
 is($?, 0, 'matrixctl functions loads the right library') or diag $out;
 
 ok(wait_for(sub { (whoami())[0] == 200 }, 10), 'and requests succeed again');
@@ -101,7 +101,7 @@ ok(wait_for(sub {
     $s == 503 && ($j->{error} // '') =~ /is not loaded/;
 }, 10), 'and the error says the library is not loaded');
 
-qx{$Test::Matrix::Server::Repo/build/bin/matrixctl functions -c $srv->{dir}/nginx.conf 2>&1};
+qx{$Test::Matrix::Server::Build/bin/matrixctl functions -c $srv->{dir}/nginx.conf 2>&1};
 ok(wait_for(sub { (whoami())[0] == 200 }, 10), 'loading it again brings the service back');
 
 my $log = Test::Matrix::Server::slurp($srv->log_path('nginx'));

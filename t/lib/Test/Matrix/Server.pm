@@ -25,6 +25,10 @@ use Test::Matrix::Redis;
 
 our $Repo = abs_path(dirname(__FILE__) . '/../../../..');
 
+# the build under test: MATRIX_BUILD, as scripts/mx-run reads it
+our $Build = $ENV{MATRIX_BUILD} // "$Repo/build";
+$ENV{MATRIX_BUILD} = $Build;
+
 my %Used_ports;
 
 sub free_port {
@@ -98,7 +102,7 @@ sub start {
 
 # the daemons of the build under test: TEST_DAEMON_BUILD=build/san runs
 # the sanitizer build of them
-sub daemon_build { "$Repo/" . ($ENV{TEST_DAEMON_BUILD} // 'build') }
+sub daemon_build { $ENV{TEST_DAEMON_BUILD} // $Build }
 
 sub default_daemons {
     my $b = daemon_build();
