@@ -106,7 +106,7 @@ $(LIBWRT): $(WRT_OBJS) $(O)/gen/mx_lua_lib.o
 
 $(O)/bin/matrixctl: $(O)/workers/matrixctl.o $(CTL_OBJS) $(LIBWRT) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
 
 $(O)/bin/%: $(O)/workers/%.o $(LIBWRT) $(LIBCORE)
 	@mkdir -p $(@D)

@@ -65,15 +65,22 @@ mx_token_user(const char *token, size_t len, int kind, char *out)
 }
 
 
+void
+mx_token_hash(char out[MX_TOKEN_HASH_LEN + 1], const char *token, size_t len)
+{
+    unsigned char  hash[crypto_hash_sha256_BYTES];
+
+    crypto_hash_sha256(hash, (const unsigned char *) token, len);
+    mx_base64_encode(hash, sizeof(hash), out, MX_BASE64_STD);
+}
+
+
 size_t
 mx_token_key(char *out, int kind, const char *user_id, size_t user_len,
     const char *token, size_t len)
 {
-    unsigned char   hash[crypto_hash_sha256_BYTES];
-    const char     *what;
-    size_t          n, wlen;
-
-    crypto_hash_sha256(hash, (const unsigned char *) token, len);
+    const char  *what;
+    size_t       n, wlen;
 
     what = kind == MX_TOKEN_REFRESH ? "}:refresh:" : "}:token:";
     wlen = strlen(what);
@@ -84,7 +91,7 @@ mx_token_key(char *out, int kind, const char *user_id, size_t user_len,
     n += user_len;
     memcpy(out + n, what, wlen);
     n += wlen;
-    n += mx_base64_encode(hash, sizeof(hash), out + n, MX_BASE64_STD);
+    mx_token_hash(out + n, token, len);
 
-    return n;
+    return n + MX_TOKEN_HASH_LEN;
 }

@@ -40,6 +40,12 @@ size_t mx_token_make(char *out, int kind, const char *user_id, size_t len,
  */
 size_t mx_token_user(const char *token, size_t len, int kind, char *out);
 
+#define MX_TOKEN_HASH_LEN  43
+
+/* base64 of the token's SHA-256, the part of its key that names it */
+void mx_token_hash(char out[MX_TOKEN_HASH_LEN + 1], const char *token,
+    size_t len);
+
 /* the Redis key of a token, with its user; returns its length */
 size_t mx_token_key(char *out, int kind, const char *user_id,
     size_t user_len, const char *token, size_t len);

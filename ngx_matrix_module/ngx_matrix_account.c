@@ -164,3 +164,149 @@ ngx_matrix_account_data_get_done(ngx_matrix_req_t *mr, redisReply *reply)
 
     return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, body, reply->len);
 }
+
+
+/*
+ * POST /account/password {new_password, logout_devices, auth}: the current
+ * password by user-interactive auth, the new one hashed in the thread pool,
+ * then mx_password_set (which logs out every other device unless
+ * logout_devices is false).
+ */
+
+typedef struct {
+    ngx_str_t   key;
+    ngx_str_t   password;
+    ngx_str_t   hash;
+    ngx_uint_t  logout;
+} ngx_matrix_password_change_t;
+
+
+static ngx_int_t
+ngx_matrix_password_changed(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    return ngx_matrix_send_empty(mr->r, NGX_HTTP_OK);
+}
+
+
+static ngx_int_t
+ngx_matrix_password_hashed(ngx_matrix_req_t *mr, ngx_int_t ok)
+{
+    ngx_matrix_password_change_t  *pc = mr->data;
+    ngx_matrix_cmd_t               c;
+
+    ngx_matrix_fcall_init(&c, "mx_password_set", 1);
+    ngx_matrix_cmd_str(&c, &pc->key);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, &pc->hash);
+    ngx_matrix_cmd_cstr(&c, pc->logout ? "1" : "0");
+    ngx_matrix_cmd_str(&c, &mr->device_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_password_changed);
+}
+
+
+static ngx_int_t
+ngx_matrix_password_authed(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_password_change_t  *pc = mr->data;
+
+    return ngx_matrix_password_hash(mr, &pc->password, &pc->hash,
+                                    ngx_matrix_password_hashed);
+}
+
+
+ngx_int_t
+ngx_matrix_password_change(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_password_change_t  *pc;
+    mx_json_t                     *v;
+
+    pc = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_password_change_t));
+    if (pc == NULL
+        || ngx_matrix_user_key(mr, &mr->user_id, "user", &pc->key) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mr->data = pc;
+
+    v = mx_json_get(mr->body, "new_password");
+    if (v == NULL || v->type != MX_JSON_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     v ? "M_BAD_JSON" : "M_MISSING_PARAM",
+                                     "new_password must be a string");
+    }
+
+    pc->password.data = (u_char *) v->u.s.p;
+    pc->password.len = v->u.s.len;
+
+    v = mx_json_get(mr->body, "logout_devices");
+    if (v && !mx_json_is_bool(v)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "logout_devices must be a"
+                                     " boolean");
+    }
+
+    pc->logout = v == NULL || v->type == MX_JSON_TRUE;
+
+    return ngx_matrix_uia(mr, "m.login.password", ngx_matrix_password_authed);
+}
+
+
+/*
+ * POST /account/deactivate: after the password, the account can never log
+ * in again, every token dies, and its name is never given out again.
+ */
+
+static ngx_int_t
+ngx_matrix_deactivated(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    static u_char  done[] = "{\"id_server_unbind_result\":\"success\"}";
+
+    return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, done, sizeof(done) - 1);
+}
+
+
+static ngx_int_t
+ngx_matrix_deactivate_authed(ngx_matrix_req_t *mr)
+{
+    ngx_str_t         key;
+    ngx_matrix_cmd_t  c;
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_deactivate", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_deactivated);
+}
+
+
+ngx_int_t
+ngx_matrix_deactivate(ngx_matrix_req_t *mr)
+{
+    mx_json_t  *v;
+
+    v = mx_json_get(mr->body, "id_server");
+    if (v && v->type != MX_JSON_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "id_server must be a"
+                                     " string");
+    }
+
+    v = mx_json_get(mr->body, "erase");
+    if (v && !mx_json_is_bool(v)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "erase must be a boolean");
+    }
+
+    return ngx_matrix_uia(mr, "m.login.password",
+                          ngx_matrix_deactivate_authed);
+}

@@ -140,8 +140,8 @@ ngx_matrix_authenticate(ngx_matrix_req_t *mr)
     u_char       *key, *now;
     char          user[MX_TOKEN_USER_MAX + 1];
     size_t        ulen, klen;
-    const char   *argv[5];
-    size_t        argvlen[5];
+    const char   *argv[6];
+    size_t        argvlen[6];
 
     ulen = mx_token_user((char *) mr->token.data, mr->token.len,
                          MX_TOKEN_ACCESS, user);
@@ -168,8 +168,10 @@ ngx_matrix_authenticate(ngx_matrix_req_t *mr)
     argvlen[3] = klen;
     argv[4] = (const char *) now;
     argvlen[4] = ngx_sprintf(now, "%L", ngx_matrix_now_ms()) - now;
+    argv[5] = (const char *) mr->r->connection->addr_text.data;
+    argvlen[5] = mr->r->connection->addr_text.len;
 
-    return ngx_matrix_redis(mr, ngx_matrix_auth_reply, 5, argv, argvlen);
+    return ngx_matrix_redis(mr, ngx_matrix_auth_reply, 6, argv, argvlen);
 }
 
 

@@ -79,8 +79,12 @@ ngx_matrix_send_raw(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
 
     rc = ngx_http_send_header(r);
 
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc > NGX_OK || r->header_only) {
+        return NGX_MATRIX_ANSWERED;
     }
 
     b = ngx_calloc_buf(r->pool);
@@ -97,7 +101,10 @@ ngx_matrix_send_raw(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     out.buf = b;
     out.next = NULL;
 
-    return ngx_http_output_filter(r, &out);
+    rc = ngx_http_output_filter(r, &out);
+
+    /* NGX_AGAIN too: nginx sends the rest when it finalizes the request */
+    return rc == NGX_ERROR ? NGX_ERROR : NGX_MATRIX_ANSWERED;
 }
 
 
@@ -232,12 +239,47 @@ ngx_matrix_send_unavailable(ngx_http_request_t *r)
 }
 
 
+/* 429 M_LIMIT_EXCEEDED, with when to try again, in the body and header */
+
+ngx_int_t
+ngx_matrix_send_limited(ngx_http_request_t *r)
+{
+    static ngx_str_t         name = ngx_string("Retry-After");
+    ngx_matrix_main_conf_t  *mcf;
+    ngx_str_t                value;
+    u_char                   extra[64];
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_matrix_module);
+
+    value.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.len = ngx_sprintf(value.data, "%M", (mcf->retry_after + 999) / 1000)
+                - value.data;
+
+    if (ngx_matrix_add_header(r, &name, &value) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(extra, "\"retry_after_ms\":%M%Z", mcf->retry_after);
+
+    return ngx_matrix_send_error_extra(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                       "M_LIMIT_EXCEEDED", (char *) extra,
+                                       "Too many requests");
+}
+
+
 /* nginx refused the request itself and error_page brought it here */
 
 ngx_int_t
 ngx_matrix_send_status_error(ngx_http_request_t *r, ngx_uint_t status)
 {
     switch (status) {
+
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        return ngx_matrix_send_limited(r);
 
     case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
         return ngx_matrix_send_error(r, status, "M_TOO_LARGE",

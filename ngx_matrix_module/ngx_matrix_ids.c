@@ -27,3 +27,65 @@ ngx_matrix_room_id_valid(ngx_str_t *id)
 
     return 1;
 }
+
+
+/* a user ID localpart of this server: [a-z0-9._=/+-], 1 or more */
+
+ngx_uint_t
+ngx_matrix_localpart_valid(u_char *p, size_t len)
+{
+    size_t  i;
+    u_char  c;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
+              || c == '_' || c == '=' || c == '-' || c == '/' || c == '+'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Is user_id "@<localpart>:<our server name>"?  NGX_OK with the localpart,
+ * NGX_DECLINED when it names another server or is no user ID.
+ */
+
+ngx_int_t
+ngx_matrix_user_id_local(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    ngx_str_t *localpart)
+{
+    u_char     *colon;
+    ngx_str_t  *server;
+
+    if (user_id->len < 3 || user_id->data[0] != '@' || user_id->len > 255) {
+        return NGX_DECLINED;
+    }
+
+    colon = ngx_strlchr(user_id->data, user_id->data + user_id->len, ':');
+    if (colon == NULL) {
+        return NGX_DECLINED;
+    }
+
+    server = &mr->mcf->server_name;
+
+    if ((size_t) (user_id->data + user_id->len - colon - 1) != server->len
+        || ngx_strncmp(colon + 1, server->data, server->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    localpart->data = user_id->data + 1;
+    localpart->len = colon - user_id->data - 1;
+
+    return localpart->len ? NGX_OK : NGX_DECLINED;
+}

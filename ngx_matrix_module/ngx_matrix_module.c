@@ -9,6 +9,12 @@
 
 #include <sys/un.h>
 
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
+#include <sodium.h>
+
 #include <mx_ids.h>
 
 #include "ngx_matrix_module.h"
@@ -28,6 +34,15 @@ static char *ngx_matrix_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_matrix_enable(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_matrix_init_worker(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_matrix_registration_modes[] = {
+    { ngx_string("closed"), NGX_MATRIX_REG_CLOSED },
+    { ngx_string("open"), NGX_MATRIX_REG_OPEN },
+    { ngx_string("token"), NGX_MATRIX_REG_TOKEN },
+    { ngx_null_string, 0 }
+};
+
 static void ngx_matrix_exit_worker(ngx_cycle_t *cycle);
 static ngx_int_t ngx_matrix_handler(ngx_http_request_t *r);
 
@@ -88,6 +103,48 @@ static ngx_command_t  ngx_matrix_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_matrix_main_conf_t, input_shards),
+      NULL },
+
+    { ngx_string("matrix_registration"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, registration),
+      &ngx_matrix_registration_modes },
+
+    { ngx_string("matrix_guest_access"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, guest_access),
+      NULL },
+
+    { ngx_string("matrix_registration_shared_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, shared_secret),
+      NULL },
+
+    { ngx_string("matrix_refreshable_token_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, refresh_lifetime),
+      NULL },
+
+    { ngx_string("matrix_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, retry_after),
+      NULL },
+
+    { ngx_string("matrix_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, thread_pool_name),
       NULL },
 
     { ngx_string("matrix"),
@@ -161,6 +218,10 @@ ngx_matrix_create_main_conf(ngx_conf_t *cf)
     mcf->key_valid = NGX_CONF_UNSET_MSEC;
     mcf->redis_port = NGX_CONF_UNSET;
     mcf->input_shards = NGX_CONF_UNSET;
+    mcf->registration = NGX_CONF_UNSET_UINT;
+    mcf->guest_access = NGX_CONF_UNSET;
+    mcf->refresh_lifetime = NGX_CONF_UNSET_MSEC;
+    mcf->retry_after = NGX_CONF_UNSET_MSEC;
 
     return mcf;
 }
@@ -174,6 +235,15 @@ ngx_matrix_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
     ngx_conf_init_msec_value(mcf->key_valid, 86400000);
     ngx_conf_init_value(mcf->input_shards, 4);
+    ngx_conf_init_uint_value(mcf->registration, NGX_MATRIX_REG_CLOSED);
+    ngx_conf_init_value(mcf->guest_access, 0);
+    ngx_conf_init_msec_value(mcf->refresh_lifetime, 300000);
+    ngx_conf_init_msec_value(mcf->retry_after, 1000);
+
+    /* nginx declares "default" itself; others need a thread_pool line */
+    if (mcf->thread_pool_name.len == 0) {
+        ngx_str_set(&mcf->thread_pool_name, "default");
+    }
 
     if (mcf->input_shards < 1 || mcf->input_shards > 256) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -209,6 +279,29 @@ ngx_matrix_init_main_conf(ngx_conf_t *cf, void *conf)
     if (mcf->key_valid < 60000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"matrix_key_validity\" must be at least 1m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->refresh_lifetime < 10000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"matrix_refreshable_token_lifetime\" must be"
+                           " at least 10s");
+        return NGX_CONF_ERROR;
+    }
+
+#if (NGX_THREADS)
+    /* password hashing runs there */
+    if (ngx_thread_pool_add(cf, &mcf->thread_pool_name) == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "the matrix module needs nginx built --with-threads");
+    return NGX_CONF_ERROR;
+#endif
+
+    /* login checks unknown users against this, so they take as long */
+    if (ngx_matrix_password_dummy(cf->pool, &mcf->dummy_hash) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -541,8 +634,21 @@ ngx_matrix_finish(ngx_matrix_req_t *mr, ngx_int_t rc)
     r = mr->r;
     c = r->connection;
 
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, ngx_matrix_rc(rc));
     ngx_http_run_posted_requests(c);
+}
+
+
+/* after asynchronous work: done, or another step is under way */
+
+void
+ngx_matrix_continue(ngx_matrix_req_t *mr, ngx_int_t rc)
+{
+    if (rc == NGX_DONE) {
+        return;
+    }
+
+    ngx_matrix_finish(mr, rc);
 }
 
 
@@ -604,11 +710,7 @@ ngx_matrix_req_reply(void *data, redisReply *reply, ngx_uint_t status)
 
 done:
 
-    if (rc == NGX_DONE) {
-        return;
-    }
-
-    ngx_matrix_finish(mr, rc);
+    ngx_matrix_continue(mr, rc);
 }
 
 
@@ -638,6 +740,85 @@ ngx_matrix_redis(ngx_matrix_req_t *mr, ngx_matrix_reply_pt next, int argc,
 
     return ngx_matrix_send_error(mr->r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                  "M_UNKNOWN", "Out of memory");
+}
+
+
+void
+ngx_matrix_fcall_init(ngx_matrix_cmd_t *c, const char *function, int nkeys)
+{
+    static const char  *digits[] = { "0", "1", "2", "3", "4", "5" };
+
+    c->n = 0;
+    c->overflow = 0;
+
+    ngx_matrix_cmd_cstr(c, "FCALL");
+    ngx_matrix_cmd_cstr(c, function);
+    ngx_matrix_cmd_cstr(c, digits[nkeys]);
+}
+
+
+void
+ngx_matrix_cmd_add(ngx_matrix_cmd_t *c, const void *p, size_t len)
+{
+    if (c->n == NGX_MATRIX_MAX_ARGS) {
+        c->overflow = 1;
+        return;
+    }
+
+    c->v[c->n] = p;
+    c->len[c->n] = len;
+    c->n++;
+}
+
+
+ngx_int_t
+ngx_matrix_cmd_int(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c, int64_t v)
+{
+    u_char  *p, *last;
+
+    p = ngx_pnalloc(mr->r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_sprintf(p, "%L", v);
+    ngx_matrix_cmd_add(c, p, last - p);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_matrix_cmd_send(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
+    ngx_matrix_reply_pt next)
+{
+    if (c->overflow) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_LIMIT_EXCEEDED",
+                                     "Too many items in one request");
+    }
+
+    return ngx_matrix_redis(mr, next, c->n, c->v, c->len);
+}
+
+
+ngx_int_t
+ngx_matrix_user_key(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    const char *suffix, ngx_str_t *key)
+{
+    size_t  len;
+
+    len = sizeof("mx:{}:") - 1 + user_id->len + ngx_strlen(suffix);
+
+    key->data = ngx_pnalloc(mr->r->pool, len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(key->data, "mx:{%V}:%s", user_id, suffix)
+               - key->data;
+
+    return NGX_OK;
 }
 
 
@@ -728,12 +909,22 @@ ngx_matrix_body_ready(ngx_http_request_t *r)
         return;
     }
 
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, ngx_matrix_rc(rc));
 }
+
+
+static ngx_int_t ngx_matrix_start(ngx_http_request_t *r);
 
 
 static ngx_int_t
 ngx_matrix_handler(ngx_http_request_t *r)
+{
+    return ngx_matrix_rc(ngx_matrix_start(r));
+}
+
+
+static ngx_int_t
+ngx_matrix_start(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
     ngx_matrix_req_t          *mr;

@@ -29,6 +29,25 @@
 
 #define NGX_MATRIX_MAX_SEGMENTS   16
 #define NGX_MATRIX_MAX_PARAMS     4
+#define NGX_MATRIX_MAX_ARGS       64
+
+/*
+ * What every ngx_matrix_send_*() returns once the response is on its way.
+ * It is never NGX_OK, so a helper that answers an error itself can return
+ * it and its caller cannot mistake it for "carry on"; where the request is
+ * finalized it becomes NGX_OK again (ngx_matrix_rc()).
+ */
+#define NGX_MATRIX_ANSWERED       -50
+
+static ngx_inline ngx_int_t
+ngx_matrix_rc(ngx_int_t rc)
+{
+    return rc == NGX_MATRIX_ANSWERED ? NGX_OK : rc;
+}
+
+#define NGX_MATRIX_REG_CLOSED     0
+#define NGX_MATRIX_REG_OPEN       1
+#define NGX_MATRIX_REG_TOKEN      2
 
 
 typedef struct {
@@ -44,6 +63,13 @@ typedef struct {
     ngx_str_t              public_baseurl;     /* .well-known/matrix/client */
     ngx_str_t              federation_address; /* .well-known/matrix/server */
     ngx_int_t              input_shards;       /* mx:input:<n> streams */
+    ngx_uint_t             registration;       /* NGX_MATRIX_REG_* */
+    ngx_flag_t             guest_access;
+    ngx_str_t              shared_secret;      /* admin registration */
+    ngx_msec_t             refresh_lifetime;   /* refreshable tokens */
+    ngx_msec_t             retry_after;        /* in 429 answers */
+    ngx_str_t              thread_pool_name;
+    ngx_str_t              dummy_hash;         /* for unknown users */
     ngx_uint_t             used;               /* some location has matrix */
 } ngx_matrix_main_conf_t;
 
@@ -102,6 +128,10 @@ struct ngx_matrix_req_s {
     ngx_str_t                  device_id;
     unsigned                   is_guest:1;
 
+    void                      *data;          /* the endpoint's own state */
+    void                      *uia;           /* ngx_matrix_uia.c's state */
+    ngx_str_t                  uia_regtoken;  /* the token a UIA used */
+
     unsigned                   async:1;       /* ends with _finish() */
     ngx_matrix_redis_cmd_t    *cmd;           /* in flight, for cancel */
     ngx_matrix_reply_pt        next;          /* continue with the reply */
@@ -126,6 +156,7 @@ ngx_int_t ngx_matrix_send_error_extra(ngx_http_request_t *r,
     ngx_uint_t status, const char *errcode, const char *extra,
     const char *fmt, ...);
 ngx_int_t ngx_matrix_send_unavailable(ngx_http_request_t *r);
+ngx_int_t ngx_matrix_send_limited(ngx_http_request_t *r);
 ngx_int_t ngx_matrix_send_empty(ngx_http_request_t *r, ngx_uint_t status);
 ngx_int_t ngx_matrix_send_status_error(ngx_http_request_t *r,
     ngx_uint_t status);
@@ -143,6 +174,91 @@ ngx_int_t ngx_matrix_redis(ngx_matrix_req_t *mr, ngx_matrix_reply_pt next,
 int64_t ngx_matrix_now_ms(void);
 
 ngx_int_t ngx_matrix_dispatch(ngx_matrix_req_t *mr);
+void ngx_matrix_continue(ngx_matrix_req_t *mr, ngx_int_t rc);
+
+
+/*
+ * Arguments of one Redis command, built up piece by piece:
+ *
+ *   ngx_matrix_cmd_t  c;
+ *   ngx_matrix_fcall_init(&c, "mx_login", 1);
+ *   ngx_matrix_cmd_str(&c, &key);  ...
+ *   return ngx_matrix_cmd_send(mr, &c, next);
+ */
+typedef struct {
+    int           n;
+    unsigned      overflow:1;
+    const char   *v[NGX_MATRIX_MAX_ARGS];
+    size_t        len[NGX_MATRIX_MAX_ARGS];
+} ngx_matrix_cmd_t;
+
+void ngx_matrix_fcall_init(ngx_matrix_cmd_t *c, const char *function,
+    int nkeys);
+void ngx_matrix_cmd_add(ngx_matrix_cmd_t *c, const void *p, size_t len);
+#define ngx_matrix_cmd_str(c, s)  ngx_matrix_cmd_add(c, (s)->data, (s)->len)
+#define ngx_matrix_cmd_cstr(c, s) ngx_matrix_cmd_add(c, (s), ngx_strlen((s)))
+ngx_int_t ngx_matrix_cmd_int(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
+    int64_t v);
+ngx_int_t ngx_matrix_cmd_send(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
+    ngx_matrix_reply_pt next);
+
+/* "mx:{<user_id>}:<suffix>" in the request pool */
+ngx_int_t ngx_matrix_user_key(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    const char *suffix, ngx_str_t *key);
+
+/* ngx_matrix_password.c */
+typedef ngx_int_t (*ngx_matrix_work_pt)(ngx_matrix_req_t *mr, ngx_int_t ok);
+
+ngx_int_t ngx_matrix_password_dummy(ngx_pool_t *pool, ngx_str_t *hash);
+ngx_int_t ngx_matrix_password_hash(ngx_matrix_req_t *mr,
+    ngx_str_t *password, ngx_str_t *hash, ngx_matrix_work_pt done);
+ngx_int_t ngx_matrix_password_verify(ngx_matrix_req_t *mr,
+    ngx_str_t *hash, ngx_str_t *password, ngx_matrix_work_pt done);
+
+/* ngx_matrix_uia.c: flows are "stage,stage|stage" */
+ngx_int_t ngx_matrix_uia(ngx_matrix_req_t *mr, const char *flows,
+    ngx_matrix_handler_pt done);
+
+/* ngx_matrix_login.c */
+typedef struct {
+    ngx_str_t              access;
+    u_char                 access_hash[44];
+    ngx_str_t              refresh;            /* empty: none */
+    u_char                 refresh_hash[44];
+    int64_t                expires;            /* ms since epoch, 0: never */
+} ngx_matrix_tokens_t;
+
+ngx_int_t ngx_matrix_login_user(ngx_matrix_req_t *mr, mx_json_t *obj,
+    ngx_str_t *user_id);
+ngx_int_t ngx_matrix_tokens_new(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    ngx_uint_t refresh, ngx_matrix_tokens_t *t);
+ngx_int_t ngx_matrix_device_id(ngx_matrix_req_t *mr, mx_json_t *body,
+    ngx_str_t *device_id);
+ngx_int_t ngx_matrix_send_session(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    ngx_str_t *device_id, ngx_matrix_tokens_t *t);
+ngx_int_t ngx_matrix_login_get(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_login_post(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_refresh(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_logout(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_logout_all(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_register.c */
+ngx_uint_t ngx_matrix_regtoken_valid(u_char *token, size_t len);
+ngx_int_t ngx_matrix_regtoken_call(ngx_matrix_req_t *mr, ngx_str_t *token,
+    const char *action, ngx_matrix_reply_pt next);
+ngx_int_t ngx_matrix_register(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_register_available(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_regtoken_validity(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_admin_register(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_devices.c */
+ngx_int_t ngx_matrix_devices(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_device(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_delete_devices(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_profile.c */
+ngx_int_t ngx_matrix_profile(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_profile_field(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_auth.c */
 ngx_int_t ngx_matrix_token(ngx_http_request_t *r, ngx_str_t *token);
@@ -153,6 +269,8 @@ ngx_int_t ngx_matrix_whoami(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_check_own_user(ngx_matrix_req_t *mr, ngx_str_t *user_id,
     const char *what);
 ngx_int_t ngx_matrix_account_data(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_password_change(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_deactivate(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_filter.c */
 ngx_int_t ngx_matrix_filter_post(ngx_matrix_req_t *mr);
@@ -168,6 +286,9 @@ ngx_int_t ngx_matrix_capabilities(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
+ngx_uint_t ngx_matrix_localpart_valid(u_char *p, size_t len);
+ngx_int_t ngx_matrix_user_id_local(ngx_matrix_req_t *mr, ngx_str_t *user_id,
+    ngx_str_t *localpart);
 
 /* ngx_matrix_discovery.c */
 ngx_int_t ngx_matrix_versions(ngx_matrix_req_t *mr);

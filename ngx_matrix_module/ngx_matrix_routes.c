@@ -29,8 +29,42 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { "/.well-known/matrix/client", GET, ngx_matrix_wellknown_client, 0 },
     { "/.well-known/matrix/server", GET, ngx_matrix_wellknown_server, 0 },
 
-    /* sessions */
+    /* registration (ngx_matrix_register.c) */
+    { CS "/register", POST, ngx_matrix_register, 0 },
+    { CS "/register/available", GET, ngx_matrix_register_available, 0 },
+    { "/_matrix/client/v1/register/m.login.registration_token/validity", GET,
+      ngx_matrix_regtoken_validity, 0 },
+    { "/_synapse/admin/v1/register", GET|POST, ngx_matrix_admin_register,
+      0 },
+
+    /* sessions (ngx_matrix_login.c) */
+    { CS "/login", GET, ngx_matrix_login_get, 0 },
+    { CS "/login", POST, ngx_matrix_login_post, 0 },
+    { CS "/refresh", POST, ngx_matrix_refresh, 0 },
+    { CS "/logout", POST, ngx_matrix_logout,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
+    { CS "/logout/all", POST, ngx_matrix_logout_all,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
     { CS "/account/whoami", GET, ngx_matrix_whoami,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/account/password", POST, ngx_matrix_password_change,
+      NGX_MATRIX_AUTH },
+    { CS "/account/deactivate", POST, ngx_matrix_deactivate,
+      NGX_MATRIX_AUTH|NGX_MATRIX_BODY_OPTIONAL },
+
+    /* devices (ngx_matrix_devices.c) */
+    { CS "/devices", GET, ngx_matrix_devices,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/devices/:deviceId", GET|PUT, ngx_matrix_device,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/devices/:deviceId", DELETE, ngx_matrix_device, NGX_MATRIX_AUTH },
+    { CS "/delete_devices", POST, ngx_matrix_delete_devices,
+      NGX_MATRIX_AUTH },
+
+    /* profiles (ngx_matrix_profile.c) */
+    { CS "/profile/:userId", GET, ngx_matrix_profile, 0 },
+    { CS "/profile/:userId/:keyName", GET, ngx_matrix_profile_field, 0 },
+    { CS "/profile/:userId/:keyName", PUT|DELETE, ngx_matrix_profile_field,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
     /* per-user data */

@@ -97,8 +97,9 @@ cmd_functions(int argc, char **argv)
 
     mxw_signals(&w);
 
-    /* one attempt with the usual retries, not forever */
+    /* a few attempts, not forever */
     w.redis = NULL;
+    w.tries = 5;
     if (mxw_connect(&w) != 0) {
         return 1;
     }

@@ -22,8 +22,22 @@ typedef struct {
 #define MATRIXCTL_AUTH_COMMANDS
 
 
+/* matrixctl_user.c: accounts */
+int matrixctl_register(int argc, char **argv);
+int matrixctl_regtoken(int argc, char **argv);
+
+#define MATRIXCTL_USER_COMMANDS                                              \
+    { "register", matrixctl_register,                                        \
+      "register -c CONF [--url URL] [--admin] [--password PW] USERNAME:"     \
+      " create a user with the shared secret" },                             \
+    { "registration-token", matrixctl_regtoken,                              \
+      "registration-token add|list|delete -c CONF ...: registration"         \
+      " tokens" },
+
+
 #define MATRIXCTL_PROTOCOL_COMMANDS                                          \
     MATRIXCTL_EVENT_COMMANDS                                                 \
-    MATRIXCTL_AUTH_COMMANDS
+    MATRIXCTL_AUTH_COMMANDS                                                  \
+    MATRIXCTL_USER_COMMANDS
 
 #endif /* MATRIXCTL_H */

@@ -57,6 +57,7 @@ typedef struct {
     redisContext           *redis;
     volatile sig_atomic_t   stop;
     int                     connects;     /* successful connects so far */
+    int                     tries;        /* give up after: 0 = never */
 } mxw_t;
 
 

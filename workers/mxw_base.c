@@ -176,7 +176,6 @@ mxw_fini(mxw_t *w)
 {
     mxw_disconnect(w);
     mxw_config_free(&w->cf);
-    mxw_info(w, "stopped");
 }
 
 

@@ -59,12 +59,12 @@ int
 mxw_connect(mxw_t *w)
 {
     char   why[256], logged[256];
-    int    backoff, loaded;
+    int    backoff, loaded, tries;
 
     backoff = 100;
     logged[0] = '\0';
 
-    while (!w->stop) {
+    for (tries = 1; !w->stop; tries++) {
         mxw_disconnect(w);
 
         w->redis = mxw_open(w, why, sizeof(why));
@@ -92,6 +92,11 @@ mxw_connect(mxw_t *w)
         }
 
         mxw_disconnect(w);
+
+        if (w->tries && tries >= w->tries) {
+            break;
+        }
+
         mxw_sleep_ms(w, backoff);
         backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
     }

@@ -55,8 +55,8 @@ use Test::Matrix::Client;
 
 use Exporter 'import';
 our @EXPORT = (qw(run_tests blocks server json_is decode_json_safe
-                  wait_for client),
-               @Test::More::EXPORT);
+                  wait_for client done_testing),
+               grep { $_ ne 'done_testing' } @Test::More::EXPORT);
 
 my $Server;
 our %ServerOptions;
@@ -70,6 +70,19 @@ sub server {
 sub client { Test::Matrix::Client->new(server => server(), @_) }
 
 sub wait_for { Test::Matrix::Server::wait_for(@_) }
+
+# every test file ends with this check of the server's nginx log: no alert,
+# no crash, no response sent twice, whatever the tests looked at
+no warnings 'redefine';
+sub done_testing {
+    if ($Server) {
+        my $log = Test::Matrix::Server::slurp($Server->log_path('nginx')) // '';
+        my @bad = grep { /\[(alert|emerg|crit)\]|exited on signal/ } split /\n/, $log;
+        is(scalar @bad, 0, 'nothing alarming in the nginx log')
+            or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+    }
+    Test::More::done_testing(@_);
+}
 
 END {
     undef $Server;

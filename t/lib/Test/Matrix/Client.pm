@@ -52,6 +52,60 @@ sub request {
     return wantarray ? ($res->{status}, $json, $res) : $r;
 }
 
+# register through user-interactive auth (m.login.dummy); on success the
+# client holds the new token.  Returns the final (status, json).
+sub register {
+    my ($self, $username, $password, %body) = @_;
+    my $path = '/_matrix/client/v3/register';
+    my %req = (username => $username, password => $password, %body);
+
+    my ($status, $json) = $self->request('POST', $path, \%req, no_auth => 1);
+    return ($status, $json) unless $status == 401 && $json->{session};
+
+    $req{auth} = { type => 'm.login.dummy', session => $json->{session} };
+    ($status, $json) = $self->request('POST', $path, \%req, no_auth => 1);
+
+    if ($status == 200 && $json->{access_token}) {
+        $self->{token} = $json->{access_token};
+        $self->{user_id} = $json->{user_id};
+        $self->{device_id} = $json->{device_id};
+    }
+
+    return ($status, $json);
+}
+
+sub login {
+    my ($self, $user, $password, %body) = @_;
+    my ($status, $json) = $self->request('POST', '/_matrix/client/v3/login', {
+        type => 'm.login.password',
+        identifier => { type => 'm.id.user', user => $user },
+        password => $password, %body }, no_auth => 1);
+
+    if ($status == 200) {
+        $self->{token} = $json->{access_token};
+        $self->{user_id} = $json->{user_id};
+        $self->{device_id} = $json->{device_id};
+    }
+
+    return ($status, $json);
+}
+
+# a request behind user-interactive auth with the password stage
+sub with_password {
+    my ($self, $method, $path, $body, $password) = @_;
+    my ($status, $json) = $self->request($method, $path, $body);
+    return ($status, $json) unless $status == 401 && $json->{session};
+
+    my %b = %{ $body // {} };
+    $b{auth} = { type => 'm.login.password', session => $json->{session},
+                 identifier => { type => 'm.id.user', user => $self->{user_id} },
+                 password => $password };
+    return $self->request($method, $path, \%b);
+}
+
+sub user_id   { $_[0]{user_id} }
+sub device_id { $_[0]{device_id} }
+
 sub get    { my $s = shift; $s->request('GET', @_) }
 sub post   { my $s = shift; $s->request('POST', @_) }
 sub put    { my $s = shift; $s->request('PUT', @_) }

@@ -60,6 +60,7 @@ sub new {
     }, $class;
 
     $self->{dir} = $o{dir} // "$Repo/t/servroot/$name-$$";
+    $self->{owner} = $$;
     return $self;
 }
 
@@ -79,6 +80,9 @@ sub start {
         MATRIX_REDIS_TIMEOUT => $self->{redis_timeout},
         MATRIX_MAX_BODY      => $self->{max_body},
         MATRIX_LOG_LEVEL     => $ENV{TEST_LOG_LEVEL} // 'info',
+        MATRIX_RATE_LIMIT    => 'off',
+        MATRIX_REGISTRATION  => 'open',
+        MATRIX_SHARED_SECRET => 'test-shared-secret',
         %{ $self->{env} },
     );
     $env{MATRIX_DAEMONS} = $self->{daemons} // default_daemons();
@@ -180,6 +184,7 @@ sub stop {
 
 sub DESTROY {
     my ($self) = @_;
+    return if $self->{owner} != $$;     # a forked child: not ours to stop
     local ($?, $!, $@);
     eval { $self->stop(timeout => 20) } if $self->{pid};
     if (!$ENV{TEST_KEEP} && $self->{dir} && -d $self->{dir} && !$self->{keep_dir}) {
