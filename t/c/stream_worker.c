@@ -131,6 +131,7 @@ main(int argc, char **argv)
     }
 
     mxw_consume(&w, &cs);
+    mxw_info(&w, "stopped");
     mxw_fini(&w);
 
     return 0;
