@@ -178,8 +178,9 @@ redis.register_function{
         end
         if t[2] then
             local dk = ukey(t[1], 'device:' .. t[2])
-            local seen = tonumber(redis.call('HGET', dk, 'last_seen_ts') or '0')
-            if now - seen >= 60000 then
+            local d = redis.call('HMGET', dk, 'last_seen_ts', 'last_seen_ip')
+            local seen = tonumber(d[1] or '0') or 0
+            if now - seen >= 60000 or d[2] ~= args[2] then
                 redis.call('HSET', dk, 'last_seen_ts', now,
                            'last_seen_ip', args[2] or '')
             end

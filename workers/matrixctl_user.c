@@ -217,7 +217,7 @@ matrixctl_register(int argc, char **argv)
     }
 
     /* nonce \0 username \0 password \0 admin|notadmin */
-    msg_len = strlen(nonce) + strlen(user) + strlen(password) + 11;
+    msg_len = strlen(nonce) + strlen(user) + strlen(password) + 12;
     msg = mx_palloc(pool, msg_len);
     if (msg == NULL) {
         goto done;
