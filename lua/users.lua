@@ -6,10 +6,10 @@
 --   mx:{<user_id>}:profile                  hash: displayname, avatar_url, ...
 --   mx:{<user_id>}:devices                  set of device IDs
 --   mx:{<user_id>}:device:<device_id>       hash: display_name, created_ts,
---                                           last_seen_ts, last_seen_ip,
 --                                           token, refresh (hashes)
 --   mx:{<user_id>}:token:<hash>             hash: user_id, device_id, guest,
---                                           expires, prev_refresh
+--                                           expires, prev_refresh,
+--                                           last_seen_ts, last_seen_ip
 --   mx:{<user_id>}:refresh:<hash>           hash: device_id, prev
 --
 -- Each function is called with the user's key mx:{<user_id>}:user as KEYS[1]
@@ -54,7 +54,7 @@ local function device_login(user, device_id, display_name, access, refresh,
     end
 
     if redis.call('EXISTS', dk) == 0 then
-        redis.call('HSET', dk, 'created_ts', now, 'last_seen_ts', now)
+        redis.call('HSET', dk, 'created_ts', now)
         if display_name ~= '' then
             redis.call('HSET', dk, 'display_name', display_name)
         end
@@ -158,12 +158,13 @@ redis.register_function{
 --            {'unknown'} when there is no such token
 --            {'expired'} when it has expired (the client should refresh)
 -- Also: the first use of a refreshed token retires the refresh token it
--- was made from, and the device's last_seen is kept to the minute.
+-- was made from, and last_seen (time to the minute, address) is kept.
 redis.register_function{
     function_name = 'mx_token_get',
     callback = function(keys, args)
         local t = redis.call('HMGET', keys[1], 'user_id', 'device_id',
-                             'guest', 'expires', 'prev_refresh')
+                             'guest', 'expires', 'prev_refresh',
+                             'last_seen_ts', 'last_seen_ip')
         if not t[1] then
             return { 'unknown' }
         end
@@ -176,14 +177,11 @@ redis.register_function{
             redis.call('DEL', ukey(t[1], 'refresh:' .. t[5]))
             redis.call('HDEL', keys[1], 'prev_refresh')
         end
-        if t[2] then
-            local dk = ukey(t[1], 'device:' .. t[2])
-            local d = redis.call('HMGET', dk, 'last_seen_ts', 'last_seen_ip')
-            local seen = tonumber(d[1] or '0') or 0
-            if now - seen >= 60000 or d[2] ~= args[2] then
-                redis.call('HSET', dk, 'last_seen_ts', now,
-                           'last_seen_ip', args[2] or '')
-            end
+        -- kept on the token (one key read per request); mx_devices looks
+        -- here for a device's last_seen
+        if now - (tonumber(t[6] or '0') or 0) >= 60000 or t[7] ~= args[2] then
+            redis.call('HSET', keys[1], 'last_seen_ts', now,
+                       'last_seen_ip', args[2] or '')
         end
         return { 'ok', t[1], t[2] or '', t[3] or '0' }
     end
@@ -267,10 +265,15 @@ redis.register_function{
         local out = {}
         for _, id in ipairs(ids) do
             local d = redis.call('HMGET', ukey(a[1], 'device:' .. id),
-                                 'created_ts', 'display_name',
-                                 'last_seen_ip', 'last_seen_ts')
+                                 'created_ts', 'display_name', 'token')
             if d[1] then
-                out[#out + 1] = { id, d[2] or '', d[3] or '', d[4] or '' }
+                local seen = { d[1], '' }
+                if d[3] then
+                    local s = redis.call('HMGET', ukey(a[1], 'token:' .. d[3]),
+                                         'last_seen_ts', 'last_seen_ip')
+                    if s[1] then seen = { s[1], s[2] or '' } end
+                end
+                out[#out + 1] = { id, d[2] or '', seen[2], seen[1] }
             end
         end
         return out

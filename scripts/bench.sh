@@ -6,7 +6,7 @@
 # and prints its own figures.
 #
 # BENCH_SECS (default 10) is the length of each wrk run, BENCH_CONNS (64) the
-# connections, BENCH_ONLY a list of sections ("http core").
+# connections, BENCH_ONLY a list of sections ("http login core").
 
 set -u
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ export MATRIX_BUILD=$build
 
 secs=${BENCH_SECS:-10}
 conns=${BENCH_CONNS:-64}
-only=${BENCH_ONLY:-http core}
+only=${BENCH_ONLY:-http login core}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)"; exit 1; }
 
@@ -24,7 +24,7 @@ port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, Lo
 
 # wrk URL [header]: prints "requests/s p50_ms p99_ms"
 run_wrk() {
-    local url=$1 header=${2:-} out
+    local url=$1 header=${2:-} out conns=${BENCH_CONNS:-$conns}
     if [ -n "$header" ]; then
         out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "$header" "$url" 2>&1)
     else
@@ -51,8 +51,8 @@ ms() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
-http_bench() {
-    local data=$build/bench-data cport fport pid token hash
+server_start() {
+    data=$build/bench-data
     rm -rf "$data"
     mkdir -p "$data/conf.d/client"
     echo 'location = /_bench/static { return 200 "{}"; }' > "$data/conf.d/client/bench.conf"
@@ -60,23 +60,32 @@ http_bench() {
     cport=$(port)
     fport=$(port)
     MATRIX_DATA=$data MATRIX_CLIENT_PORT=$cport MATRIX_FED_PORT=$fport \
-        MATRIX_LOG_LEVEL=error scripts/mx-run > "$data.log" 2>&1 &
-    pid=$!
+        MATRIX_LOG_LEVEL=error MATRIX_RATE_LIMIT=off scripts/mx-run > "$data.log" 2>&1 &
+    server_pid=$!
+    base="http://127.0.0.1:$cport"
+
+    for _ in $(seq 1 100); do
+        [ -S "$data/run/redis.sock" ] && \
+            curl -sf -o /dev/null "$base/_matrix/client/versions" && break
+        sleep 0.1
+    done
+}
+
+server_stop() {
+    kill -TERM "$server_pid"
+    wait "$server_pid"
+}
+
+http_bench() {
+    local token hash
 
     # an access token in the server's format (core/mx_token.h)
     b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
     token="mxa_$(printf '@bench:localhost' | b64url)_$(head -c 32 /dev/urandom | b64url)"
     hash=$(printf '%s' "$token" | openssl dgst -sha256 -binary | base64 | tr -d '=')
-
-    for _ in $(seq 1 100); do
-        [ -S "$data/run/redis.sock" ] && \
-            curl -sf -o /dev/null "http://127.0.0.1:$cport/_matrix/client/versions" && break
-        sleep 0.1
-    done
     redis-cli -s "$data/run/redis.sock" HSET "mx:{@bench:localhost}:token:$hash" user_id @bench:localhost \
         device_id BENCH guest 0 > /dev/null
 
-    local base="http://127.0.0.1:$cport"
     echo "== HTTP: wrk, 1 thread, $conns connections, ${secs}s each; 2 nginx workers, $(nproc) cores"
     read -r s_rps s_p50 s_p99 < <(run_wrk "$base/_bench/static")
     read -r v_rps v_p50 v_p99 < <(run_wrk "$base/_matrix/client/versions")
@@ -88,9 +97,46 @@ http_bench() {
     printf '%-38s %12s %9s %9s %9s\n' "GET /_matrix/client/versions" "$v_rps" "$v_p50" "$v_p99" "$(ratio "$v_rps" "$s_rps")"
     printf '%-38s %12s %9s %9s %9s\n' "GET /account/whoami (Redis lookup)" "$w_rps" "$w_p50" "$w_p99" "$(ratio "$w_rps" "$s_rps")"
     echo "target: whoami at least 0.40 of the static baseline"
+}
 
-    kill -TERM "$pid"
-    wait "$pid"
+# logins per second (argon2id in the thread pool) and, at the same time,
+# the latency of /versions: the event loop keeps answering
+login_bench() {
+    local script=$build/bench-login.lua session out_login out_versions
+    local body='{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bench"},"password":"bench-password"}'
+
+    session=$(curl -s -XPOST "$base/_matrix/client/v3/register" \
+        -d '{"username":"bench","password":"bench-password"}' | sed 's/.*"session":"\([^"]*\)".*/\1/')
+    curl -s -o /dev/null -XPOST "$base/_matrix/client/v3/register" \
+        -d '{"username":"bench","password":"bench-password","auth":{"type":"m.login.dummy","session":"'"$session"'"}}'
+
+    cat > "$script" <<EOS
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+EOS
+
+    read -r v0_rps v0_p50 v0_p99 < <(BENCH_CONNS=4 run_wrk "$base/_matrix/client/versions")
+
+    out_login=$(mktemp)
+    wrk -t1 -c16 -d"${secs}s" -s "$script" "$base/_matrix/client/v3/login" > "$out_login" 2>&1 &
+    local wrk_pid=$!
+    read -r v_rps v_p50 v_p99 < <(BENCH_CONNS=4 run_wrk "$base/_matrix/client/versions")
+    wait $wrk_pid
+
+    local l_rps
+    l_rps=$(awk '/Requests\/sec/ {print $2}' "$out_login")
+    if grep -q 'Non-2xx' "$out_login"; then
+        echo "bench: logins answered errors:"; cat "$out_login"
+    fi
+    rm -f "$out_login" "$script"
+
+    echo
+    echo "== logins: argon2id t=2 m=19MiB p=1, 4 hashing threads, 16 clients, ${secs}s"
+    printf '%-44s %12s\n' "POST /login (password checked)" "$l_rps/s"
+    printf '%-44s %9s ms p50 %9s ms p99\n' "GET /versions alone (4 connections)" "$v0_p50" "$v0_p99"
+    printf '%-44s %9s ms p50 %9s ms p99\n' "GET /versions during the login load" "$v_p50" "$v_p99"
+    echo "target: versions p99 under 10 ms during the login load"
 }
 
 core_bench() {
@@ -103,9 +149,21 @@ core_bench() {
     done
 }
 
+case " $only " in
+    *" http "*|*" login "*) server_start ;;
+esac
+
 for s in $only; do
     case $s in
         http) http_bench ;;
-        core) core_bench ;;
+        login) login_bench ;;
     esac
 done
+
+case " $only " in
+    *" http "*|*" login "*) server_stop ;;
+esac
+
+case " $only " in
+    *" core "*) core_bench ;;
+esac
