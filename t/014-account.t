@@ -72,4 +72,32 @@ my $keys = $srv->redis_cmd('KEYS', 'mx:{@bob:localhost}:*');
 is_deeply([ sort @$keys ], [ 'mx:{@bob:localhost}:user' ], 'nothing but the user record is left');
 is($srv->redis_cmd('HGET', 'mx:{@bob:localhost}:user', 'password'), undef, 'not even the password hash');
 
+# --- a password is never stored or logged in clear ----------------------------------------
+
+my $secret = 'Correct-Horse-' . int(rand(1e9));
+my $z = client();
+$z->register('zed', $secret);
+$z->login('zed', $secret);
+$z->login('zed', 'not-' . $secret);
+$z->with_password('POST', '/_matrix/client/v3/account/password', { new_password => "$secret-2",
+                  logout_devices => JSON::PP::false }, $secret);
+
+my $found = 0;
+my $all = $srv->redis_cmd('KEYS', '*');
+for my $k (@$all) {
+    my $type = $srv->redis_cmd('TYPE', $k);
+    my $v = $type eq 'hash' ? join("\0", @{ $srv->redis_cmd('HGETALL', $k) })
+          : $type eq 'string' ? $srv->redis_cmd('GET', $k)
+          : $type eq 'set' ? join("\0", @{ $srv->redis_cmd('SMEMBERS', $k) }) : '';
+    $found++ if index($k . ($v // ''), $secret) >= 0;
+}
+is($found, 0, 'no Redis key or value holds the password');
+my $logs = join '', map { Test::Matrix::Server::slurp($_) // '' } glob($srv->dir . '/log/*');
+is(index($logs, $secret), -1, 'no log holds it');
+$srv->redis_cmd('BGREWRITEAOF');
+sleep 1;
+my $aof = join '', map { Test::Matrix::Server::slurp($_) // '' } glob($srv->dir . '/redis/appendonlydir/*');
+ok(length $aof, 'the append-only files were read');
+is(index($aof, $secret), -1, 'nor does the append-only file on disk');
+
 done_testing();
