@@ -179,6 +179,9 @@ module: $(MODULE)
 
 FORCE:
 
+# objects of programs are intermediate files: keep them, so nothing rebuilds
+.SECONDARY:
+
 # --- running -------------------------------------------------------------------
 
 run: deps all
