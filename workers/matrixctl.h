@@ -19,7 +19,16 @@ typedef struct {
 #define MATRIXCTL_EVENT_COMMANDS
 
 /* matrixctl_auth.c: authorization rules and state resolution */
-#define MATRIXCTL_AUTH_COMMANDS
+int matrixctl_auth(int argc, char **argv);
+int matrixctl_resolve(int argc, char **argv);
+
+#define MATRIXCTL_AUTH_COMMANDS                                              \
+    { "auth", matrixctl_auth,                                                \
+      "auth < {\"event\", \"auth_events\"|\"state\", [\"create\"],"          \
+      " [\"room_version\"]}: allowed, or the rule that refuses it" },        \
+    { "resolve", matrixctl_resolve,                                          \
+      "resolve < {\"state_sets\", \"events\", [\"room_version\"]}: the"      \
+      " resolved state" },
 
 
 /* matrixctl_user.c: accounts */
