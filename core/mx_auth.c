@@ -259,14 +259,21 @@ mx_auth_event_from_json(mx_pool_t *pool, const mx_json_t *json,
 /* --- state maps ----------------------------------------------------------------- */
 
 /*
- * Open addressing over event pointers, hashed by type and state key:
+ * Open addressing, each slot the event and the hash of its key, so that
+ * probing and growing never touch the events themselves:
  *
- *   h = mix(fnv(type) ; 0xff ; fnv(state_key))     slots[h & (cap-1)] ...
+ *   h = mix(fnv(type) ; 0xff ; fnv(state_key))
+ *   slots[h & (cap-1)] = { h, ev }, then the next slots on collision
  */
+
+typedef struct {
+    uint64_t                  hash;
+    const mx_auth_event_t    *ev;       /* NULL: free */
+} mx_state_slot_t;
 
 struct mx_state_s {
     mx_pool_t                *pool;
-    const mx_auth_event_t   **slots;
+    mx_state_slot_t          *slots;
     size_t                    cap;
     size_t                    n;
 };
@@ -283,6 +290,8 @@ mx_state_hash(const char *type, const char *state_key)
 
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
 
     return h;
@@ -307,7 +316,7 @@ mx_state_create(mx_pool_t *pool, size_t hint)
         s->cap *= 2;
     }
 
-    s->slots = mx_pcalloc(pool, s->cap * sizeof(mx_auth_event_t *));
+    s->slots = mx_pcalloc(pool, s->cap * sizeof(mx_state_slot_t));
     if (s->slots == NULL) {
         return NULL;
     }
@@ -317,19 +326,21 @@ mx_state_create(mx_pool_t *pool, size_t hint)
 
 
 static size_t
-mx_state_find(const mx_state_t *s, const char *type, const char *state_key)
+mx_state_find(const mx_state_t *s, const char *type, const char *state_key,
+    uint64_t h)
 {
-    const mx_auth_event_t  *e;
+    const mx_state_slot_t  *sl;
     size_t                  j;
 
-    j = mx_state_hash(type, state_key) & (s->cap - 1);
+    j = h & (s->cap - 1);
 
     for ( ;; ) {
-        e = s->slots[j];
+        sl = &s->slots[j];
 
-        if (e == NULL
-            || (strcmp(e->type, type) == 0
-                && strcmp(e->state_key, state_key) == 0))
+        if (sl->ev == NULL
+            || (sl->hash == h
+                && strcmp(sl->ev->type, type) == 0
+                && strcmp(sl->ev->state_key, state_key) == 0))
         {
             return j;
         }
@@ -342,11 +353,12 @@ mx_state_find(const mx_state_t *s, const char *type, const char *state_key)
 const mx_auth_event_t *
 mx_state_get(const mx_state_t *state, const char *type, const char *state_key)
 {
-    if (state == NULL) {
+    if (state == NULL || state->n == 0) {
         return NULL;
     }
 
-    return state->slots[mx_state_find(state, type, state_key)];
+    return state->slots[mx_state_find(state, type, state_key,
+                                      mx_state_hash(type, state_key))].ev;
 }
 
 
@@ -357,53 +369,70 @@ mx_state_lookup(void *ctx, const char *type, const char *state_key)
 }
 
 
+/* twice the slots; the stored hashes place every entry again */
+static int
+mx_state_grow(mx_state_t *s)
+{
+    mx_state_slot_t  *slots, *old;
+    size_t            i, j, cap;
+
+    cap = s->cap * 2;
+    slots = mx_pcalloc(s->pool, cap * sizeof(mx_state_slot_t));
+    if (slots == NULL) {
+        return -1;
+    }
+
+    old = s->slots;
+
+    for (i = 0; i < s->cap; i++) {
+        if (old[i].ev == NULL) {
+            continue;
+        }
+
+        j = old[i].hash & (cap - 1);
+
+        while (slots[j].ev) {
+            j = (j + 1) & (cap - 1);
+        }
+
+        slots[j] = old[i];
+    }
+
+    s->slots = slots;
+    s->cap = cap;
+
+    return 0;
+}
+
+
 int
 mx_state_put(mx_state_t *s, const mx_auth_event_t *ev)
 {
-    const mx_auth_event_t  **old, **slots;
-    size_t                   i, j, cap;
+    uint64_t  h;
+    size_t    j;
 
     if (ev->state_key == NULL) {
         return -1;
     }
 
-    j = mx_state_find(s, ev->type, ev->state_key);
+    h = mx_state_hash(ev->type, ev->state_key);
+    j = mx_state_find(s, ev->type, ev->state_key, h);
 
-    if (s->slots[j]) {
-        s->slots[j] = ev;
+    if (s->slots[j].ev) {
+        s->slots[j].ev = ev;
         return 0;
     }
 
     if (s->n + 1 > s->cap / 10 * 7) {
-        cap = s->cap * 2;
-        slots = mx_pcalloc(s->pool, cap * sizeof(mx_auth_event_t *));
-        if (slots == NULL) {
+        if (mx_state_grow(s) != 0) {
             return -1;
         }
 
-        old = s->slots;
-
-        for (i = 0; i < s->cap; i++) {
-            if (old[i] == NULL) {
-                continue;
-            }
-
-            j = mx_state_hash(old[i]->type, old[i]->state_key) & (cap - 1);
-
-            while (slots[j]) {
-                j = (j + 1) & (cap - 1);
-            }
-
-            slots[j] = old[i];
-        }
-
-        s->slots = slots;
-        s->cap = cap;
-
-        j = mx_state_find(s, ev->type, ev->state_key);
+        j = mx_state_find(s, ev->type, ev->state_key, h);
     }
 
-    s->slots[j] = ev;
+    s->slots[j].hash = h;
+    s->slots[j].ev = ev;
     s->n++;
 
     return 0;
@@ -421,14 +450,54 @@ const mx_auth_event_t *
 mx_state_next(const mx_state_t *state, size_t *i)
 {
     while (*i < state->cap) {
-        if (state->slots[*i]) {
-            return state->slots[(*i)++];
+        if (state->slots[*i].ev) {
+            return state->slots[(*i)++].ev;
         }
 
         (*i)++;
     }
 
     return NULL;
+}
+
+
+const mx_auth_event_t *
+mx_state_next_hash(const mx_state_t *state, size_t *i, uint64_t *hash)
+{
+    while (*i < state->cap) {
+        if (state->slots[*i].ev) {
+            /* the caller reads the events: fetch a few ahead */
+            if (*i + 8 < state->cap) {
+                __builtin_prefetch(state->slots[*i + 8].ev);
+            }
+
+            *hash = state->slots[*i].hash;
+            return state->slots[(*i)++].ev;
+        }
+
+        (*i)++;
+    }
+
+    return NULL;
+}
+
+
+const mx_auth_event_t *
+mx_state_get_hash(const mx_state_t *state, const char *type,
+    const char *state_key, uint64_t hash)
+{
+    if (state == NULL || state->n == 0) {
+        return NULL;
+    }
+
+    return state->slots[mx_state_find(state, type, state_key, hash)].ev;
+}
+
+
+uint64_t
+mx_state_key_hash(const char *type, const char *state_key)
+{
+    return mx_state_hash(type, state_key);
 }
 
 
@@ -444,12 +513,12 @@ mx_state_copy(mx_pool_t *pool, const mx_state_t *state)
 
     *s = *state;
     s->pool = pool;
-    s->slots = mx_palloc(pool, s->cap * sizeof(mx_auth_event_t *));
+    s->slots = mx_palloc(pool, s->cap * sizeof(mx_state_slot_t));
     if (s->slots == NULL) {
         return NULL;
     }
 
-    memcpy(s->slots, state->slots, s->cap * sizeof(mx_auth_event_t *));
+    memcpy(s->slots, state->slots, s->cap * sizeof(mx_state_slot_t));
 
     return s;
 }
@@ -1307,7 +1376,9 @@ mx_auth_member(mx_auth_run_t *r)
         }
     }
 
-    target_m = mx_auth_membership(r, ev->state_key);
+    target_m = strcmp(ev->state_key, ev->sender) == 0
+               ? r->sender_membership
+               : mx_auth_membership(r, ev->state_key);
 
     if (strcmp(m, "join") == 0) {
         return mx_auth_join(r);

@@ -105,6 +105,16 @@ size_t mx_state_count(const mx_state_t *state);
 /* iteration: *i starts at 0; NULL at the end */
 const mx_auth_event_t *mx_state_next(const mx_state_t *state, size_t *i);
 mx_state_t *mx_state_copy(mx_pool_t *pool, const mx_state_t *state);
+/*
+ * The same with the key's hash, for callers that look one key up in many
+ * maps (state resolution): the hash of an entry comes with it from
+ * mx_state_next_hash(), and mx_state_key_hash() computes one.
+ */
+const mx_auth_event_t *mx_state_next_hash(const mx_state_t *state, size_t *i,
+    uint64_t *hash);
+const mx_auth_event_t *mx_state_get_hash(const mx_state_t *state,
+    const char *type, const char *state_key, uint64_t hash);
+uint64_t mx_state_key_hash(const char *type, const char *state_key);
 /* entries sorted by (type, state_key); NULL on ENOMEM */
 const mx_auth_event_t **mx_state_sorted(mx_pool_t *pool,
     const mx_state_t *state, size_t *n);

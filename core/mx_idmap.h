@@ -51,10 +51,10 @@ void **mx_idmap_slot(mx_idmap_t *map, const char *key, int *created);
 /* insert or replace; 0, or -1 when out of memory */
 int mx_idmap_put(mx_idmap_t *map, const char *key, void *value);
 
-/* the hash used for keys (64-bit FNV-1a with a final mix) */
+/* the hash used for keys, continuing from h (mixed again before use) */
 uint64_t mx_idmap_hash(const char *p, size_t len, uint64_t h);
 
-#define MX_IDMAP_HASH_INIT  14695981039346656037ULL
+#define MX_IDMAP_HASH_INIT  0x243f6a8885a308d3ULL
 
 /* walk: for (i = 0; i < map->cap; i++) if (map->slots[i].key) ... */
 

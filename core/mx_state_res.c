@@ -42,6 +42,7 @@
 #define MX_SR_FULL         0x02     /* in the full conflicted set */
 #define MX_SR_POWER_SET    0x04     /* sorted in step 1 */
 #define MX_SR_EDGES        0x08     /* auth[] resolved */
+#define MX_SR_UNCONFLICTED 0x10     /* in the unconflicted chain */
 
 #define MX_SR_UNKNOWN      (-2)
 #define MX_SR_INFINITY     INT64_MAX
@@ -52,20 +53,20 @@ typedef struct mx_sr_node_s  mx_sr_node_t;
 struct mx_sr_node_s {
     const mx_auth_event_t   *ev;        /* NULL: the callback had none */
     mx_sr_node_t           **auth;
-    size_t                   n_auth;
     mx_sr_node_t           **children;  /* step 1 only */
-    size_t                   n_children;
-    size_t                   indeg;
-    size_t                   heap;      /* step 1 only */
+    int64_t                  power;     /* step 1: the sender's level;
+                                           step 3: mainline position */
+    uint32_t                 n_auth;
+    uint32_t                 n_children;
+    uint32_t                 indeg;
     uint32_t                 seen;      /* walk generation */
     uint32_t                 set;       /* last set whose chain reached it */
     uint32_t                 chains;    /* sets whose chains reach it */
-    uint32_t                 flags;
-    int64_t                  power;     /* step 1: the sender's level */
-    int64_t                  mainline;  /* index in the mainline, or -1 */
-    int64_t                  position;  /* mainline position (memo) */
+    int32_t                  mainline;  /* index in the mainline, or -1 */
+    uint16_t                 flags;
     uint8_t                  dfs;       /* subgraph walk: 0, open, done */
     uint8_t                  leads;     /* reaches a conflicted event */
+    int64_t                  position;  /* mainline position (memo) */
 };
 
 typedef struct {
@@ -84,6 +85,7 @@ typedef struct {
     const mx_auth_event_t    *create;   /* v12: the room's create event */
     int                       create_done;
     mx_sr_vec_t               conflicted;
+    mx_sr_vec_t              *conf;     /* each set's conflicted events */
     mx_sr_vec_t               full;
     mx_sr_vec_t               stack;
 } mx_sr_t;
@@ -162,6 +164,26 @@ mx_sr_node(mx_sr_t *r, const char *id, const mx_auth_event_t *ev)
 }
 
 
+/*
+ * Nodes are visited in an order that has nothing to do with where they
+ * lie in memory: ask for the node eight places ahead, and for the event of
+ * the node four places ahead (its node has arrived by then).
+ */
+
+static void
+mx_sr_prefetch(const mx_sr_vec_t *vec, size_t i)
+{
+    if (i + 8 < vec->n) {
+        __builtin_prefetch(vec->v[i + 8]);
+    }
+
+    if (i + 4 < vec->n && vec->v[i + 4]->ev) {
+        __builtin_prefetch(vec->v[i + 4]->ev);
+        __builtin_prefetch(vec->v[i + 4]->ev->event_id);
+    }
+}
+
+
 /* resolve a node's auth events to nodes, once; duplicates dropped */
 static int
 mx_sr_edges(mx_sr_t *r, mx_sr_node_t *x)
@@ -205,7 +227,7 @@ mx_sr_edges(mx_sr_t *r, mx_sr_node_t *x)
         }
     }
 
-    x->n_auth = k;
+    x->n_auth = (uint32_t) k;
 
     return 0;
 }
@@ -312,26 +334,35 @@ mx_sr_mark_full(mx_sr_t *r, mx_sr_node_t *x)
 /*
  * A key whose event is the same in every set is unconflicted; every event
  * of any other key is conflicted (a key missing from one set is conflicted
- * too).  Keys are visited once per set that has them.
+ * too).  Each key is hashed once, where it is first seen, and looked up in
+ * the other sets with that hash.  The conflicted events of each set are
+ * listed for mx_sr_chains().
  */
 
 static int
 mx_sr_split(mx_sr_t *r, const mx_state_t *const *sets, size_t n,
     mx_state_t *unconflicted)
 {
-    const mx_auth_event_t  *e, *o;
+    const mx_auth_event_t  *e, *o, *found[64], **fv;
     mx_sr_node_t           *x;
+    uint64_t                h;
     size_t                  i, j, k, it;
     int                     same;
+
+    r->conf = mx_pcalloc(r->pool, n * sizeof(mx_sr_vec_t));
+    fv = n <= 64 ? found : mx_palloc(r->pool, n * sizeof(*fv));
+    if (r->conf == NULL || fv == NULL) {
+        return -1;
+    }
 
     for (i = 0; i < n; i++) {
         it = 0;
 
-        while ((e = mx_state_next(sets[i], &it)) != NULL) {
+        while ((e = mx_state_next_hash(sets[i], &it, &h)) != NULL) {
 
             /* a key seen in an earlier set was handled there */
             for (k = 0; k < i; k++) {
-                if (mx_state_get(sets[k], e->type, e->state_key)) {
+                if (mx_state_get_hash(sets[k], e->type, e->state_key, h)) {
                     break;
                 }
             }
@@ -341,10 +372,12 @@ mx_sr_split(mx_sr_t *r, const mx_state_t *const *sets, size_t n,
             }
 
             same = (i == 0);
+            fv[i] = e;
 
-            for (j = i + 1; j < n && same; j++) {
-                o = mx_state_get(sets[j], e->type, e->state_key);
-                same = o && strcmp(o->event_id, e->event_id) == 0;
+            for (j = i + 1; j < n; j++) {
+                o = mx_state_get_hash(sets[j], e->type, e->state_key, h);
+                fv[j] = o;
+                same = same && o && strcmp(o->event_id, e->event_id) == 0;
             }
 
             if (same) {
@@ -356,13 +389,13 @@ mx_sr_split(mx_sr_t *r, const mx_state_t *const *sets, size_t n,
             }
 
             for (j = i; j < n; j++) {
-                o = mx_state_get(sets[j], e->type, e->state_key);
+                o = fv[j];
                 if (o == NULL) {
                     continue;
                 }
 
                 x = mx_sr_node(r, o->event_id, o);
-                if (x == NULL) {
+                if (x == NULL || mx_sr_push(r->pool, &r->conf[j], x) != 0) {
                     return -1;
                 }
 
@@ -384,62 +417,113 @@ mx_sr_split(mx_sr_t *r, const mx_state_t *const *sets, size_t n,
 
 
 /*
- * The full auth chain of each set: every event reachable through
- * auth_events from an event of the set (not the set's events themselves,
- * unless another event of the set reaches them).  Each node counts the sets
- * whose chains reach it; the auth difference is every node some but not
- * all chains reach.
+ * Walk auth_events from the nodes on the stack.  mark: nodes already
+ * carrying it are not walked again; counting: each newly reached node
+ * counts one more chain.  Nodes in the chain of the unconflicted state
+ * stop a counting walk, their ancestors being there too.
  */
 
 static int
-mx_sr_chains(mx_sr_t *r, const mx_state_t *const *sets, size_t n)
+mx_sr_walk(mx_sr_t *r, uint32_t mark, int counting)
 {
-    const mx_auth_event_t  *e;
-    mx_sr_node_t           *x, *a;
-    uint32_t                mark;
-    size_t                  i, j, it, s;
+    mx_sr_node_t  *x, *a;
+    size_t         j;
 
-    for (s = 0; s < n; s++) {
-        mark = (uint32_t) s + 1;
-        r->stack.n = 0;
-        it = 0;
+    while (r->stack.n) {
+        x = r->stack.v[--r->stack.n];
 
-        while ((e = mx_state_next(sets[s], &it)) != NULL) {
-            x = mx_sr_node(r, e->event_id, e);
-            if (x == NULL || mx_sr_push(r->pool, &r->stack, x) != 0) {
-                return -1;
-            }
+        if (r->stack.n > 8) {
+            __builtin_prefetch(r->stack.v[r->stack.n - 8]);
+            __builtin_prefetch(r->stack.v[r->stack.n - 4]->ev);
         }
 
-        /* the set's own events are walked from, not counted */
-        while (r->stack.n) {
-            x = r->stack.v[--r->stack.n];
+        if (mx_sr_edges(r, x) != 0) {
+            return -1;
+        }
 
-            if (mx_sr_edges(r, x) != 0) {
-                return -1;
-            }
+        for (j = 0; j < x->n_auth; j++) {
+            a = x->auth[j];
 
-            for (j = 0; j < x->n_auth; j++) {
-                a = x->auth[j];
-
-                if (a->set == mark) {
+            if (counting) {
+                if (a->set == mark || (a->flags & MX_SR_UNCONFLICTED)) {
                     continue;
                 }
 
                 a->set = mark;
                 a->chains++;
 
-                if (mx_sr_push(r->pool, &r->stack, a) != 0) {
-                    return -1;
+            } else {
+                if (a->flags & MX_SR_UNCONFLICTED) {
+                    continue;
                 }
+
+                a->flags |= MX_SR_UNCONFLICTED;
             }
+
+            if (mx_sr_push(r->pool, &r->stack, a) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The auth difference.  The full auth chain of set i is the chain U of the
+ * unconflicted state's events together with the chain of set i's
+ * conflicted events.  U lies in every set's chain, so the auth difference
+ * is every event outside U that the conflicted events of some sets reach
+ * but not those of all: one walk marks U, one walk per set counts, and
+ * the counting walks stop where U begins.
+ *
+ *   S1: u1 u2 c1        chain(S1) = U ∪ chain(c1)
+ *   S2: u1 u2 c2        chain(S2) = U ∪ chain(c2)
+ *   difference = (chain(c1) ∪ chain(c2)) − U − (chain(c1) ∩ chain(c2))
+ */
+
+static int
+mx_sr_chains(mx_sr_t *r, const mx_state_t *unconflicted, size_t n)
+{
+    const mx_auth_event_t  *e;
+    mx_sr_node_t           *x;
+    size_t                  i, it, s;
+
+    r->stack.n = 0;
+    it = 0;
+
+    while ((e = mx_state_next(unconflicted, &it)) != NULL) {
+        x = mx_sr_node(r, e->event_id, e);
+        if (x == NULL || mx_sr_push(r->pool, &r->stack, x) != 0) {
+            return -1;
+        }
+    }
+
+    if (mx_sr_walk(r, 0, 0) != 0) {
+        return -1;
+    }
+
+    for (s = 0; s < n; s++) {
+        r->stack.n = 0;
+
+        for (i = 0; i < r->conf[s].n; i++) {
+            if (mx_sr_push(r->pool, &r->stack, r->conf[s].v[i]) != 0) {
+                return -1;
+            }
+        }
+
+        if (mx_sr_walk(r, (uint32_t) s + 1, 1) != 0) {
+            return -1;
         }
     }
 
     for (i = 0; i < r->nodes.cap; i++) {
         x = r->nodes.slots[i].value;
 
-        if (r->nodes.slots[i].key && x->chains > 0 && x->chains < n) {
+        if (r->nodes.slots[i].key && x->chains > 0 && x->chains < n
+            && !(x->flags & MX_SR_UNCONFLICTED))
+        {
             if (mx_sr_mark_full(r, x) != 0) {
                 return -1;
             }
@@ -846,6 +930,7 @@ mx_sr_iterate(mx_sr_t *r, mx_state_t *state, mx_sr_vec_t *list)
 
     for (i = 0; i < list->n; i++) {
         l.node = list->v[i];
+        mx_sr_prefetch(list, i);
 
         if (mx_sr_edges(r, l.node) != 0) {
             return -1;
@@ -919,31 +1004,39 @@ mx_sr_position(mx_sr_t *r, mx_sr_node_t *e)
 }
 
 
+/* what the mainline ordering compares, kept together for the sort */
+typedef struct {
+    int64_t                  position;
+    int64_t                  ts;
+    const char              *id;
+    mx_sr_node_t            *node;
+} mx_sr_key_t;
+
+
 static int
 mx_sr_mainline_cmp(const void *a, const void *b)
 {
-    const mx_sr_node_t  *x, *y;
+    const mx_sr_key_t  *x, *y;
 
-    x = *(const mx_sr_node_t **) a;
-    y = *(const mx_sr_node_t **) b;
+    x = a;
+    y = b;
 
     /* the greater mainline position first */
-    if (x->power != y->power) {
-        return x->power > y->power ? -1 : 1;
+    if (x->position != y->position) {
+        return x->position > y->position ? -1 : 1;
     }
 
-    if (x->ev->origin_server_ts != y->ev->origin_server_ts) {
-        return x->ev->origin_server_ts < y->ev->origin_server_ts ? -1 : 1;
+    if (x->ts != y->ts) {
+        return x->ts < y->ts ? -1 : 1;
     }
 
-    return strcmp(x->ev->event_id, y->ev->event_id);
+    return strcmp(x->id, y->id);
 }
 
 
 /*
  * The events of the full conflicted set not sorted in step 1, ordered by
- * mainline position on the power levels event of the partial state (the
- * power field holds the position here).
+ * mainline position on the power levels event of the partial state.
  */
 
 static int
@@ -951,8 +1044,9 @@ mx_sr_mainline_sort(mx_sr_t *r, mx_state_t *partial, mx_sr_vec_t *out)
 {
     const mx_auth_event_t  *pl;
     mx_sr_node_t           *p, *x;
-    int64_t                 idx;
-    size_t                  i;
+    mx_sr_key_t            *keys;
+    int32_t                 idx;
+    size_t                  i, k;
 
     pl = mx_state_get(partial, "m.room.power_levels", "");
     p = pl ? mx_sr_node(r, pl->event_id, pl) : NULL;
@@ -963,25 +1057,40 @@ mx_sr_mainline_sort(mx_sr_t *r, mx_state_t *partial, mx_sr_vec_t *out)
         p = mx_sr_pl_of(r, p);
     }
 
+    keys = mx_palloc(r->pool, (r->full.n + 1) * sizeof(mx_sr_key_t));
+    if (keys == NULL) {
+        return -1;
+    }
+
+    k = 0;
+
     for (i = 0; i < r->full.n; i++) {
         x = r->full.v[i];
+        mx_sr_prefetch(&r->full, i);
 
         if (x->flags & MX_SR_POWER_SET) {
             continue;
         }
 
-        x->power = mx_sr_position(r, x);
-        if (x->power == MX_SR_UNKNOWN) {
+        keys[k].position = mx_sr_position(r, x);
+        if (keys[k].position == MX_SR_UNKNOWN) {
             return -1;
         }
 
-        if (mx_sr_push(r->pool, out, x) != 0) {
-            return -1;
-        }
+        keys[k].ts = x->ev->origin_server_ts;
+        keys[k].id = x->ev->event_id;
+        keys[k].node = x;
+        k++;
     }
 
-    if (out->n > 1) {
-        qsort(out->v, out->n, sizeof(mx_sr_node_t *), mx_sr_mainline_cmp);
+    if (k > 1) {
+        qsort(keys, k, sizeof(mx_sr_key_t), mx_sr_mainline_cmp);
+    }
+
+    for (i = 0; i < k; i++) {
+        if (mx_sr_push(r->pool, out, keys[i].node) != 0) {
+            return -1;
+        }
     }
 
     return 0;
@@ -1016,7 +1125,7 @@ mx_sr_v2(mx_sr_t *r, const mx_state_t *const *sets, size_t n,
     }
 
     if (mx_sr_split(r, sets, n, unconflicted) != 0
-        || mx_sr_chains(r, sets, n) != 0)
+        || mx_sr_chains(r, unconflicted, n) != 0)
     {
         return -1;
     }
@@ -1036,7 +1145,15 @@ mx_sr_v2(mx_sr_t *r, const mx_state_t *const *sets, size_t n,
         partial = mx_state_create(r->pool, r->full.n);
 
     } else {
-        partial = mx_state_copy(r->pool, unconflicted);
+        partial = mx_state_create(r->pool,
+                                  mx_state_count(unconflicted) + r->full.n);
+        it = 0;
+
+        while (partial && (e = mx_state_next(unconflicted, &it)) != NULL) {
+            if (mx_state_put(partial, e) != 0) {
+                return -1;
+            }
+        }
     }
 
     if (partial == NULL
