@@ -1291,6 +1291,105 @@ test_legacy_vectors(void **state)
 }
 
 
+/* --- the event view -------------------------------------------------------------- */
+
+static void
+test_event_view(void **state)
+{
+    static const struct {
+        const char  *json;
+        int          ok;
+    } cases[] = {
+        { "{\"event_id\":\"$a\",\"type\":\"m.room.message\","
+          "\"sender\":\"@a:b\"}", 1 },
+        { "{\"type\":\"m.room.message\",\"sender\":\"@a:b\"}", 0 },
+        { "{\"event_id\":\"$a\",\"sender\":\"@a:b\"}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"m.room.message\"}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"m.room.power_levels\\u0000x\","
+          "\"sender\":\"@a:b\"}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"t\",\"sender\":\"@a:b\","
+          "\"state_key\":5}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"t\",\"sender\":\"@a:b\","
+          "\"content\":[]}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"t\",\"sender\":\"@a:b\","
+          "\"auth_events\":[5]}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"t\",\"sender\":\"@a:b\","
+          "\"prev_events\":{}}", 0 },
+        { "{\"event_id\":\"$a\",\"type\":\"t\",\"sender\":\"@a:b\","
+          "\"room_id\":1}", 0 },
+        { "[]", 0 },
+    };
+    mx_pool_t         *pool;
+    mx_json_t         *v;
+    mx_json_error_t    err;
+    mx_auth_event_t   *ev;
+    const char        *why, *v1;
+    size_t             i;
+
+    (void) state;
+
+    pool = mx_pool_create(0);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        v = mx_json_parse(pool, cases[i].json, strlen(cases[i].json), &err);
+        assert_non_null(v);
+        why = NULL;
+        ev = mx_auth_event_from_json(pool, v, NULL, &why);
+
+        if (cases[i].ok) {
+            assert_non_null(ev);
+        } else {
+            assert_null(ev);
+            assert_non_null(why);
+        }
+    }
+
+    /* v1 and v2: [id, hashes] pairs; redacts at the top; content.redacts
+       from v11; an event ID given by the caller wins */
+    v1 = "{\"event_id\":\"$r:a\",\"type\":\"m.room.redaction\","
+         "\"sender\":\"@a:a\",\"redacts\":\"$x:a\",\"depth\":7,"
+         "\"origin_server_ts\":99,"
+         "\"prev_events\":[[\"$p:a\",{\"sha256\":\"x\"}]],"
+         "\"auth_events\":[[\"$c:a\",{}],[\"$j:a\",{}]],\"content\":{}}";
+    v = mx_json_parse(pool, v1, strlen(v1), &err);
+    ev = mx_auth_event_from_json(pool, v, NULL, &why);
+    assert_non_null(ev);
+    assert_int_equal(ev->n_prev, 1);
+    assert_string_equal(ev->prev_events[0], "$p:a");
+    assert_int_equal(ev->n_auth, 2);
+    assert_string_equal(ev->auth_events[1], "$j:a");
+    assert_string_equal(ev->redacts, "$x:a");
+    assert_int_equal(ev->depth, 7);
+    assert_int_equal(ev->origin_server_ts, 99);
+    assert_null(ev->state_key);
+    assert_null(ev->room_id);
+
+    v1 = "{\"type\":\"m.room.redaction\",\"sender\":\"@a:a\","
+         "\"content\":{\"redacts\":\"$y\"},\"prev_events\":[\"$p\"]}";
+    v = mx_json_parse(pool, v1, strlen(v1), &err);
+    ev = mx_auth_event_from_json(pool, v, "$computed", &why);
+    assert_non_null(ev);
+    assert_string_equal(ev->event_id, "$computed");
+    assert_string_equal(ev->redacts, "$y");
+
+    /* user IDs as the power levels rule checks them */
+    assert_true(mx_auth_user_id_valid("@a:b.c", 6));
+    assert_true(mx_auth_user_id_valid("@A!~:b.c:8448", 13));
+    assert_false(mx_auth_user_id_valid("@:b.c", 5));
+    assert_false(mx_auth_user_id_valid("a:b.c", 5));
+    assert_false(mx_auth_user_id_valid("@a b:c", 6));
+    assert_false(mx_auth_user_id_valid("@ab", 3));
+    assert_false(mx_auth_user_id_valid("@a:", 3));
+
+    /* every reason has a sentence */
+    assert_string_equal(mx_auth_reason_text(NULL), "allowed");
+    assert_string_equal(mx_auth_reason_text("join.banned"),
+                        "the joining user is banned");
+
+    mx_pool_destroy(pool);
+}
+
+
 int
 main(void)
 {
@@ -1300,6 +1399,7 @@ main(void)
         cmocka_unit_test(test_third_party_invite),
         cmocka_unit_test(test_selection),
         cmocka_unit_test(test_legacy_vectors),
+        cmocka_unit_test(test_event_view),
     };
 
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
