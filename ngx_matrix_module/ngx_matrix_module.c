@@ -538,8 +538,18 @@ ngx_matrix_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static void
 ngx_matrix_on_message(ngx_str_t *channel, ngx_str_t *message)
 {
+    ngx_str_t  *mine;
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "matrix: message on \"%V\": \"%V\"", channel, message);
+
+    mine = ngx_matrix_wait_channel();
+
+    if (channel->len == mine->len
+        && ngx_strncmp(channel->data, mine->data, mine->len) == 0)
+    {
+        ngx_matrix_wait_message(message);
+    }
 }
 
 
@@ -569,6 +579,8 @@ ngx_matrix_init_worker(ngx_cycle_t *cycle)
     channel.len = ngx_sprintf(channel.data, "mx:w:%V:%P%Z",
                               &ngx_cycle->hostname, ngx_pid)
                   - channel.data - 1;
+
+    ngx_matrix_wait_init(&channel);
 
     return ngx_matrix_redis_init_worker(cycle, &mcf->redis_host,
                                         mcf->redis_port, &mcf->redis_path,

@@ -215,6 +215,18 @@ ngx_int_t ngx_matrix_password_hash(ngx_matrix_req_t *mr,
 ngx_int_t ngx_matrix_password_verify(ngx_matrix_req_t *mr,
     ngx_str_t *hash, ngx_str_t *password, ngx_matrix_work_pt done);
 
+/* ngx_matrix_wait.c: requests parked until a daemon answers; answer is
+ * NULL on timeout, and lives only during the call */
+typedef ngx_int_t (*ngx_matrix_wait_pt)(ngx_matrix_req_t *mr,
+    ngx_str_t *answer);
+
+void ngx_matrix_wait_init(ngx_str_t *channel);
+ngx_str_t *ngx_matrix_wait_channel(void);
+ngx_int_t ngx_matrix_wait(ngx_matrix_req_t *mr, ngx_msec_t timeout,
+    ngx_matrix_wait_pt done, ngx_str_t *id);
+void ngx_matrix_wait_cancel(ngx_matrix_req_t *mr, ngx_str_t *id);
+void ngx_matrix_wait_message(ngx_str_t *message);
+
 /* ngx_matrix_uia.c: flows are "stage,stage|stage" */
 ngx_int_t ngx_matrix_uia(ngx_matrix_req_t *mr, const char *flows,
     ngx_matrix_handler_pt done);
