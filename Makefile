@@ -29,15 +29,13 @@ CORE_HDRS  := $(wildcard core/*.h)
 CORE_OBJS  := $(CORE_SRCS:core/%.c=$(O)/core/%.o)
 LIBCORE    := $(O)/libmxcore.a
 
-# workers/: mxw_*.c is the daemon runtime, matrixctl_*.c the parts of
-# matrixctl, and every other .c is one program
+# workers/: mxw_*.c is the daemon runtime; NAME.c (no '_' in NAME) is a
+# program, and NAME_*.c are the other parts of it
 WRT_SRCS   := $(sort $(wildcard workers/mxw_*.c))
 WRT_HDRS   := $(wildcard workers/*.h)
 WRT_OBJS   := $(WRT_SRCS:workers/%.c=$(O)/workers/%.o)
 LIBWRT     := $(O)/libmxworker.a
-CTL_SRCS   := $(sort $(wildcard workers/matrixctl_*.c))
-CTL_OBJS   := $(CTL_SRCS:workers/%.c=$(O)/workers/%.o)
-PROG_SRCS  := $(filter-out $(WRT_SRCS) $(CTL_SRCS),$(wildcard workers/*.c))
+PROG_SRCS  := $(foreach f,$(wildcard workers/*.c),$(if $(findstring _,$(notdir $(f))),,$(f)))
 PROGS      := $(PROG_SRCS:workers/%.c=$(O)/bin/%)
 DAEMONS    := roomserver syncer fedsender
 
@@ -104,13 +102,13 @@ $(LIBWRT): $(WRT_OBJS) $(O)/gen/mx_lua_lib.o
 	rm -f $@
 	ar rcs $@ $^
 
-$(O)/bin/matrixctl: $(O)/workers/matrixctl.o $(CTL_OBJS) $(LIBWRT) $(LIBCORE)
+.SECONDEXPANSION:
+
+$(O)/bin/%: $(O)/workers/%.o \
+            $$(addprefix $(O)/,$$(subst .c,.o,$$(wildcard workers/$$*_*.c))) \
+            $(LIBWRT) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
-
-$(O)/bin/%: $(O)/workers/%.o $(LIBWRT) $(LIBCORE)
-	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- t/c: unit tests and test programs --------------------------------------
 
