@@ -15,7 +15,28 @@
 #include "mxw.h"
 
 
+/*
+ * An accepted event.  Sending it to the other servers of the room comes
+ * with federation; until then this server shares rooms with no one, so
+ * there is no one to send it to.
+ */
+
+static mxw_result_t
+fs_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
+    size_t why_len)
+{
+    (void) w;
+    (void) e;
+    (void) data;
+    (void) why;
+    (void) why_len;
+
+    return MXW_DONE;
+}
+
+
 static mxw_kind_t  kinds[] = {
+    { "event", fs_event },
     { NULL, NULL }
 };
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <mx_shard.h>
 #include <mx_sign.h>
 
 #include "matrixctl.h"
@@ -142,6 +143,23 @@ cmd_config(int argc, char **argv)
 }
 
 
+/* the input shard of a room, for tests and operators */
+
+static int
+cmd_shard(int argc, char **argv)
+{
+    int  n;
+
+    if (argc != 3 || (n = atoi(argv[2])) < 1) {
+        fprintf(stderr, "usage: matrixctl shard ROOM_ID SHARDS\n");
+        return 2;
+    }
+
+    printf("%u\n", mx_room_shard(argv[1], strlen(argv[1]), (unsigned) n));
+    return 0;
+}
+
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -160,6 +178,7 @@ static const matrixctl_cmd_t  ctl_commands[] = {
       "functions -c CONF: load the Redis function library" },
     { "config", cmd_config, "config -c CONF: print the matrix_* settings" },
     { "version", cmd_version, "version: print versions" },
+    { "shard", cmd_shard, "shard ROOM_ID SHARDS: the input shard of a room" },
     MATRIXCTL_PROTOCOL_COMMANDS
     { NULL, NULL, NULL }
 };

@@ -15,13 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mxw.h"
+#include "roomserver.h"
 
 
 #define RS_MAX_SHARDS  256
 
 
 static mxw_kind_t  rs_kinds[] = {
+    { "event", rs_process_event },
     { NULL, NULL }
 };
 

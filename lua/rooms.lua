@@ -1,0 +1,229 @@
+
+-- Rooms: events, state, forward extremities, memberships.
+--
+--   mx:{<room_id>}:room          hash: version, pos (events stored so far),
+--                                sg (last state group number), cur_sg
+--                                (the group of the current state), depth
+--                                (greatest depth stored)
+--   mx:{<room_id>}:pdu           hash: event_id -> the PDU, as received
+--   mx:{<room_id>}:meta          hash: event_id -> "<pos> <sg> <depth> <flags>"
+--                                sg: the state group after the event;
+--                                flags: '-' or letters: r rejected,
+--                                s soft-failed, o outlier
+--   mx:{<room_id>}:sg:<n>        hash: a state group: "<type>\31<state_key>"
+--                                -> event_id ('' when the key is gone), and
+--                                "\0p" -> the parent group (absent for a
+--                                full snapshot), "\0n" -> how many entries
+--                                the chain down to the snapshot holds
+--   mx:{<room_id>}:state         hash: the current state, in full
+--   mx:{<room_id>}:extrem        set: forward extremities
+--   mx:{<room_id>}:members       hash: user_id -> membership, current
+--   mx:{<room_id>}:redactions    hash: event_id -> the redaction of it
+--
+-- The roomserver is the only writer of these (mx_room_store); everything
+-- else reads.  Every function is called with mx:{<room_id>}:room as
+-- KEYS[1] and touches only keys of that room's hash tag.
+
+local SEP = '\31'
+
+local function rkey(room, suffix)
+    return 'mx:{' .. room .. '}:' .. suffix
+end
+
+
+-- mx_room_store: store one event the roomserver has decided on
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, event_id, pdu, depth, flags ('-' or letters),
+--            sg after the event ('' = new group as given below,
+--            else a number), new group: parent ('' = snapshot),
+--            chain count, entries as "k1\31v1\30k2\31v2..." (key
+--            "<type>\31<state_key>"; value '' for gone),
+--            current state changes in the same form ('' for none),
+--            new forward extremities, "\30"-separated ('' = keep),
+--            version (set on the first event), redacts ('' or event_id),
+--            cur_sg: '=' this event's group is now the current state's,
+--            a number, or '' to leave it
+--   reply:   {pos, sg} of the stored event; an event stored before gives
+--            its old {pos, sg} and changes nothing
+redis.register_function{
+    function_name = 'mx_room_store',
+    callback = function(keys, a)
+        local room, id = a[1], a[2]
+        local meta = rkey(room, 'meta')
+        local old = redis.call('HGET', meta, id)
+        if old then
+            local pos, sg = string.match(old, '^(%d+) (%d+)')
+            return { tonumber(pos), tonumber(sg) }
+        end
+
+        if a[12] ~= '' then
+            redis.call('HSETNX', keys[1], 'version', a[12])
+        end
+
+        local sg = a[6]
+        if sg == '' then
+            sg = tostring(redis.call('HINCRBY', keys[1], 'sg', 1))
+            local gk = rkey(room, 'sg:' .. sg)
+            if a[7] ~= '' then
+                redis.call('HSET', gk, '\0p', a[7], '\0n', a[8])
+            else
+                redis.call('HSET', gk, '\0n', a[8])
+            end
+            for entry in string.gmatch(a[9], '[^\30]+') do
+                local k, v = string.match(entry, '^(.*)\31([^\31]*)$')
+                if k then redis.call('HSET', gk, k, v) end
+            end
+        end
+
+        local pos = redis.call('HINCRBY', keys[1], 'pos', 1)
+        local depth = tonumber(a[4])
+        redis.call('HSET', rkey(room, 'pdu'), id, a[3])
+        redis.call('HSET', meta, id, pos .. ' ' .. sg .. ' ' .. a[4] .. ' ' .. a[5])
+
+        if string.find(a[5], 'r', 1, true) or string.find(a[5], 'o', 1, true) then
+            -- rejected and outliers change nothing else
+            return { pos, tonumber(sg) }
+        end
+
+        if depth > tonumber(redis.call('HGET', keys[1], 'depth') or '0') then
+            redis.call('HSET', keys[1], 'depth', depth)
+        end
+
+        if a[10] ~= '' then
+            local st = rkey(room, 'state')
+            local mk = rkey(room, 'members')
+            for entry in string.gmatch(a[10], '[^\30]+') do
+                local k, v = string.match(entry, '^(.*)\31([^\31]*)$')
+                if k then
+                    if v == '' then
+                        redis.call('HDEL', st, k)
+                    else
+                        redis.call('HSET', st, k, v)
+                    end
+                    local t, skey = string.match(k, '^(.*)\31(.*)$')
+                    if t == 'm.room.member' then
+                        local m = ''
+                        if v ~= '' then
+                            local pdu = redis.call('HGET', rkey(room, 'pdu'), v)
+                            if pdu then
+                                local ok, ev = pcall(cjson.decode, pdu)
+                                if ok and type(ev.content) == 'table'
+                                   and type(ev.content.membership) == 'string' then
+                                    m = ev.content.membership
+                                end
+                            end
+                        end
+                        if m == '' then
+                            redis.call('HDEL', mk, skey)
+                        else
+                            redis.call('HSET', mk, skey, m)
+                        end
+                    end
+                end
+            end
+        end
+
+        if a[14] == '=' then
+            redis.call('HSET', keys[1], 'cur_sg', sg)
+        elseif a[14] ~= '' then
+            redis.call('HSET', keys[1], 'cur_sg', a[14])
+        end
+
+        if a[11] ~= '' then
+            local ek = rkey(room, 'extrem')
+            redis.call('DEL', ek)
+            for e in string.gmatch(a[11], '[^\30]+') do
+                redis.call('SADD', ek, e)
+            end
+        end
+
+        if a[13] ~= '' then
+            redis.call('HSETNX', rkey(room, 'redactions'), a[13], id)
+        end
+
+        return { pos, tonumber(sg) }
+    end
+}
+
+
+-- mx_room_head: what the roomserver needs to take over a room
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id
+--   reply:   {version|'', pos, cur_sg, depth, {extremity ids},
+--            {state keys and event ids, flat}, entries down cur_sg's chain}
+redis.register_function{
+    function_name = 'mx_room_head',
+    callback = function(keys, a)
+        local r = redis.call('HMGET', keys[1], 'version', 'pos', 'cur_sg', 'depth')
+        local cur = tonumber(r[3] or '0')
+        local n = 0
+        if cur > 0 then
+            n = tonumber(redis.call('HGET', rkey(a[1], 'sg:' .. cur), '\0n') or '0')
+        end
+        return { r[1] or '', tonumber(r[2] or '0'), cur,
+                 tonumber(r[4] or '0'),
+                 redis.call('SMEMBERS', rkey(a[1], 'extrem')),
+                 redis.call('HGETALL', rkey(a[1], 'state')), n }
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_room_events: events by ID
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, event_id...
+--   reply:   per ID {pdu or false, meta or false}
+redis.register_function{
+    function_name = 'mx_room_events',
+    callback = function(keys, a)
+        local ids = {}
+        for i = 2, #a do ids[#ids + 1] = a[i] end
+        if #ids == 0 then return {} end
+        local pdus = redis.call('HMGET', rkey(a[1], 'pdu'), unpack(ids))
+        local metas = redis.call('HMGET', rkey(a[1], 'meta'), unpack(ids))
+        local out = {}
+        for i = 1, #ids do out[i] = { pdus[i], metas[i] } end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_room_sg: a state group in full, following parents to the snapshot
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, group number
+--   reply:   {key, event_id, ...} (gone keys left out), or false when the
+--            group does not exist
+redis.register_function{
+    function_name = 'mx_room_sg',
+    callback = function(keys, a)
+        local chain = {}
+        local sg = a[2]
+        while sg and sg ~= '' do
+            local gk = rkey(a[1], 'sg:' .. sg)
+            local all = redis.call('HGETALL', gk)
+            if #all == 0 then
+                if #chain == 0 then return false end
+                break
+            end
+            chain[#chain + 1] = all
+            sg = redis.call('HGET', gk, '\0p')
+        end
+        local map = {}
+        for i = #chain, 1, -1 do
+            local all = chain[i]
+            for j = 1, #all, 2 do
+                if string.byte(all[j], 1) ~= 0 then map[all[j]] = all[j + 1] end
+            end
+        end
+        local out = {}
+        for k, v in pairs(map) do
+            if v ~= '' then
+                out[#out + 1] = k
+                out[#out + 1] = v
+            end
+        end
+        return out
+    end,
+    flags = { 'no-writes' }
+}

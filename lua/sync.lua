@@ -1,0 +1,43 @@
+
+-- The syncer's views: stream positions, room timelines, users' rooms.
+--
+--   mx:stream                    integer: the last stream position given
+--   mx:{<room_id>}:spos          hash: event_id -> stream position
+--   mx:{<room_id>}:timeline      sorted set: event_id by stream position
+--   mx:{<user_id>}:rooms         hash: room_id -> "<membership> <position>"
+--
+-- Positions are given by one syncer reading mx:output in order, so they
+-- follow the order in which events became visible.
+
+
+-- mx_sync_position: the stream position of an event, given once
+--   KEYS[1]  mx:{<room_id>}:spos
+--   ARGV     room_id, event_id, position (a new one, from INCR mx:stream)
+--   reply:   {position, new (1) or seen before (0)}
+redis.register_function{
+    function_name = 'mx_sync_position',
+    callback = function(keys, a)
+        local old = redis.call('HGET', keys[1], a[2])
+        if old then return { tonumber(old), 0 } end
+        redis.call('HSET', keys[1], a[2], a[3])
+        redis.call('ZADD', 'mx:{' .. a[1] .. '}:timeline', a[3], a[2])
+        return { tonumber(a[3]), 1 }
+    end
+}
+
+
+-- mx_sync_membership: a user's membership of a room changed
+--   KEYS[1]  mx:{<user_id>}:rooms
+--   ARGV     room_id, membership ('' when gone), position
+--   reply:   'OK'
+redis.register_function{
+    function_name = 'mx_sync_membership',
+    callback = function(keys, a)
+        if a[2] == '' then
+            redis.call('HDEL', keys[1], a[1])
+        else
+            redis.call('HSET', keys[1], a[1], a[2] .. ' ' .. a[3])
+        end
+        return 'OK'
+    end
+}

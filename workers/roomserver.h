@@ -1,0 +1,106 @@
+/*
+ * rs: the roomserver's rooms.
+ *
+ * The roomserver is the only writer of room state, and one roomserver owns
+ * a room's input shard at a time, so it keeps what it knows of a room in
+ * memory and reads Redis only on a miss:
+ *
+ *   rs_room_t     a room: version, current state as (type, state_key) ->
+ *                 event ID, forward extremities, the counters of its keys;
+ *                 events and state groups it has seen, by ID
+ *   rs_event_t    an event: its view for the auth rules (mx_auth_event_t),
+ *                 its stream position, the state group after it, flags
+ *
+ * Everything of a room comes from the room's own pool, released when the
+ * room leaves the cache (too big, or idle).
+ */
+
+#ifndef RS_H
+#define RS_H
+
+#include <mx_auth.h>
+#include <mx_idmap.h>
+#include <mx_json.h>
+#include <mx_pool.h>
+#include <mx_room_version.h>
+
+#include "mxw.h"
+
+
+#define RS_SEP          '\037'      /* between type and state_key */
+
+#define RS_F_REJECTED   0x01
+#define RS_F_SOFT       0x02
+#define RS_F_OUTLIER    0x04
+
+
+typedef struct rs_event_s  rs_event_t;
+
+struct rs_event_s {
+    mx_auth_event_t        *ev;
+    const char             *pdu;       /* as stored */
+    size_t                  pdu_len;
+    int64_t                 pos;
+    int64_t                 sg;        /* state group after it */
+    int64_t                 depth;
+    unsigned                flags;
+};
+
+/* a state as event IDs: "<type>\037<state_key>" -> event ID */
+typedef struct {
+    mx_idmap_t              map;
+} rs_ids_t;
+
+typedef struct rs_room_s  rs_room_t;
+
+struct rs_room_s {
+    char                   *room_id;
+    const mx_room_version_t *rv;
+    mx_pool_t              *pool;
+    mx_idmap_t              events;    /* event ID -> rs_event_t */
+    mx_idmap_t              groups;    /* "<n>" -> rs_ids_t, state groups */
+    rs_ids_t               *current;
+    int64_t                 cur_sg;    /* -1: resolved, in no group */
+    int64_t                 cur_n;     /* entries down its delta chain */
+    int64_t                 pos;
+    int64_t                 depth;
+    const char            **extrem;
+    size_t                  nextrem;
+    int64_t                 used_ms;   /* for the cache */
+    rs_room_t              *next;
+};
+
+
+/* rs_room.c */
+rs_room_t *rs_room_get(mxw_t *w, const char *room_id, const char *version,
+    char *why, size_t why_len);
+void rs_room_drop(rs_room_t *room);
+void rs_rooms_trim(int64_t now);
+
+rs_ids_t *rs_ids_new(mx_pool_t *pool, size_t hint);
+const char *rs_ids_get(rs_ids_t *ids, const char *type,
+    const char *state_key);
+int rs_ids_set(mx_pool_t *pool, rs_ids_t *ids, const char *type,
+    const char *state_key, const char *event_id);
+rs_ids_t *rs_ids_copy(mx_pool_t *pool, rs_ids_t *ids);
+
+/* an event by ID: the cache, then Redis; NULL when there is none */
+rs_event_t *rs_event_get(mxw_t *w, rs_room_t *room, const char *event_id,
+    int *failed);
+/* several at once, into the cache; -1 when Redis failed */
+int rs_events_load(mxw_t *w, rs_room_t *room, const char **ids, size_t n);
+rs_event_t *rs_event_add(rs_room_t *room, const char *event_id,
+    const char *pdu, size_t len, const char *meta, char *why, size_t wlen);
+
+/* the state of a state group, as IDs (cached); NULL when Redis failed */
+rs_ids_t *rs_group_get(mxw_t *w, rs_room_t *room, int64_t sg);
+
+/* a state of IDs as an mx_state_t of events, for state resolution */
+mx_state_t *rs_ids_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool,
+    rs_ids_t *ids);
+
+/* rs_process.c */
+mxw_result_t rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data,
+    char *why, size_t why_len);
+
+#endif /* RS_H */
