@@ -227,3 +227,66 @@ redis.register_function{
     end,
     flags = { 'no-writes' }
 }
+
+
+-- mx_room_prepare: what the module needs to build an event, in one call
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, then "<type>\31<state_key>" keys of the state the
+--            auth rules may need
+--   reply:   false for a room we do not have, else
+--            {version, depth, {extremity_id, pdu, ...},
+--             {key, event_id, pdu, ...} for the keys present}
+redis.register_function{
+    function_name = 'mx_room_prepare',
+    callback = function(keys, a)
+        local r = redis.call('HMGET', keys[1], 'version', 'depth')
+        if not r[1] then return false end
+        local room = a[1]
+        local pk = rkey(room, 'pdu')
+        local ex = {}
+        for _, id in ipairs(redis.call('SMEMBERS', rkey(room, 'extrem'))) do
+            ex[#ex + 1] = id
+            ex[#ex + 1] = redis.call('HGET', pk, id) or ''
+        end
+        local st = {}
+        if #a > 1 then
+            local wanted = {}
+            for i = 2, #a do wanted[#wanted + 1] = a[i] end
+            local ids = redis.call('HMGET', rkey(room, 'state'), unpack(wanted))
+            for i = 1, #wanted do
+                if ids[i] then
+                    st[#st + 1] = wanted[i]
+                    st[#st + 1] = ids[i]
+                    st[#st + 1] = redis.call('HGET', pk, ids[i]) or ''
+                end
+            end
+        end
+        return { r[1], tonumber(r[2] or '0'), ex, st }
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_room_current: the current state, or one piece of it
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, key ("<type>\31<state_key>", or '' for all)
+--   reply:   false for a room we do not have, else {pdu, ...}
+redis.register_function{
+    function_name = 'mx_room_current',
+    callback = function(keys, a)
+        if redis.call('HEXISTS', keys[1], 'version') == 0 then return false end
+        local pk = rkey(a[1], 'pdu')
+        local out = {}
+        if a[2] ~= '' then
+            local id = redis.call('HGET', rkey(a[1], 'state'), a[2])
+            if id then out[1] = redis.call('HGET', pk, id) or '' end
+            return out
+        end
+        local all = redis.call('HGETALL', rkey(a[1], 'state'))
+        for i = 2, #all, 2 do
+            out[#out + 1] = redis.call('HGET', pk, all[i]) or ''
+        end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
