@@ -593,35 +593,6 @@ mx_auth_same_domain(const char *a, const char *b)
 }
 
 
-/*
- * user_id = "@" localpart ":" server_name, at most 255 bytes, with the
- * historical localpart grammar (any of %x21-39 / %x3B-7E) that servers must
- * still accept in events.
- */
-
-int
-mx_auth_user_id_valid(const char *s, size_t len)
-{
-    size_t  i;
-
-    if (len < 4 || len > 255 || s[0] != '@') {
-        return 0;
-    }
-
-    for (i = 1; i < len && s[i] != ':'; i++) {
-        if ((unsigned char) s[i] < 0x21 || (unsigned char) s[i] > 0x7e) {
-            return 0;
-        }
-    }
-
-    if (i == 1 || i >= len - 1) {
-        return 0;
-    }
-
-    return mx_server_name_valid(s + i + 1, len - i - 1);
-}
-
-
 const mx_room_version_t *
 mx_auth_create_version(const mx_auth_event_t *create)
 {
@@ -1075,7 +1046,7 @@ mx_auth_create(mx_auth_run_t *r)
                 v = arr->u.a.v[i];
 
                 if (!mx_json_is(v, MX_JSON_STRING)
-                    || !mx_auth_user_id_valid(v->u.s.p, v->u.s.len))
+                    || !mx_user_id_historical_valid(v->u.s.p, v->u.s.len))
                 {
                     return "create.additional_creators";
                 }
@@ -1359,7 +1330,7 @@ mx_auth_member(mx_auth_run_t *r)
 
         if (v) {
             if (!mx_json_is(v, MX_JSON_STRING)
-                || !mx_auth_user_id_valid(v->u.s.p, v->u.s.len))
+                || !mx_user_id_historical_valid(v->u.s.p, v->u.s.len))
             {
                 return "member.authoriser_signature";
             }
@@ -1519,7 +1490,7 @@ mx_auth_pl_shape(mx_auth_run_t *r)
         }
 
         for (i = 0; i < obj->u.o.n; i++) {
-            if (!mx_auth_user_id_valid(obj->u.o.m[i].key,
+            if (!mx_user_id_historical_valid(obj->u.o.m[i].key,
                                        obj->u.o.m[i].key_len)
                 || strlen(obj->u.o.m[i].key) != obj->u.o.m[i].key_len
                 || mx_auth_pl_value(r->rv, obj->u.o.m[i].value, &x) != 0)

@@ -175,9 +175,6 @@ int64_t mx_auth_user_level(const mx_room_version_t *rv,
     const mx_auth_event_t *create, const mx_auth_event_t *power_levels,
     const char *user);
 
-/* '@' localpart ':' server_name, the historical localpart grammar */
-int mx_auth_user_id_valid(const char *s, size_t len);
-
 /* the room version a create event names ("1" when it names none) */
 const mx_room_version_t *mx_auth_create_version(const mx_auth_event_t *create);
 

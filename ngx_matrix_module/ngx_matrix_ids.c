@@ -5,53 +5,24 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include <mx_ids.h>
+
 #include "ngx_matrix_module.h"
 
 
-/* "!" then an opaque part, at most 255 bytes, no control characters */
+/* the identifier grammars are core's; these take nginx strings */
 
 ngx_uint_t
 ngx_matrix_room_id_valid(ngx_str_t *id)
 {
-    size_t  i;
-
-    if (id->len < 2 || id->len > 255 || id->data[0] != '!') {
-        return 0;
-    }
-
-    for (i = 1; i < id->len; i++) {
-        if (id->data[i] < 0x21 || id->data[i] == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
+    return mx_room_id_valid((char *) id->data, id->len);
 }
 
-
-/* a user ID localpart of this server: [a-z0-9._=/+-], 1 or more */
 
 ngx_uint_t
 ngx_matrix_localpart_valid(u_char *p, size_t len)
 {
-    size_t  i;
-    u_char  c;
-
-    if (len == 0) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
-              || c == '_' || c == '=' || c == '-' || c == '/' || c == '+'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
+    return mx_localpart_valid((char *) p, len);
 }
 
 

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include <mx_auth.h>
+#include <mx_ids.h>
 #include <mx_json.h>
 #include <mx_pool.h>
 #include <mx_sign.h>
@@ -1373,13 +1374,13 @@ test_event_view(void **state)
     assert_string_equal(ev->redacts, "$y");
 
     /* user IDs as the power levels rule checks them */
-    assert_true(mx_auth_user_id_valid("@a:b.c", 6));
-    assert_true(mx_auth_user_id_valid("@A!~:b.c:8448", 13));
-    assert_false(mx_auth_user_id_valid("@:b.c", 5));
-    assert_false(mx_auth_user_id_valid("a:b.c", 5));
-    assert_false(mx_auth_user_id_valid("@a b:c", 6));
-    assert_false(mx_auth_user_id_valid("@ab", 3));
-    assert_false(mx_auth_user_id_valid("@a:", 3));
+    assert_true(mx_user_id_historical_valid("@a:b.c", 6));
+    assert_true(mx_user_id_historical_valid("@A!~:b.c:8448", 13));
+    assert_false(mx_user_id_historical_valid("@:b.c", 5));
+    assert_false(mx_user_id_historical_valid("a:b.c", 5));
+    assert_false(mx_user_id_historical_valid("@a b:c", 6));
+    assert_false(mx_user_id_historical_valid("@ab", 3));
+    assert_false(mx_user_id_historical_valid("@a:", 3));
 
     /* every reason has a sentence */
     assert_string_equal(mx_auth_reason_text(NULL), "allowed");
