@@ -22,6 +22,53 @@
 #include "mxw.h"
 
 
+#define CTL_MAX_INPUT  (256 * 1024 * 1024)
+
+
+char *
+matrixctl_read_stdin(mx_pool_t *pool, size_t *len)
+{
+    char    *buf, *nbuf;
+    size_t   cap, n, r;
+
+    cap = 65536;
+    n = 0;
+    buf = mx_palloc(pool, cap);
+
+    while (buf) {
+        r = fread(buf + n, 1, cap - n - 1, stdin);
+        n += r;
+
+        if (r == 0) {
+            if (ferror(stdin)) {
+                return NULL;
+            }
+
+            buf[n] = '\0';
+            *len = n;
+
+            return buf;
+        }
+
+        if (n + 1 == cap) {
+            if (cap >= CTL_MAX_INPUT) {
+                return NULL;
+            }
+
+            nbuf = mx_palloc(pool, cap * 2);
+            if (nbuf) {
+                memcpy(nbuf, buf, n);
+            }
+
+            buf = nbuf;
+            cap *= 2;
+        }
+    }
+
+    return NULL;
+}
+
+
 static int
 cmd_keygen(int argc, char **argv)
 {

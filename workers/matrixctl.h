@@ -8,6 +8,10 @@
 
 #define MATRIXCTL_VERSION  "0.1.0"
 
+#include <stddef.h>
+
+#include <mx_pool.h>
+
 typedef struct {
     const char  *name;
     int        (*run)(int argc, char **argv);
@@ -15,8 +19,38 @@ typedef struct {
 } matrixctl_cmd_t;
 
 
+/* all of stdin (at most 256 MiB) into the pool, NUL-terminated */
+char *matrixctl_read_stdin(mx_pool_t *pool, size_t *len);
+
+
 /* matrixctl_event.c: canonical JSON, signing, hashes, redaction, event IDs */
-#define MATRIXCTL_EVENT_COMMANDS
+int matrixctl_canonical(int argc, char **argv);
+int matrixctl_sign(int argc, char **argv);
+int matrixctl_verify(int argc, char **argv);
+int matrixctl_public_key(int argc, char **argv);
+int matrixctl_hash(int argc, char **argv);
+int matrixctl_redact(int argc, char **argv);
+int matrixctl_event_id(int argc, char **argv);
+
+#define MATRIXCTL_EVENT_COMMANDS                                             \
+    { "canonical", matrixctl_canonical,                                      \
+      "canonical [--room-version N] < JSON: the canonical form (strict"      \
+      " unless N is 1 to 5)" },                                              \
+    { "sign", matrixctl_sign,                                                \
+      "sign -k KEYFILE -s SERVER [--room-version N] < JSON: sign an"         \
+      " object, or with N an event (hashes, redaction, signature)" },        \
+    { "verify", matrixctl_verify,                                            \
+      "verify -s SERVER -p PUBKEY [-i KEY_ID] [--room-version N] < JSON:"    \
+      " ok, or why not; with N an event: ok, redact or reject" },            \
+    { "public-key", matrixctl_public_key,                                    \
+      "public-key -k KEYFILE: the key ID and public key of a key file" },    \
+    { "hash", matrixctl_hash,                                                \
+      "hash --room-version N < EVENT: content and reference hashes" },       \
+    { "redact", matrixctl_redact,                                            \
+      "redact --room-version N < EVENT: the redacted event" },               \
+    { "event-id", matrixctl_event_id,                                        \
+      "event-id --room-version N < EVENT: the event ID (and the room ID"     \
+      " a v12 create event makes)" },
 
 /* matrixctl_auth.c: authorization rules and state resolution */
 int matrixctl_auth(int argc, char **argv);

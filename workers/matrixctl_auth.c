@@ -34,9 +34,6 @@
 #include "matrixctl.h"
 
 
-#define CTL_AUTH_MAX_INPUT  (256 * 1024 * 1024)
-
-
 typedef struct {
     mx_pool_t                 *pool;
     mx_idmap_t                 byid;
@@ -60,51 +57,6 @@ ctl_fail(ctl_auth_t *c, const char *fmt, ...)
 }
 
 
-/* all of stdin into the pool, NUL-terminated */
-static char *
-ctl_read_stdin(mx_pool_t *pool, size_t *len)
-{
-    char    *buf, *nbuf;
-    size_t   cap, n, r;
-
-    cap = 65536;
-    n = 0;
-    buf = mx_palloc(pool, cap);
-
-    while (buf) {
-        r = fread(buf + n, 1, cap - n - 1, stdin);
-        n += r;
-
-        if (r == 0) {
-            if (ferror(stdin)) {
-                return NULL;
-            }
-
-            buf[n] = '\0';
-            *len = n;
-
-            return buf;
-        }
-
-        if (n + 1 == cap) {
-            if (cap >= CTL_AUTH_MAX_INPUT) {
-                return NULL;
-            }
-
-            nbuf = mx_palloc(pool, cap * 2);
-            if (nbuf) {
-                memcpy(nbuf, buf, n);
-            }
-
-            buf = nbuf;
-            cap *= 2;
-        }
-    }
-
-    return NULL;
-}
-
-
 static mx_json_t *
 ctl_input(ctl_auth_t *c, int argc, char **argv)
 {
@@ -120,7 +72,7 @@ ctl_input(ctl_auth_t *c, int argc, char **argv)
         return NULL;
     }
 
-    text = ctl_read_stdin(c->pool, &len);
+    text = matrixctl_read_stdin(c->pool, &len);
     if (text == NULL) {
         ctl_fail(c, "cannot read stdin");
         return NULL;
