@@ -652,11 +652,20 @@ mx_json_format_double(double d, char *out)
 }
 
 
+/* per byte: 0 written as is, else the escape character ('u': \u00xx) */
+static const char  mx_json_escape[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    'u', 'u', 'u', 'u',
+    ['"'] = '"', ['\\'] = '\\'
+};
+
+
 size_t
 mx_json_write_str(const char *s, size_t len, char *out)
 {
     static const char      hex[] = "0123456789abcdef";
-    const unsigned char   *p, *end;
+    const unsigned char   *p, *end, *run;
     size_t                 n;
     char                   esc;
 
@@ -668,29 +677,33 @@ mx_json_write_str(const char *s, size_t len, char *out)
         *out++ = '"';
     }
 
-    for ( /* void */ ; p < end; p++) {
-
-        switch (*p) {
-        case '"':  esc = '"';  break;
-        case '\\': esc = '\\'; break;
-        case '\b': esc = 'b';  break;
-        case '\t': esc = 't';  break;
-        case '\n': esc = 'n';  break;
-        case '\f': esc = 'f';  break;
-        case '\r': esc = 'r';  break;
-        default:   esc = 0;    break;
+    for ( ;; ) {
+        /* a run of bytes that need no escape, copied at once */
+        run = p;
+        while (p < end && mx_json_escape[*p] == 0) {
+            p++;
         }
 
-        if (esc) {
+        n += (size_t) (p - run);
+        if (out) {
+            memcpy(out, run, (size_t) (p - run));
+            out += p - run;
+        }
+
+        if (p == end) {
+            break;
+        }
+
+        esc = mx_json_escape[*p];
+
+        if (esc != 'u') {
             n += 2;
             if (out) {
                 *out++ = '\\';
                 *out++ = esc;
             }
-            continue;
-        }
 
-        if (*p < 0x20) {
+        } else {
             n += 6;
             if (out) {
                 *out++ = '\\';
@@ -700,13 +713,9 @@ mx_json_write_str(const char *s, size_t len, char *out)
                 *out++ = hex[*p >> 4];
                 *out++ = hex[*p & 0xf];
             }
-            continue;
         }
 
-        n++;
-        if (out) {
-            *out++ = (char) *p;
-        }
+        p++;
     }
 
     if (out) {
