@@ -600,7 +600,7 @@ test_redaction_rule_sets(void **state)
 {
     mx_json_t    *doc, *map, *sets, *rules;
     const char   *name;
-    char          v[4];
+    char          v[16];
     int           i;
 
     (void) state;
