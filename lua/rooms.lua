@@ -290,3 +290,37 @@ redis.register_function{
     end,
     flags = { 'no-writes' }
 }
+
+
+-- mx_room_submit: local events onto the room's input shard, in order, and
+-- the transaction that asked for them remembered, in one atomic step
+--   KEYS[1]  mx:input:<n>
+--   KEYS[2]  mx:{<user_id>}:txn:<device_id> (only with a transaction)
+--   ARGV     room_id, version, reply, req, txn_id ('' for none),
+--            txn record, then event_id, pdu for each event
+--   reply:   the number of events appended
+-- reply and req go with the last event only: the request waits for the
+-- verdict on it, which comes after the verdicts on those before it.
+redis.register_function{
+    function_name = 'mx_room_submit',
+    callback = function(keys, a)
+        if a[5] ~= '' then
+            redis.call('HSET', keys[2], a[5], a[6])
+        end
+        local n = 0
+        for i = 7, #a, 2 do
+            local fields = { 'kind', 'event', 'room', a[1], 'event_id', a[i],
+                             'event', a[i + 1], 'version', a[2],
+                             'origin', 'local' }
+            if i + 1 == #a and a[3] ~= '' then
+                fields[#fields + 1] = 'reply'
+                fields[#fields + 1] = a[3]
+                fields[#fields + 1] = 'req'
+                fields[#fields + 1] = a[4]
+            end
+            redis.call('XADD', keys[1], '*', unpack(fields))
+            n = n + 1
+        end
+        return n
+    end
+}

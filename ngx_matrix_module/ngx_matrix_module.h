@@ -296,6 +296,11 @@ ngx_int_t ngx_matrix_pushrule_attr(ngx_matrix_req_t *mr);
 /* ngx_matrix_capabilities.c */
 ngx_int_t ngx_matrix_capabilities(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_room.c, ngx_matrix_create.c */
+ngx_int_t ngx_matrix_room_send(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_state_put(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_create_room(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
 ngx_uint_t ngx_matrix_localpart_valid(u_char *p, size_t len);

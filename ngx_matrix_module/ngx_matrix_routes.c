@@ -88,6 +88,15 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/pushrules/:scope/:kind/:ruleId/:attr", GET|PUT,
       ngx_matrix_pushrule_attr, NGX_MATRIX_AUTH },
 
+    /* rooms (ngx_matrix_room.c, ngx_matrix_create.c) */
+    { CS "/createRoom", POST, ngx_matrix_create_room, NGX_MATRIX_AUTH },
+    { CS "/rooms/:roomId/send/:eventType/:txnId", PUT, ngx_matrix_room_send,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/rooms/:roomId/state/:eventType", PUT, ngx_matrix_room_state_put,
+      NGX_MATRIX_AUTH },
+    { CS "/rooms/:roomId/state/:eventType/:stateKey", PUT,
+      ngx_matrix_room_state_put, NGX_MATRIX_AUTH },
+
     /* capabilities (ngx_matrix_capabilities.c) */
     { CS "/capabilities", GET, ngx_matrix_capabilities,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },

@@ -1,0 +1,773 @@
+/*
+ * Sending events: the module's half of the central flow.
+ *
+ *   PUT /rooms/{id}/send/{type}/{txnId}     a message event
+ *   PUT /rooms/{id}/state/{type}[/{key}]    a state event
+ *   POST /rooms/{id}/invite|kick|ban|unban|leave|join, POST /join/{id}
+ *                                           a membership event
+ *
+ *   txnId seen? ── mx_txn_get ──► the same event_id (or, still in flight,
+ *        │                        the same PDU submitted again)
+ *   mx_room_prepare: version, extremities, the auth state, one round trip
+ *        │
+ *   mx_event_build (core): auth events, the auth rules against current
+ *   state (403 at once), hashes, signature, event ID, size
+ *        │
+ *   a waiter for the verdict, then mx_room_submit: the transaction
+ *   remembered and the event appended to mx:input:<shard>, atomically
+ *        │
+ *   the syncer's {"event_id"} once the event is visible to /sync, or the
+ *   roomserver's {"status","errcode","error"}; no verdict in time: 503
+ *
+ * The verdict may come before the reply to mx_room_submit: whichever comes
+ * second finds the request answered (the waiter's answer cancels the
+ * command in flight).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <mx_auth.h>
+#include <mx_build.h>
+#include <mx_ids.h>
+#include <mx_room_version.h>
+#include <mx_shard.h>
+
+#include "ngx_matrix_module.h"
+#include "ngx_matrix_room.h"
+
+
+#define NGX_MATRIX_VERDICT_TIMEOUT  10000
+
+
+static ngx_int_t ngx_matrix_send_txn_got(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_send_prepare(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_send_prepared(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_send_submitted(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_send_verdict(ngx_matrix_req_t *mr,
+    ngx_str_t *answer);
+
+
+/* a NUL-terminated copy of an nginx string, from the core pool */
+
+char *
+ngx_matrix_cstr(ngx_matrix_req_t *mr, ngx_str_t *s)
+{
+    mx_pool_t  *pool;
+
+    pool = ngx_matrix_pool(mr);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    return mx_pstrndup(pool, (char *) s->data, s->len);
+}
+
+
+ngx_matrix_send_t *
+ngx_matrix_send_new(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+
+    s = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_send_t));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    mr->data = s;
+
+    return s;
+}
+
+
+/* the key of a user's transactions on this device */
+
+static ngx_int_t
+ngx_matrix_txn_key(ngx_matrix_req_t *mr, ngx_str_t *key)
+{
+    u_char  *p;
+
+    key->len = sizeof("mx:{}:txn:") - 1 + mr->user_id.len
+               + mr->device_id.len;
+    key->data = ngx_pnalloc(mr->r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(key->data, "mx:{%V}:txn:%V", &mr->user_id,
+                    &mr->device_id);
+    key->len = p - key->data;
+
+    return NGX_OK;
+}
+
+
+/* {"event_id": id} */
+
+static ngx_int_t
+ngx_matrix_send_event_id(ngx_matrix_req_t *mr, const char *id, size_t len)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *body;
+
+    pool = ngx_matrix_pool(mr);
+    body = pool ? mx_json_object(pool) : NULL;
+
+    if (body == NULL
+        || mx_json_set(pool, body, "event_id", mx_json_strn(pool, id, len))
+           != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+/*
+ * Start a send whose fields (room, type, state key, content, txn) are set.
+ * With a transaction ID, look it up first.
+ */
+
+ngx_int_t
+ngx_matrix_send_start(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+    ngx_matrix_cmd_t    c;
+
+    s = mr->data;
+
+    if (!mx_room_id_valid(s->room_id, ngx_strlen(s->room_id))) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%s is not a valid room ID.",
+                                     s->room_id);
+    }
+
+    if (s->type[0] == '\0' || ngx_strlen(s->type) > 255) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "The event type must be 1 to 255"
+                                     " bytes.");
+    }
+
+    if (s->state_key && ngx_strlen(s->state_key) > 255) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "The state key must be at most 255"
+                                     " bytes.");
+    }
+
+    if (s->txn_id.len == 0) {
+        return ngx_matrix_send_prepare(mr);
+    }
+
+    if (ngx_matrix_txn_key(mr, &s->txn_key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_txn_get", 1);
+    ngx_matrix_cmd_str(&c, &s->txn_key);
+    ngx_matrix_cmd_str(&c, &s->txn_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_send_txn_got);
+}
+
+
+/*
+ * The record of a transaction: "<event_id>\n<room_id>" once answered, with
+ * "\n<pdu>\n<version>" while in flight.
+ */
+
+static ngx_int_t
+ngx_matrix_send_txn_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t  *s;
+    u_char             *p, *end, *nl, *nl2, *nl3;
+    mx_pool_t          *pool;
+    mx_json_error_t     err;
+    mx_json_t          *pdu;
+    size_t              room_len;
+
+    s = mr->data;
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return ngx_matrix_send_prepare(mr);
+    }
+
+    p = (u_char *) reply->str;
+    end = p + reply->len;
+
+    nl = ngx_strlchr(p, end, '\n');
+    if (nl == NULL) {
+        return ngx_matrix_send_prepare(mr);
+    }
+
+    nl2 = ngx_strlchr(nl + 1, end, '\n');
+    room_len = (nl2 ? nl2 : end) - (nl + 1);
+
+    /* the same txnId in another room is another request (as Synapse) */
+    if (room_len != ngx_strlen(s->room_id)
+        || ngx_strncmp(nl + 1, s->room_id, room_len) != 0)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "This transaction ID was used for"
+                                     " another room.");
+    }
+
+    if (nl2 == NULL) {
+        return ngx_matrix_send_event_id(mr, (char *) p, nl - p);
+    }
+
+    /* in flight: submit the same PDU again; the roomserver is idempotent */
+
+    nl3 = ngx_strlchr(nl2 + 1, end, '\n');
+    pool = ngx_matrix_pool(mr);
+    if (nl3 == NULL || pool == NULL) {
+        return ngx_matrix_send_prepare(mr);
+    }
+
+    pdu = mx_json_parse(pool, (char *) nl2 + 1, nl3 - (nl2 + 1), &err);
+    s->rv = mx_room_version((char *) nl3 + 1, end - (nl3 + 1));
+
+    if (pdu == NULL || s->rv == NULL) {
+        return ngx_matrix_send_prepare(mr);
+    }
+
+    s->n = 1;
+    s->pdus[0] = pdu;
+    s->ids[0] = mx_pstrndup(pool, (char *) p, nl - p);
+
+    return ngx_matrix_send_submit(mr);
+}
+
+
+/* read what the event needs: one call of mx_room_prepare */
+
+static ngx_int_t
+ngx_matrix_send_prepare(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t    *s;
+    ngx_matrix_cmd_t      c;
+    ngx_str_t             key;
+    mx_pool_t            *pool;
+    mx_json_t            *draft;
+    mx_auth_event_t      *view;
+    mx_auth_key_t         keys[MX_AUTH_KEYS_MAX];
+    const char           *why;
+    char                 *k;
+    size_t                i, n, tlen, slen;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    /*
+     * The auth state to read: the selection of room version 11, which
+     * names every key any version may need (create included).
+     */
+
+    draft = mx_json_object(pool);
+    if (draft == NULL
+        || mx_json_set_str(pool, draft, "type", s->type) != 0
+        || mx_json_set_str(pool, draft, "sender", s->sender) != 0
+        || mx_json_set_str(pool, draft, "room_id", s->room_id) != 0
+        || (s->state_key
+            && mx_json_set_str(pool, draft, "state_key", s->state_key) != 0)
+        || mx_json_set(pool, draft, "content", s->content) != 0
+        || mx_json_set(pool, draft, "prev_events", mx_json_array(pool)) != 0
+        || mx_json_set(pool, draft, "auth_events", mx_json_array(pool)) != 0
+        || mx_json_set_int(pool, draft, "origin_server_ts", 0) != 0
+        || mx_json_set_int(pool, draft, "depth", 0) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    view = mx_auth_event_from_json(pool, draft, "$", &why);
+    if (view == NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "%s", why);
+    }
+
+    n = mx_auth_keys(mx_room_version("11", 2), view, keys);
+
+    key.len = sizeof("mx:{}:room") - 1 + ngx_strlen(s->room_id);
+    key.data = ngx_pnalloc(mr->r->pool, key.len + 1);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%s}:room", s->room_id);
+
+    ngx_matrix_fcall_init(&c, "mx_room_prepare", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_cstr(&c, s->room_id);
+
+    for (i = 0; i < n; i++) {
+        tlen = ngx_strlen(keys[i].type);
+        slen = ngx_strlen(keys[i].state_key);
+
+        k = mx_palloc(pool, tlen + 1 + slen);
+        if (k == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(k, keys[i].type, tlen);
+        k[tlen] = '\037';
+        ngx_memcpy(k + tlen + 1, keys[i].state_key, slen);
+
+        ngx_matrix_cmd_add(&c, k, tlen + 1 + slen);
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_send_prepared);
+}
+
+
+/* an event as Redis holds it: parsed, with its ID, as the rules see it */
+
+const mx_auth_event_t *
+ngx_matrix_room_event(ngx_matrix_req_t *mr, const mx_room_version_t *rv,
+    const char *id, size_t id_len, const char *pdu, size_t pdu_len)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *json;
+    mx_json_error_t   err;
+    const char       *why;
+
+    (void) rv;
+
+    pool = ngx_matrix_pool(mr);
+
+    json = mx_json_parse(pool, pdu, pdu_len, &err);
+    if (json == NULL) {
+        ngx_log_error(NGX_LOG_ERR, mr->r->connection->log, 0,
+                      "matrix: stored event %*s is not JSON: %s",
+                      id_len, id, err.msg);
+        return NULL;
+    }
+
+    return mx_auth_event_from_json(pool, json, mx_pstrndup(pool, id, id_len),
+                                   &why);
+}
+
+
+/*
+ * {version, depth, {extremity_id, pdu, ...}, {key, event_id, pdu, ...}}
+ * or nil for a room this server does not have.
+ */
+
+static ngx_int_t
+ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t       *s;
+    mx_pool_t               *pool;
+    redisReply              *ex, *st;
+    const mx_auth_event_t   *ev;
+    size_t                   i;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Unknown room %s.", s->room_id);
+    }
+
+    s->rv = mx_room_version(reply->element[0]->str, reply->element[0]->len);
+    if (s->rv == NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                     "M_UNKNOWN", "The room's version is"
+                                     " unknown to this server.");
+    }
+
+    ex = reply->element[2];
+    st = reply->element[3];
+
+    s->state = mx_state_create(pool, 8);
+    s->prev = mx_palloc(pool, (ex->elements / 2 + 1) * sizeof(void *));
+    if (s->state == NULL || s->prev == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->n_prev = 0;
+
+    for (i = 0; i + 1 < ex->elements && s->n_prev < MX_EVENT_MAX_PREV;
+         i += 2)
+    {
+        ev = ngx_matrix_room_event(mr, s->rv, ex->element[i]->str,
+                                   ex->element[i]->len,
+                                   ex->element[i + 1]->str,
+                                   ex->element[i + 1]->len);
+        if (ev != NULL) {
+            s->prev[s->n_prev++] = ev;
+        }
+    }
+
+    for (i = 0; i + 2 < st->elements; i += 3) {
+        ev = ngx_matrix_room_event(mr, s->rv, st->element[i + 1]->str,
+                                   st->element[i + 1]->len,
+                                   st->element[i + 2]->str,
+                                   st->element[i + 2]->len);
+        if (ev != NULL && ev->state_key != NULL
+            && mx_state_put(s->state, ev) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_send_build(mr);
+}
+
+
+/* build, check and sign the event on top of s->prev and s->state */
+
+ngx_int_t
+ngx_matrix_send_build(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+    mx_build_t          b;
+    mx_build_rc_t       rc;
+    mx_pool_t          *pool;
+    mx_auth_event_t    *view;
+    const char         *why;
+    char               *id;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (s->n == NGX_MATRIX_SEND_MAX) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&b, sizeof(mx_build_t));
+    b.rv = s->rv;
+    b.room_id = s->room_id[0] ? s->room_id : NULL;
+    b.sender = s->sender;
+    b.type = s->type;
+    b.state_key = s->state_key;
+    b.content = s->content;
+    b.redacts = s->redacts;
+    b.prev = s->prev;
+    b.n_prev = s->n_prev;
+    b.lookup = mx_state_lookup;
+    b.ctx = s->state;
+    b.ts = ngx_matrix_now_ms();
+    b.origin = (char *) mr->mcf->server_name.data;
+    b.key = mr->mcf->signing_key;
+
+    rc = mx_event_build(pool, &b, &s->pdus[s->n], &id, &view, &why);
+
+    switch (rc) {
+
+    case MX_BUILD_OK:
+        break;
+
+    case MX_BUILD_DENIED:
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
+                                     "%s", mx_auth_reason_text(why));
+
+    case MX_BUILD_TOO_LARGE:
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                     "M_TOO_LARGE", "The event would be"
+                                     " larger than 65536 bytes.");
+
+    case MX_BUILD_BAD:
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "%s", why);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->ids[s->n++] = id;
+
+    /* the next event of a chain (createRoom) goes on top of this one */
+    s->last = view;
+    s->prev = &s->last;
+    s->n_prev = 1;
+
+    if (view->state_key != NULL && mx_state_put(s->state, view) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (s->chain) {
+        return NGX_OK;
+    }
+
+    return ngx_matrix_send_submit(mr);
+}
+
+
+/* park the request for the verdict, then append the events */
+
+ngx_int_t
+ngx_matrix_send_submit(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+    ngx_matrix_cmd_t    c;
+    ngx_str_t           input, req, record;
+    mx_pool_t          *pool;
+    ngx_uint_t          i;
+    size_t              len, rlen;
+    char               *pdu, *last_pdu;
+    u_char             *p;
+    const char         *room_id;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    /* v12: the room ID is known once the create event is built */
+    room_id = s->room_id[0] ? s->room_id
+                            : mx_event_room_id(pool, s->pdus[0], s->rv);
+    if (room_id == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->room_id = room_id;
+
+    input.data = ngx_pnalloc(mr->r->pool, sizeof("mx:input:") + NGX_INT_T_LEN);
+    if (input.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    input.len = ngx_sprintf(input.data, "mx:input:%ui",
+                            (ngx_uint_t) mx_room_shard(room_id,
+                                ngx_strlen(room_id),
+                                (unsigned) mr->mcf->input_shards))
+                - input.data;
+
+    if (ngx_matrix_wait(mr, NGX_MATRIX_VERDICT_TIMEOUT,
+                        ngx_matrix_send_verdict, &req)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->req = req;
+
+    ngx_matrix_fcall_init(&c, "mx_room_submit", s->txn_id.len ? 2 : 1);
+    ngx_matrix_cmd_str(&c, &input);
+    if (s->txn_id.len) {
+        ngx_matrix_cmd_str(&c, &s->txn_key);
+    }
+
+    ngx_matrix_cmd_cstr(&c, room_id);
+    ngx_matrix_cmd_cstr(&c, s->rv->id);
+    ngx_matrix_cmd_str(&c, ngx_matrix_wait_channel());
+    ngx_matrix_cmd_str(&c, &req);
+    ngx_matrix_cmd_str(&c, &s->txn_id);
+
+    last_pdu = NULL;
+    len = 0;
+
+    for (i = 0; i < s->n; i++) {
+        pdu = mx_json_encode(pool, s->pdus[i], mx_event_json_flags(s->rv),
+                             &len);
+        if (pdu == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (i == 0) {
+            /* the record of the transaction: the event, still in flight */
+            rlen = ngx_strlen(s->ids[0]) + ngx_strlen(room_id) + len
+                   + ngx_strlen(s->rv->id) + 3;
+            record.data = ngx_pnalloc(mr->r->pool, rlen);
+            if (record.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p = ngx_sprintf(record.data, "%s\n%s\n", s->ids[0], room_id);
+            p = ngx_cpymem(p, pdu, len);
+            p = ngx_sprintf(p, "\n%s", s->rv->id);
+            record.len = p - record.data;
+
+            ngx_matrix_cmd_str(&c, &record);
+        }
+
+        ngx_matrix_cmd_cstr(&c, s->ids[i]);
+        ngx_matrix_cmd_add(&c, pdu, len);
+        last_pdu = pdu;
+    }
+
+    if (last_pdu == NULL || c.overflow) {
+        ngx_matrix_wait_cancel(mr, &req);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_send_submitted);
+}
+
+
+static ngx_int_t
+ngx_matrix_send_submitted(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    (void) reply;
+
+    /* appended: the request stays parked until the verdict */
+    return NGX_DONE;
+}
+
+
+static void
+ngx_matrix_send_ignore(void *data, redisReply *reply, ngx_uint_t status)
+{
+}
+
+
+/* the roomserver's or the syncer's answer, or NULL on timeout */
+
+static ngx_int_t
+ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
+{
+    ngx_matrix_send_t  *s;
+    ngx_matrix_cmd_t    c;
+    mx_pool_t          *pool;
+    mx_json_t          *v;
+    mx_json_error_t     err;
+    const char         *id, *errcode, *error;
+    size_t              id_len;
+    int64_t             status;
+    ngx_str_t           record;
+
+    s = mr->data;
+
+    /* the submit's reply may still be on its way: it is not needed now */
+    if (mr->cmd) {
+        ngx_matrix_redis_cancel(mr->cmd);
+        mr->cmd = NULL;
+    }
+
+    if (answer == NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "M_UNKNOWN", "The room server did not"
+                                     " answer in time; retry with the same"
+                                     " transaction ID.");
+    }
+
+    pool = ngx_matrix_pool(mr);
+    v = mx_json_parse(pool, (char *) answer->data, answer->len, &err);
+
+    id = mx_json_get_str(v, "event_id", &id_len);
+
+    if (id != NULL) {
+        if (s->done) {
+            return s->done(mr, id, id_len);
+        }
+
+        /* the transaction is answered: keep only the event ID and room */
+        if (s->txn_id.len) {
+            record.len = id_len + 1 + ngx_strlen(s->room_id);
+            record.data = ngx_pnalloc(mr->r->pool, record.len);
+
+            if (record.data != NULL) {
+                ngx_sprintf(record.data, "%*s\n%s", id_len, id, s->room_id);
+
+                ngx_matrix_fcall_init(&c, "mx_txn_put", 1);
+                ngx_matrix_cmd_str(&c, &s->txn_key);
+                ngx_matrix_cmd_str(&c, &s->txn_id);
+                ngx_matrix_cmd_str(&c, &record);
+
+                /* fire and forget: a retry finds the record either way */
+                (void) ngx_matrix_redis_command(NULL, ngx_matrix_send_ignore,
+                                                NULL, c.n, c.v, c.len);
+            }
+        }
+
+        return ngx_matrix_send_event_id(mr, id, id_len);
+    }
+
+    if (mx_json_get_int(v, "status", &status) == 0
+        && status >= 400 && status < 600
+        && (errcode = mx_json_get_str(v, "errcode", NULL)) != NULL)
+    {
+        error = mx_json_get_str(v, "error", NULL);
+
+        return ngx_matrix_send_error(mr->r, (ngx_uint_t) status, errcode,
+                                     "%s", error ? error : "");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, mr->r->connection->log, 0,
+                  "matrix: unexpected verdict \"%V\"", answer);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/* --- the endpoints ------------------------------------------------------ */
+
+static ngx_int_t
+ngx_matrix_send_common(ngx_matrix_req_t *mr, ngx_str_t *room_id,
+    ngx_str_t *type, ngx_str_t *state_key)
+{
+    ngx_matrix_send_t  *s;
+
+    s = ngx_matrix_send_new(mr);
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->room_id = ngx_matrix_cstr(mr, room_id);
+    s->type = ngx_matrix_cstr(mr, type);
+    s->state_key = state_key ? ngx_matrix_cstr(mr, state_key) : NULL;
+    s->sender = ngx_matrix_cstr(mr, &mr->user_id);
+    s->content = mr->body;
+
+    if (s->room_id == NULL || s->type == NULL || s->sender == NULL
+        || (state_key && s->state_key == NULL))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* PUT /rooms/{roomId}/send/{eventType}/{txnId} */
+
+ngx_int_t
+ngx_matrix_room_send(ngx_matrix_req_t *mr)
+{
+    ngx_int_t           rc;
+    ngx_matrix_send_t  *s;
+
+    rc = ngx_matrix_send_common(mr, &mr->params[0], &mr->params[1], NULL);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    s = mr->data;
+
+    if (mr->params[2].len == 0 || mr->params[2].len > 255) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "The transaction ID"
+                                     " must be 1 to 255 bytes.");
+    }
+
+    s->txn_id = mr->params[2];
+
+    return ngx_matrix_send_start(mr);
+}
+
+
+/* PUT /rooms/{roomId}/state/{eventType}[/{stateKey}] */
+
+ngx_int_t
+ngx_matrix_room_state_put(ngx_matrix_req_t *mr)
+{
+    ngx_str_t   empty = ngx_null_string;
+    ngx_str_t  *state_key;
+    ngx_int_t   rc;
+
+    state_key = mr->nparams == 3 ? &mr->params[2] : &empty;
+
+    rc = ngx_matrix_send_common(mr, &mr->params[0], &mr->params[1],
+                                state_key);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_matrix_send_start(mr);
+}

@@ -1,0 +1,59 @@
+/*
+ * What the room endpoints share: one send in progress (ngx_matrix_room.c),
+ * which createRoom and the membership endpoints fill in their own ways.
+ */
+
+#ifndef NGX_MATRIX_ROOM_H_INCLUDED_
+#define NGX_MATRIX_ROOM_H_INCLUDED_
+
+#include <mx_auth.h>
+#include <mx_event.h>
+#include <mx_json.h>
+#include <mx_room_version.h>
+
+#include "ngx_matrix_module.h"
+
+
+/* the events one request may submit: createRoom's chain */
+#define NGX_MATRIX_SEND_MAX  64
+
+typedef ngx_int_t (*ngx_matrix_sent_pt)(ngx_matrix_req_t *mr,
+    const char *event_id, size_t len);
+
+typedef struct {
+    const char                 *room_id;    /* "" until a v12 create */
+    const char                 *sender;
+    const char                 *type;
+    const char                 *state_key;  /* NULL: not state */
+    mx_json_t                  *content;
+    const char                 *redacts;
+    ngx_str_t                   txn_id;     /* empty: none */
+    ngx_str_t                   txn_key;
+    ngx_str_t                   req;        /* the waiter's number */
+
+    const mx_room_version_t    *rv;
+    mx_state_t                 *state;      /* the auth state */
+    const mx_auth_event_t     **prev;
+    size_t                      n_prev;
+    const mx_auth_event_t      *last;
+
+    mx_json_t                  *pdus[NGX_MATRIX_SEND_MAX];
+    char                       *ids[NGX_MATRIX_SEND_MAX];
+    ngx_uint_t                  n;
+
+    unsigned                    chain:1;    /* build only, submit later */
+    ngx_matrix_sent_pt          done;       /* instead of {"event_id"} */
+    void                       *data;
+} ngx_matrix_send_t;
+
+
+char *ngx_matrix_cstr(ngx_matrix_req_t *mr, ngx_str_t *s);
+ngx_matrix_send_t *ngx_matrix_send_new(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_send_start(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_send_build(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_send_submit(ngx_matrix_req_t *mr);
+const mx_auth_event_t *ngx_matrix_room_event(ngx_matrix_req_t *mr,
+    const mx_room_version_t *rv, const char *id, size_t id_len,
+    const char *pdu, size_t pdu_len);
+
+#endif /* NGX_MATRIX_ROOM_H_INCLUDED_ */
