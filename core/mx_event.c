@@ -766,3 +766,33 @@ mx_event_verify(mx_pool_t *pool, const mx_json_t *ev,
 
     return MX_EVENT_OK;
 }
+
+
+/* --- the client format ---------------------------------------------------- */
+
+mx_json_t *
+mx_event_client(mx_pool_t *pool, const mx_json_t *pdu, const char *event_id,
+    const char *room_id)
+{
+    static const char  *keep[] = {
+        "content", "origin_server_ts", "room_id", "sender", "state_key",
+        "type", "unsigned", "redacts", NULL
+    };
+    mx_json_t          *out;
+
+    if (!mx_json_is(pdu, MX_JSON_OBJECT)) {
+        return NULL;
+    }
+
+    out = mx_event_keep(pool, pdu, keep);
+
+    if (out == NULL
+        || mx_json_set_str(pool, out, "event_id", event_id) != 0
+        || (mx_json_get(out, "room_id") == NULL && room_id != NULL
+            && mx_json_set_str(pool, out, "room_id", room_id) != 0))
+    {
+        return NULL;
+    }
+
+    return out;
+}

@@ -119,4 +119,14 @@ mx_event_verdict_t mx_event_verify(mx_pool_t *pool, const mx_json_t *ev,
     const mx_room_version_t *rv, mx_event_key_pt key, void *ctx,
     const char **why);
 
+/*
+ * The client format of an event (ClientEvent): content, event_id,
+ * origin_server_ts, room_id, sender, state_key, type, unsigned (and
+ * redacts); the federation fields are left out.  room_id is given for the
+ * v12 create event, which carries none.  NULL on ENOMEM or when pdu is
+ * not an object.
+ */
+mx_json_t *mx_event_client(mx_pool_t *pool, const mx_json_t *pdu,
+    const char *event_id, const char *room_id);
+
 #endif /* MX_EVENT_H */

@@ -16,6 +16,13 @@
 local VERSION = '@VERSION@'
 
 
+-- a Matrix error: the module answers "MX <status> <errcode> <message>"
+-- with that status and body
+local function mx_error(status, errcode, message)
+    return redis.error_reply('MX ' .. status .. ' ' .. errcode .. ' ' .. message)
+end
+
+
 -- mx_version
 --   keys: none   args: none
 --   reply: the library version (a string)

@@ -17,10 +17,6 @@
 
 local PUSH_KINDS = { 'override', 'content', 'room', 'sender', 'underride' }
 
-local function pushrules_error(status, errcode, message)
-    return redis.error_reply('MX ' .. status .. ' ' .. errcode .. ' ' .. message)
-end
-
 -- mx_pushrules_get: everything stored about a user's push rules
 --   KEYS[1]  mx:{<user_id>}:pushrules
 --   reply:   { override, content, room, sender, underride, changes }: one
@@ -89,7 +85,7 @@ redis.register_function{
 
         if pivot then
             if not redis.call('LPOS', list, pivot) then
-                return pushrules_error(400, 'M_UNKNOWN',
+                return mx_error(400, 'M_UNKNOWN',
                                        'before/after rule not found: ' .. pivot)
             end
             if exists then redis.call('LREM', list, 0, id) end
@@ -116,7 +112,7 @@ redis.register_function{
         local h, kind, id = keys[1], args[1], args[2]
         local name = kind .. '/' .. id
         if redis.call('HDEL', h, 'rule:' .. name) == 0 then
-            return pushrules_error(404, 'M_NOT_FOUND',
+            return mx_error(404, 'M_NOT_FOUND',
                                    'The push rule was not found.')
         end
         redis.call('HDEL', h, 'enabled:' .. name, 'actions:' .. name)
@@ -139,7 +135,7 @@ redis.register_function{
     callback = function(keys, args)
         local h, name = keys[1], args[1] .. '/' .. args[2]
         if args[5] ~= '1' and redis.call('HEXISTS', h, 'rule:' .. name) == 0 then
-            return pushrules_error(404, 'M_NOT_FOUND',
+            return mx_error(404, 'M_NOT_FOUND',
                                    'The push rule was not found.')
         end
         redis.call('HSET', h, args[3] .. ':' .. name, args[4])

@@ -267,24 +267,85 @@ redis.register_function{
 }
 
 
--- mx_room_current: the current state, or one piece of it
---   KEYS[1]  mx:{<room_id>}:room
---   ARGV     room_id, key ("<type>\31<state_key>", or '' for all)
---   reply:   false for a room we do not have, else {pdu, ...}
-redis.register_function{
-    function_name = 'mx_room_current',
-    callback = function(keys, a)
-        if redis.call('HEXISTS', keys[1], 'version') == 0 then return false end
-        local pk = rkey(a[1], 'pdu')
-        local out = {}
-        if a[2] ~= '' then
-            local id = redis.call('HGET', rkey(a[1], 'state'), a[2])
-            if id then out[1] = redis.call('HGET', pk, id) or '' end
-            return out
+-- may user read the room now?  A member who has joined may; anyone may
+-- read a world_readable room.  (Members who have left read what they saw
+-- until they left: that comes with the history visibility rules.)
+local function room_readable(room, user)
+    if redis.call('HGET', rkey(room, 'members'), user) == 'join' then
+        return true
+    end
+    local id = redis.call('HGET', rkey(room, 'state'),
+                          'm.room.history_visibility' .. SEP)
+    if id then
+        local ok, ev = pcall(cjson.decode,
+                             redis.call('HGET', rkey(room, 'pdu'), id) or '')
+        if ok and type(ev) == 'table' and type(ev.content) == 'table'
+           and ev.content.history_visibility == 'world_readable' then
+            return true
         end
-        local all = redis.call('HGETALL', rkey(a[1], 'state'))
-        for i = 2, #all, 2 do
-            out[#out + 1] = redis.call('HGET', pk, all[i]) or ''
+    end
+    return false
+end
+
+
+-- mx_room_read: what a user may read of a room's current state, or an event
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, user_id, what, arg:
+--              'state'   all of it                        (arg unused)
+--              'key'     one entry                        "<type>\31<key>"
+--              'type'    the entries of one type          the type
+--              'event'   one event, if not rejected       event_id
+--   reply:   {event_id, pdu, ...}; MX 403 M_FORBIDDEN when the user may not
+--            read the room (unknown rooms included: no leak)
+redis.register_function{
+    function_name = 'mx_room_read',
+    callback = function(keys, a)
+        local room, what, arg = a[1], a[3], a[4]
+        if redis.call('HEXISTS', keys[1], 'version') == 0
+           or not room_readable(room, a[2]) then
+            return mx_error(403, 'M_FORBIDDEN',
+                            'You are not a member of the room')
+        end
+        local pk = rkey(room, 'pdu')
+        local out = {}
+        local function add(id)
+            out[#out + 1] = id
+            out[#out + 1] = redis.call('HGET', pk, id) or ''
+        end
+        if what == 'key' then
+            local id = redis.call('HGET', rkey(room, 'state'), arg)
+            if id then add(id) end
+        elseif what == 'event' then
+            local meta = redis.call('HGET', rkey(room, 'meta'), arg)
+            if meta and not string.find(meta, 'r', 1, true) then add(arg) end
+        else
+            local all = redis.call('HGETALL', rkey(room, 'state'))
+            local prefix = arg .. SEP
+            for i = 1, #all, 2 do
+                if what == 'state'
+                   or string.sub(all[i], 1, #prefix) == prefix then
+                    add(all[i + 1])
+                end
+            end
+        end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_joined_rooms: the rooms a user has joined
+--   KEYS[1]  mx:{<user_id>}:rooms
+--   reply:   {room_id, ...}
+redis.register_function{
+    function_name = 'mx_joined_rooms',
+    callback = function(keys)
+        local all = redis.call('HGETALL', keys[1])
+        local out = {}
+        for i = 1, #all, 2 do
+            if string.sub(all[i + 1], 1, 5) == 'join ' then
+                out[#out + 1] = all[i]
+            end
         end
         return out
     end,

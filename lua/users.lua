@@ -20,10 +20,6 @@ local function ukey(user, suffix)
     return 'mx:{' .. user .. '}:' .. suffix
 end
 
-local function mx_error(status, errcode, message)
-    return redis.error_reply('MX ' .. status .. ' ' .. errcode .. ' ' .. message)
-end
-
 -- forget a device: its tokens, its refresh token, the device itself
 local function device_delete(user, device_id)
     local dk = ukey(user, 'device:' .. device_id)

@@ -34,6 +34,22 @@
 #define NGX_MATRIX_PRESET_PUBLIC   2
 
 
+typedef struct {
+    ngx_uint_t     preset;
+    ngx_uint_t     is_direct;
+    mx_json_t     *invite;
+    mx_json_t     *initial;
+    mx_json_t     *override;
+    mx_json_t     *creation;
+    mx_json_t     *join;          /* the creator's member event content */
+} ngx_matrix_create_t;
+
+
+static ngx_int_t ngx_matrix_create_profile(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_create_chain(ngx_matrix_req_t *mr);
+
+
 static ngx_int_t
 ngx_matrix_create_bad(ngx_matrix_req_t *mr, const char *fmt, const char *arg)
 {
@@ -222,16 +238,16 @@ ngx_matrix_create_done(ngx_matrix_req_t *mr, const char *event_id,
 ngx_int_t
 ngx_matrix_create_room(ngx_matrix_req_t *mr)
 {
-    ngx_int_t           rc;
-    ngx_uint_t          preset, is_direct;
-    ngx_matrix_send_t  *s;
-    mx_pool_t          *pool;
-    mx_json_t          *body, *v, *invite, *initial, *override, *creation;
-    mx_json_t          *content, *e;
-    const char         *version, *str, *type, *key;
-    char               *room_id;
-    unsigned char       rnd[12];
-    size_t              i, len;
+    ngx_uint_t            preset, is_direct;
+    ngx_str_t             ukey;
+    ngx_matrix_cmd_t      c;
+    ngx_matrix_send_t    *s;
+    ngx_matrix_create_t  *cr;
+    mx_pool_t            *pool;
+    mx_json_t            *body, *v, *invite, *initial, *override, *creation;
+    mx_json_t            *e;
+    const char           *version, *key;
+    size_t                i;
 
     body = mr->body;
     pool = ngx_matrix_pool(mr);
@@ -371,6 +387,104 @@ ngx_matrix_create_room(ngx_matrix_req_t *mr)
                                      " not supported by this server yet.");
     }
 
+    cr = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_create_t));
+    if (cr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cr->preset = preset;
+    cr->is_direct = is_direct;
+    cr->invite = invite;
+    cr->initial = initial;
+    cr->override = override;
+    cr->creation = creation;
+    s->data = cr;
+
+    /* the creator's join carries the profile: read it first */
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &ukey) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
+    ngx_matrix_cmd_str(&c, &ukey);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_create_profile);
+}
+
+
+static ngx_int_t
+ngx_matrix_create_profile(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t    *s;
+    ngx_matrix_create_t  *cr;
+    mx_pool_t            *pool;
+    mx_json_t            *v;
+    mx_json_error_t       err;
+    redisReply           *k, *val;
+    size_t                i;
+
+    s = mr->data;
+    cr = s->data;
+    pool = ngx_matrix_pool(mr);
+
+    cr->join = ngx_matrix_create_obj1(pool, "membership", "join");
+    if (cr->join == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
+         i += 2)
+    {
+        k = reply->element[i];
+        val = reply->element[i + 1];
+
+        if (ngx_strcmp(k->str, "displayname") != 0
+            && ngx_strcmp(k->str, "avatar_url") != 0)
+        {
+            continue;
+        }
+
+        v = mx_json_parse(pool, val->str, val->len, &err);
+        if (v != NULL && v->type == MX_JSON_STRING
+            && mx_json_set(pool, cr->join, k->str, v) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_create_chain(mr);
+}
+
+
+static ngx_int_t
+ngx_matrix_create_chain(ngx_matrix_req_t *mr)
+{
+    ngx_int_t             rc;
+    ngx_uint_t            preset, is_direct;
+    ngx_matrix_send_t    *s;
+    ngx_matrix_create_t  *cr;
+    mx_pool_t            *pool;
+    mx_json_t            *body, *invite, *initial, *override, *creation;
+    mx_json_t            *content, *e;
+    const char           *str, *type, *key;
+    char                 *room_id;
+    unsigned char         rnd[12];
+    size_t                i, len;
+
+    s = mr->data;
+    cr = s->data;
+    body = mr->body;
+    pool = ngx_matrix_pool(mr);
+
+    preset = cr->preset;
+    is_direct = cr->is_direct;
+    invite = cr->invite;
+    initial = cr->initial;
+    override = cr->override;
+    creation = cr->creation;
+
     /* the room */
 
     s->sender = ngx_matrix_cstr(mr, &mr->user_id);
@@ -428,9 +542,7 @@ ngx_matrix_create_room(ngx_matrix_req_t *mr)
         }
     }
 
-    rc = ngx_matrix_create_add(mr, "m.room.member", s->sender,
-                               ngx_matrix_create_obj1(pool, "membership",
-                                                      "join"));
+    rc = ngx_matrix_create_add(mr, "m.room.member", s->sender, cr->join);
     if (rc != NGX_OK) {
         return rc;
     }

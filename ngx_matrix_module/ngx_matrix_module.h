@@ -301,6 +301,17 @@ ngx_int_t ngx_matrix_room_send(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_room_state_put(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_create_room(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_room_read.c */
+ngx_int_t ngx_matrix_room_state_get(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_event_get(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_members(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_joined_rooms(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_membership.c */
+ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
 ngx_uint_t ngx_matrix_localpart_valid(u_char *p, size_t len);

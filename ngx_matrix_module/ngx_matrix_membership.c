@@ -1,0 +1,312 @@
+/*
+ * Membership: each endpoint is a member event sent the way every event is
+ * (ngx_matrix_room.c); the auth rules decide who may do what.
+ *
+ *   POST /rooms/{id}/join, POST /join/{roomId}    join, with the profile
+ *   POST /rooms/{id}/leave                        leave
+ *   POST /rooms/{id}/invite  {user_id, reason}    invite
+ *   POST /rooms/{id}/kick    {user_id, reason}    leave, for another
+ *   POST /rooms/{id}/ban     {user_id, reason}    ban
+ *   POST /rooms/{id}/unban   {user_id, reason}    leave, for a banned user
+ *   PUT  /rooms/{id}/redact/{eventId}/{txnId}     m.room.redaction
+ *
+ * Joining a room of another server (make_join/send_join) comes with
+ * federation; here a room this server does not have is 404 M_NOT_FOUND.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <mx_ids.h>
+
+#include "ngx_matrix_module.h"
+#include "ngx_matrix_room.h"
+
+
+static ngx_int_t
+ngx_matrix_membership_empty(ngx_matrix_req_t *mr, const char *event_id,
+    size_t len)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *body;
+
+    (void) event_id;
+    (void) len;
+
+    pool = ngx_matrix_pool(mr);
+    body = pool ? mx_json_object(pool) : NULL;
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+static ngx_int_t
+ngx_matrix_membership_joined(ngx_matrix_req_t *mr, const char *event_id,
+    size_t len)
+{
+    ngx_matrix_send_t  *s;
+    mx_pool_t          *pool;
+    mx_json_t          *body;
+
+    (void) event_id;
+    (void) len;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+    body = pool ? mx_json_object(pool) : NULL;
+
+    if (body == NULL
+        || mx_json_set_str(pool, body, "room_id", s->room_id) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+/* the send of a member event: room, sender, target, membership, reason */
+
+static ngx_int_t
+ngx_matrix_membership_send(ngx_matrix_req_t *mr, ngx_str_t *room_id,
+    const char *target, const char *membership)
+{
+    ngx_matrix_send_t  *s;
+    mx_pool_t          *pool;
+    mx_json_t          *reason;
+
+    pool = ngx_matrix_pool(mr);
+    s = ngx_matrix_send_new(mr);
+    if (s == NULL || pool == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->room_id = ngx_matrix_cstr(mr, room_id);
+    s->sender = ngx_matrix_cstr(mr, &mr->user_id);
+    s->type = "m.room.member";
+    s->state_key = target ? target : s->sender;
+    s->content = mx_json_object(pool);
+    s->done = ngx_strcmp(membership, "join") == 0
+              ? ngx_matrix_membership_joined : ngx_matrix_membership_empty;
+
+    if (s->room_id == NULL || s->sender == NULL || s->content == NULL
+        || mx_json_set_str(pool, s->content, "membership", membership) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    reason = mx_json_get(mr->body, "reason");
+    if (reason != NULL) {
+        if (reason->type != MX_JSON_STRING) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON",
+                                         "reason must be a string.");
+        }
+
+        if (mx_json_set(pool, s->content, "reason", reason) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a join carries the user's displayname and avatar_url */
+
+static ngx_int_t
+ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t  *s;
+    mx_pool_t          *pool;
+    mx_json_t          *v;
+    mx_json_error_t     err;
+    redisReply         *k, *val;
+    size_t              i;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
+         i += 2)
+    {
+        k = reply->element[i];
+        val = reply->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING
+            || (ngx_strcmp(k->str, "displayname") != 0
+                && ngx_strcmp(k->str, "avatar_url") != 0))
+        {
+            continue;
+        }
+
+        v = mx_json_parse(pool, val->str, val->len, &err);
+        if (v != NULL && v->type == MX_JSON_STRING
+            && mx_json_set(pool, s->content, k->str, v) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_send_start(mr);
+}
+
+
+static ngx_int_t
+ngx_matrix_membership_join(ngx_matrix_req_t *mr, ngx_str_t *room)
+{
+    ngx_int_t          rc;
+    ngx_str_t          key;
+    ngx_matrix_cmd_t   c;
+
+    if (room->len && room->data[0] == '#') {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Room alias %V not found.", room);
+    }
+
+    rc = ngx_matrix_membership_send(mr, room, NULL, "join");
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_membership_profile);
+}
+
+
+/* POST /join/{roomIdOrAlias} */
+
+ngx_int_t
+ngx_matrix_join(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_membership_join(mr, &mr->params[0]);
+}
+
+
+/* POST /rooms/{roomId}/<action>, the action is the last path segment */
+
+ngx_int_t
+ngx_matrix_membership(ngx_matrix_req_t *mr)
+{
+    ngx_str_t    *room, *uri;
+    ngx_int_t     rc;
+    const char   *action, *membership, *target;
+    size_t        len;
+    u_char       *p;
+
+    room = &mr->params[0];
+    uri = &mr->r->uri;
+
+    p = uri->data + uri->len;
+    while (p > uri->data && p[-1] != '/') {
+        p--;
+    }
+
+    action = (char *) p;
+    len = uri->data + uri->len - p;
+
+#define ngx_matrix_is(s)  (len == sizeof(s) - 1 && ngx_strncmp(action, s, len) == 0)
+
+    if (ngx_matrix_is("join")) {
+        return ngx_matrix_membership_join(mr, room);
+    }
+
+    if (ngx_matrix_is("leave")) {
+        rc = ngx_matrix_membership_send(mr, room, NULL, "leave");
+        return rc == NGX_OK ? ngx_matrix_send_start(mr) : rc;
+    }
+
+    if (ngx_matrix_is("invite")) {
+        membership = "invite";
+
+    } else if (ngx_matrix_is("kick") || ngx_matrix_is("unban")) {
+        membership = "leave";
+
+    } else if (ngx_matrix_is("ban")) {
+        membership = "ban";
+
+    } else {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND,
+                                     "M_UNRECOGNIZED", "Unrecognized"
+                                     " request");
+    }
+
+#undef ngx_matrix_is
+
+    target = mx_json_get_str(mr->body, "user_id", &len);
+    if (target == NULL || !mx_user_id_historical_valid(target, len)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "user_id must be a user"
+                                     " ID.");
+    }
+
+    rc = ngx_matrix_membership_send(mr, room, target, membership);
+
+    return rc == NGX_OK ? ngx_matrix_send_start(mr) : rc;
+}
+
+
+/* PUT /rooms/{roomId}/redact/{eventId}/{txnId} */
+
+ngx_int_t
+ngx_matrix_redact(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+    mx_pool_t          *pool;
+    mx_json_t          *content, *reason;
+
+    pool = ngx_matrix_pool(mr);
+    s = ngx_matrix_send_new(mr);
+    if (s == NULL || pool == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (mr->params[1].len == 0 || mr->params[1].data[0] != '$'
+        || mr->params[1].len > 255)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "%V is not an event"
+                                     " ID.", &mr->params[1]);
+    }
+
+    if (mr->params[2].len == 0 || mr->params[2].len > 255) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "The transaction ID"
+                                     " must be 1 to 255 bytes.");
+    }
+
+    content = mx_json_object(pool);
+    reason = mx_json_get(mr->body, "reason");
+
+    if (reason != NULL && reason->type != MX_JSON_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "reason must be a string.");
+    }
+
+    s->room_id = ngx_matrix_cstr(mr, &mr->params[0]);
+    s->sender = ngx_matrix_cstr(mr, &mr->user_id);
+    s->redacts = ngx_matrix_cstr(mr, &mr->params[1]);
+    s->type = "m.room.redaction";
+    s->content = content;
+    s->txn_id = mr->params[2];
+
+    if (s->room_id == NULL || s->sender == NULL || s->redacts == NULL
+        || content == NULL
+        || (reason && mx_json_set(pool, content, "reason", reason) != 0))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_start(mr);
+}
