@@ -334,6 +334,59 @@ redis.register_function{
 }
 
 
+-- mx_room_messages: a page of a room's timeline, by stream position
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, user_id, dir ('b' or 'f'), from, to ('' for none),
+--            limit.  A position token N is the point just after the event
+--            at N: backwards from N gives N, N-1, ...; forwards gives N+1,
+--            N+2, ...  from '' is the end (b) or the start (f).
+--   reply:   {next (the token after the last event scanned, or -1 when
+--            the page reached the end), the first event's position (-1:
+--            none), the room version, then event_id, pdu, the ID and pdu
+--            of its redaction (or '', ''), ...}; MX 403 M_FORBIDDEN for users who may not read
+redis.register_function{
+    function_name = 'mx_room_messages',
+    callback = function(keys, a)
+        local room, dir, limit = a[1], a[3], tonumber(a[6])
+        if redis.call('HEXISTS', keys[1], 'version') == 0
+           or not room_readable(room, a[2]) then
+            return mx_error(403, 'M_FORBIDDEN',
+                            'You are not a member of the room')
+        end
+        local tk = rkey(room, 'timeline')
+        local ids
+        if dir == 'b' then
+            local from = a[4] == '' and '+inf' or a[4]
+            local to = a[5] == '' and '-inf' or ('(' .. a[5])
+            ids = redis.call('ZREVRANGEBYSCORE', tk, from, to,
+                             'WITHSCORES', 'LIMIT', 0, limit)
+        else
+            local from = a[4] == '' and '-inf' or ('(' .. a[4])
+            local to = a[5] == '' and '+inf' or a[5]
+            ids = redis.call('ZRANGEBYSCORE', tk, from, to,
+                             'WITHSCORES', 'LIMIT', 0, limit)
+        end
+        local out = { -1, #ids > 0 and tonumber(ids[2]) or -1,
+                      redis.call('HGET', keys[1], 'version') }
+        local pk, rk = rkey(room, 'pdu'), rkey(room, 'redactions')
+        for i = 1, #ids, 2 do
+            local id = ids[i]
+            out[#out + 1] = id
+            out[#out + 1] = redis.call('HGET', pk, id) or ''
+            local red = redis.call('HGET', rk, id)
+            out[#out + 1] = red or ''
+            out[#out + 1] = red and (redis.call('HGET', pk, red) or '') or ''
+        end
+        if #ids / 2 == limit then
+            local last = tonumber(ids[#ids])
+            out[1] = dir == 'b' and last - 1 or last
+        end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
 -- mx_joined_rooms: the rooms a user has joined
 --   KEYS[1]  mx:{<user_id>}:rooms
 --   reply:   {room_id, ...}

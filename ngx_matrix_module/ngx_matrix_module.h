@@ -307,6 +307,9 @@ ngx_int_t ngx_matrix_room_event_get(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_room_members(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_joined_rooms(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_messages.c */
+ngx_int_t ngx_matrix_messages(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_membership.c */
 ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);

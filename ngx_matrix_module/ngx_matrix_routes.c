@@ -110,6 +110,8 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
     { CS "/rooms/:roomId/joined_members", GET, ngx_matrix_room_members,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/rooms/:roomId/messages", GET, ngx_matrix_messages,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
     { CS "/joined_rooms", GET, ngx_matrix_joined_rooms,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
