@@ -243,8 +243,22 @@ redis.register_function{
         if not r[1] then return false end
         local room = a[1]
         local pk = rkey(room, 'pdu')
+        -- at most 20 extremities, the deepest: a busy room forks under
+        -- concurrent sends, and each new event merges up to 20 branches
+        local ids = redis.call('SMEMBERS', rkey(room, 'extrem'))
+        if #ids > 20 then
+            local metas = redis.call('HMGET', rkey(room, 'meta'), unpack(ids))
+            local items = {}
+            for i, id in ipairs(ids) do
+                local d = string.match(metas[i] or '', '^%d+ %d+ (%d+)')
+                items[i] = { id, tonumber(d or '0') }
+            end
+            table.sort(items, function(x, y) return x[2] > y[2] end)
+            ids = {}
+            for i = 1, 20 do ids[i] = items[i][1] end
+        end
         local ex = {}
-        for _, id in ipairs(redis.call('SMEMBERS', rkey(room, 'extrem'))) do
+        for _, id in ipairs(ids) do
             ex[#ex + 1] = id
             ex[#ex + 1] = redis.call('HGET', pk, id) or ''
         end

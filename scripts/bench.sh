@@ -6,7 +6,7 @@
 # and prints its own figures.
 #
 # BENCH_SECS (default 10) is the length of each wrk run, BENCH_CONNS (64) the
-# connections, BENCH_ONLY a list of sections ("http login core").
+# connections, BENCH_ONLY a list of sections ("http login rooms core").
 
 set -u
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ export MATRIX_BUILD=$build
 
 secs=${BENCH_SECS:-10}
 conns=${BENCH_CONNS:-64}
-only=${BENCH_ONLY:-http login core}
+only=${BENCH_ONLY:-http login rooms core}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)"; exit 1; }
 
@@ -139,6 +139,101 @@ EOS
     echo "target: versions p99 under 10 ms during the login load"
 }
 
+# sends, end to end (a 200 means the roomserver accepted the event and the
+# syncer placed it): one busy room, then 100 rooms; 50 connections; the
+# latency at a light load (4 connections); Redis memory per stored event
+rooms_bench() {
+    local script=$build/bench-send.lua token hash rooms room i n out
+    local body='{"msgtype":"m.text","body":"A message of about the size people send, with a few words in it."}'
+
+    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    token="mxa_$(printf '@sender:localhost' | b64url)_$(head -c 32 /dev/urandom | b64url)"
+    hash=$(printf '%s' "$token" | openssl dgst -sha256 -binary | base64 | tr -d '=')
+    redis-cli -s "$data/run/redis.sock" HSET "mx:{@sender:localhost}:token:$hash" user_id @sender:localhost \
+        device_id BENCH guest 0 > /dev/null
+
+    rooms=()
+    for i in $(seq 1 100); do
+        room=$(curl -s -XPOST -H "Authorization: Bearer $token" "$base/_matrix/client/v3/createRoom" -d '{}' \
+               | sed 's/.*"room_id":"\([^"]*\)".*/\1/')
+        rooms+=("$room")
+    done
+
+    # rooms_lua N: a wrk script sending to the first N rooms in turn
+    rooms_lua() {
+        local list
+        list=$(printf '"%s",' "${rooms[@]:0:$1}" | sed 's/!/%21/g')
+        cat > "$script" <<EOS
+local rooms = { ${list%,} }
+local run = "$(date +%s%N)-$1"
+local n = 0
+request = function()
+    n = n + 1
+    local room = rooms[(n % #rooms) + 1]
+    return wrk.format("PUT", "/_matrix/client/v3/rooms/" .. room ..
+        "/send/m.room.message/" .. run .. "-" .. n,
+        { ["Authorization"] = "Bearer $token",
+          ["Content-Type"] = "application/json" }, '$body')
+end
+local shown = 0
+response = function(status, headers, body)
+    if status ~= 200 and shown < 3 then
+        shown = shown + 1
+        io.stderr:write("send: " .. status .. " " .. body .. "\n")
+    end
+end
+EOS
+    }
+
+    local mem0 mem1 events0 events1
+    mem0=$(redis-cli -s "$data/run/redis.sock" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
+    events0=$(redis-cli -s "$data/run/redis.sock" GET mx:stream)
+
+    read -r w_rps w_p50 w_p99 < <(run_wrk "$base/_matrix/client/v3/account/whoami" "Authorization: Bearer $token")
+
+    rooms_lua 1
+    read -r one_rps one_p50 one_p99 < <(run_wrk_script "$base" "$script")
+    read -r onel_rps onel_p50 onel_p99 < <(BENCH_CONNS=4 run_wrk_script "$base" "$script")
+    rooms_lua 100
+    read -r many_rps many_p50 many_p99 < <(run_wrk_script "$base" "$script")
+
+    mem1=$(redis-cli -s "$data/run/redis.sock" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
+    events1=$(redis-cli -s "$data/run/redis.sock" GET mx:stream)
+    n=$((events1 - events0))
+    local size
+    size=$(redis-cli -s "$data/run/redis.sock" HRANDFIELD "mx:{${rooms[0]}}:pdu" 20 WITHVALUES \
+           | awk 'NR % 2 == 0 && /m.room.message/ {s += length($0); c++} END {printf "%d", (c ? s / c : 0)}')
+
+    echo
+    echo "== sends, end to end: wrk, 1 thread, $conns connections, ${secs}s each"
+    printf '%-44s %12s %9s %9s %9s\n' "" "events/s" "p50 ms" "p99 ms" "÷ whoami"
+    printf '%-44s %12s %9s %9s %9s\n' "GET /account/whoami (baseline)" "$w_rps" "$w_p50" "$w_p99" "1.00"
+    printf '%-44s %12s %9s %9s %9s\n' "PUT send, one room" "$one_rps" "$one_p50" "$one_p99" "$(ratio "$one_rps" "$w_rps")"
+    printf '%-44s %12s %9s %9s %9s\n' "PUT send, one room, 4 connections" "$onel_rps" "$onel_p50" "$onel_p99" "$(ratio "$onel_rps" "$w_rps")"
+    printf '%-44s %12s %9s %9s %9s\n' "PUT send, 100 rooms" "$many_rps" "$many_p50" "$many_p99" "$(ratio "$many_rps" "$w_rps")"
+    echo "Redis: $(( (mem1 - mem0) / (n > 0 ? n : 1) )) bytes per stored event ($n events), the event's JSON ${size} bytes:" \
+         "$(ratio $(( (mem1 - mem0) / (n > 0 ? n : 1) )) "$size")x"
+    echo "targets: 3,000 events/s in one room; p99 under 50 ms at half that rate; at most 3x the JSON size"
+    rm -f "$script"
+
+    # BENCH_DEBUG=1: where Redis spent its time
+    [ -n "${BENCH_DEBUG:-}" ] && redis-cli -s "$data/run/redis.sock" INFO commandstats \
+        | sort -t= -k3 -n -r | awk -F'[:,=]' '/usec=/ {print $1, "calls", $3, "usec", $5, "per call", $7}' | sort -k5 -n -r | head -12
+}
+
+# wrk with a script: "requests/s p50_ms p99_ms"
+run_wrk_script() {
+    local out c=${BENCH_CONNS:-$conns}
+    out=$(wrk -t1 -c"$c" -d"${secs}s" --latency -s "$2" "$1" 2>&1)
+    if echo "$out" | grep -q 'Non-2xx'; then
+        echo "bench: sends answered errors:" >&2
+        echo "$out" >&2
+    fi
+    echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
+         "$(ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")" \
+         "$(ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")"
+}
+
 core_bench() {
     local b
     for b in "$build"/bench/*; do
@@ -150,18 +245,19 @@ core_bench() {
 }
 
 case " $only " in
-    *" http "*|*" login "*) server_start ;;
+    *" http "*|*" login "*|*" rooms "*) server_start ;;
 esac
 
 for s in $only; do
     case $s in
         http) http_bench ;;
         login) login_bench ;;
+        rooms) rooms_bench ;;
     esac
 done
 
 case " $only " in
-    *" http "*|*" login "*) server_stop ;;
+    *" http "*|*" login "*|*" rooms "*) server_stop ;;
 esac
 
 case " $only " in

@@ -190,7 +190,7 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
     const mx_auth_event_t  *ev;
     const mx_state_t      **sets;
     mx_state_t             *out, *st;
-    rs_event_t             *prev;
+    rs_event_t             *prev, *se_prev;
     rs_ids_t               *ids, *g;
     rs_lookup_t             lc;
     size_t                  i, k, same;
@@ -221,11 +221,23 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
         return room->current;
     }
 
-    if (ev->n_prev == 1) {
-        prev = rs_event_get(w, room, ev->prev_events[0], failed);
-        if (prev == NULL) {
+    /* prev events that all follow one state group: that state */
+    prev = rs_event_get(w, room, ev->prev_events[0], failed);
+    if (prev == NULL) {
+        return NULL;
+    }
+
+    for (i = 1; i < ev->n_prev; i++) {
+        se_prev = rs_event_get(w, room, ev->prev_events[i], failed);
+        if (se_prev == NULL) {
             return NULL;
         }
+        if (se_prev->sg != prev->sg) {
+            break;
+        }
+    }
+
+    if (i == ev->n_prev) {
         *sg = prev->sg;
         return rs_group_get(w, room, prev->sg);
     }
@@ -753,6 +765,20 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
 
         new_extrem[new_n++] = re->ev->event_id;
         sole = new_n == 1;
+
+        /*
+         * Extremities that all follow one state group (concurrent messages
+         * in a busy room) agree on the state: nothing to resolve.
+         */
+        if (!sole && !is_state && sg_before >= 0) {
+            for (k = 0; k + 1 < new_n; k++) {
+                old = rs_event_get(w, room, new_extrem[k], &failed);
+                if (old == NULL || old->sg != sg_before) {
+                    break;
+                }
+            }
+            sole = k + 1 == new_n;
+        }
 
         if (sole) {
             current = after;
