@@ -42,12 +42,16 @@ typedef struct {
     mx_json_t     *override;
     mx_json_t     *creation;
     mx_json_t     *join;          /* the creator's member event content */
+    ngx_str_t      alias;         /* from room_alias_name, or empty */
+    ngx_uint_t     publish;       /* visibility "public" */
 } ngx_matrix_create_t;
 
 
 static ngx_int_t ngx_matrix_create_profile(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_create_chain(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_create_reserve(ngx_matrix_req_t *mr,
+    redisReply *reply);
 
 
 static ngx_int_t
@@ -238,8 +242,8 @@ ngx_matrix_create_done(ngx_matrix_req_t *mr, const char *event_id,
 ngx_int_t
 ngx_matrix_create_room(ngx_matrix_req_t *mr)
 {
-    ngx_uint_t            preset, is_direct;
-    ngx_str_t             ukey;
+    ngx_uint_t            preset, is_direct, publish;
+    ngx_str_t             ukey, alias = ngx_null_string;
     ngx_matrix_cmd_t      c;
     ngx_matrix_send_t    *s;
     ngx_matrix_create_t  *cr;
@@ -381,11 +385,31 @@ ngx_matrix_create_room(ngx_matrix_req_t *mr)
         }
     }
 
-    if (mx_json_get(body, "room_alias_name") != NULL) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_INVALID_PARAM", "Room aliases are"
-                                     " not supported by this server yet.");
+    v = mx_json_get(body, "room_alias_name");
+    if (v != NULL) {
+        if (v->type != MX_JSON_STRING) {
+            return ngx_matrix_create_bad(mr, "%s must be a string.",
+                                         "room_alias_name");
+        }
+
+        alias.len = 1 + v->u.s.len + 1 + mr->mcf->server_name.len;
+        alias.data = ngx_pnalloc(mr->r->pool, alias.len + 1);
+        if (alias.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ngx_sprintf(alias.data, "#%s:%V%Z", v->u.s.p, &mr->mcf->server_name);
+
+        if (v->u.s.len == 0
+            || !mx_room_alias_valid((char *) alias.data, alias.len))
+        {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM", "room_alias_name"
+                                         " makes no valid room alias.");
+        }
     }
+
+    v = mx_json_get(body, "visibility");
+    publish = v && ngx_strcmp(v->u.s.p, "public") == 0;
 
     cr = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_create_t));
     if (cr == NULL) {
@@ -398,6 +422,8 @@ ngx_matrix_create_room(ngx_matrix_req_t *mr)
     cr->initial = initial;
     cr->override = override;
     cr->creation = creation;
+    cr->alias = alias;
+    cr->publish = publish;
     s->data = cr;
 
     /* the creator's join carries the profile: read it first */
@@ -585,6 +611,15 @@ ngx_matrix_create_chain(ngx_matrix_req_t *mr)
         }
     }
 
+    if (cr->alias.len) {
+        rc = ngx_matrix_create_add(mr, "m.room.canonical_alias", "",
+                 ngx_matrix_create_obj1(pool, "alias",
+                                        (char *) cr->alias.data));
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
     for (i = 0; initial != NULL && i < initial->u.a.n; i++) {
         e = initial->u.a.v[i];
         type = mx_json_get_str(e, "type", NULL);
@@ -626,6 +661,58 @@ ngx_matrix_create_chain(ngx_matrix_req_t *mr)
         if (rc != NGX_OK) {
             return rc;
         }
+    }
+
+    return ngx_matrix_create_reserve(mr, NULL);
+}
+
+
+/*
+ * Before the events go: the alias (taken: 400 M_ROOM_IN_USE), then the
+ * directory listing; each step is skipped when not asked for.
+ */
+
+static ngx_int_t
+ngx_matrix_create_reserve(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t    *s;
+    ngx_matrix_create_t  *cr;
+    ngx_matrix_cmd_t      c;
+    ngx_str_t             key;
+
+    (void) reply;
+
+    s = mr->data;
+    cr = s->data;
+
+    if (cr->alias.len) {
+        if (ngx_matrix_alias_key(mr, &cr->alias, &key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_matrix_fcall_init(&c, "mx_alias_put", 1);
+        ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, &cr->alias);
+        ngx_matrix_cmd_cstr(&c, s->room_id);
+        ngx_matrix_cmd_str(&c, &mr->user_id);
+        ngx_matrix_cmd_cstr(&c, "0");
+
+        cr->alias.len = 0;
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_create_reserve);
+    }
+
+    if (cr->publish) {
+        ngx_matrix_fcall_init(&c, "mx_directory_visibility", 1);
+        ngx_matrix_cmd_cstr(&c, "mx:directory");
+        ngx_matrix_cmd_cstr(&c, s->room_id);
+        ngx_matrix_cmd_str(&c, &mr->user_id);
+        ngx_matrix_cmd_cstr(&c, "public");
+        ngx_matrix_cmd_cstr(&c, "0");
+
+        cr->publish = 0;
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_create_reserve);
     }
 
     return ngx_matrix_send_submit(mr);

@@ -157,16 +157,11 @@ ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
 
 
 static ngx_int_t
-ngx_matrix_membership_join(ngx_matrix_req_t *mr, ngx_str_t *room)
+ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room)
 {
     ngx_int_t          rc;
     ngx_str_t          key;
     ngx_matrix_cmd_t   c;
-
-    if (room->len && room->data[0] == '#') {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
-                                     "Room alias %V not found.", room);
-    }
 
     rc = ngx_matrix_membership_send(mr, room, NULL, "join");
     if (rc != NGX_OK) {
@@ -182,6 +177,57 @@ ngx_matrix_membership_join(ngx_matrix_req_t *mr, ngx_str_t *room)
     ngx_matrix_cmd_str(&c, &mr->user_id);
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_membership_profile);
+}
+
+
+static ngx_int_t
+ngx_matrix_membership_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_str_t  room;
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Room alias %V not found.",
+                                     &mr->params[0]);
+    }
+
+    room.len = reply->len;
+    room.data = ngx_pnalloc(mr->r->pool, room.len);
+    if (room.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(room.data, reply->str, room.len);
+
+    return ngx_matrix_membership_join_room(mr, &room);
+}
+
+
+/* a room ID, or an alias of this server resolved first */
+
+static ngx_int_t
+ngx_matrix_membership_join(ngx_matrix_req_t *mr, ngx_str_t *room)
+{
+    ngx_int_t          rc;
+    ngx_str_t          key;
+    ngx_matrix_cmd_t   c;
+
+    if (room->len == 0 || room->data[0] != '#') {
+        return ngx_matrix_membership_join_room(mr, room);
+    }
+
+    rc = ngx_matrix_alias_check(mr, room, 0);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_matrix_alias_key(mr, room, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_alias_get", 1);
+    ngx_matrix_cmd_str(&c, &key);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_membership_alias_got);
 }
 
 

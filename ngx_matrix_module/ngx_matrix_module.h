@@ -310,6 +310,16 @@ ngx_int_t ngx_matrix_joined_rooms(ngx_matrix_req_t *mr);
 /* ngx_matrix_messages.c */
 ngx_int_t ngx_matrix_messages(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_directory.c */
+ngx_int_t ngx_matrix_alias_key(ngx_matrix_req_t *mr, ngx_str_t *alias,
+    ngx_str_t *key);
+ngx_int_t ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
+    ngx_uint_t local_only);
+ngx_int_t ngx_matrix_alias(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_aliases(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_directory_list(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_membership.c */
 ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);

@@ -115,6 +115,20 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/joined_rooms", GET, ngx_matrix_joined_rooms,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
+    /* aliases and the directory (ngx_matrix_directory.c) */
+    { CS "/directory/room/:roomAlias", GET, ngx_matrix_alias, 0 },
+    { CS "/directory/room/:roomAlias", PUT|DELETE, ngx_matrix_alias,
+      NGX_MATRIX_AUTH|NGX_MATRIX_BODY_OPTIONAL },
+    { CS "/rooms/:roomId/aliases", GET, ngx_matrix_room_aliases,
+      NGX_MATRIX_AUTH },
+    { CS "/directory/list/room/:roomId", GET, ngx_matrix_directory_list, 0 },
+    { CS "/directory/list/room/:roomId", PUT, ngx_matrix_directory_list,
+      NGX_MATRIX_AUTH },
+    { CS "/publicRooms", GET, ngx_matrix_public_rooms,
+      NGX_MATRIX_AUTH_OPTIONAL },
+    { CS "/publicRooms", POST, ngx_matrix_public_rooms,
+      NGX_MATRIX_AUTH|NGX_MATRIX_BODY_OPTIONAL },
+
     /* membership (ngx_matrix_membership.c) */
     { CS "/join/:roomIdOrAlias", POST, ngx_matrix_join,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },

@@ -1,0 +1,468 @@
+/*
+ * Room aliases and the published room directory (lua/directory.lua).
+ *
+ *   GET/PUT/DELETE /directory/room/{roomAlias}
+ *   GET /rooms/{roomId}/aliases
+ *   GET/PUT /directory/list/room/{roomId}
+ *   GET/POST /publicRooms
+ *
+ * Aliases of other servers are resolved over federation, which comes with
+ * it; until then they are not found.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <mx_ids.h>
+
+#include "ngx_matrix_module.h"
+#include "ngx_matrix_room.h"
+
+
+#define NGX_MATRIX_PUBLIC_ROOMS_MAX  500
+
+
+/* "mx:alias:<alias>" */
+
+ngx_int_t
+ngx_matrix_alias_key(ngx_matrix_req_t *mr, ngx_str_t *alias, ngx_str_t *key)
+{
+    key->len = sizeof("mx:alias:") - 1 + alias->len;
+    key->data = ngx_pnalloc(mr->r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(key->data, "mx:alias:%V", alias);
+
+    return NGX_OK;
+}
+
+
+/* a valid alias of this server; else the error is answered */
+
+ngx_int_t
+ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
+    ngx_uint_t local_only)
+{
+    const char  *server;
+    size_t       slen;
+
+    if (!mx_room_alias_valid((char *) alias->data, alias->len)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "%V is not a valid"
+                                     " room alias.", alias);
+    }
+
+    server = mx_id_server((char *) alias->data, alias->len, &slen);
+
+    if (local_only
+        && (slen != mr->mcf->server_name.len
+            || ngx_strncmp(server, mr->mcf->server_name.data, slen) != 0))
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "Room aliases of"
+                                     " other servers cannot be made here.");
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_matrix_directory_empty(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *body;
+
+    (void) reply;
+
+    pool = ngx_matrix_pool(mr);
+    body = pool ? mx_json_object(pool) : NULL;
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+static ngx_int_t
+ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *body, *servers;
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Room alias %V not found.",
+                                     &mr->params[0]);
+    }
+
+    pool = ngx_matrix_pool(mr);
+    body = mx_json_object(pool);
+    servers = mx_json_array(pool);
+
+    if (body == NULL || servers == NULL
+        || mx_json_set(pool, body, "room_id",
+                       mx_json_strn(pool, reply->str, reply->len)) != 0
+        || mx_json_append(pool, servers,
+                          mx_json_strn(pool,
+                                       (char *) mr->mcf->server_name.data,
+                                       mr->mcf->server_name.len)) != 0
+        || mx_json_set(pool, body, "servers", servers) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+/* GET, PUT and DELETE /directory/room/{roomAlias} */
+
+ngx_int_t
+ngx_matrix_alias(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          *alias, key, room;
+    ngx_int_t           rc;
+    ngx_matrix_cmd_t    c;
+    const char         *room_id;
+    size_t              len;
+
+    alias = &mr->params[0];
+
+    rc = ngx_matrix_alias_check(mr, alias, mr->r->method != NGX_HTTP_GET);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_matrix_alias_key(mr, alias, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (mr->r->method) {
+
+    case NGX_HTTP_PUT:
+        if (mr->user_id.len == 0) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_UNAUTHORIZED,
+                                         "M_MISSING_TOKEN",
+                                         "Missing access token.");
+        }
+
+        room_id = mx_json_get_str(mr->body, "room_id", &len);
+        if (room_id == NULL || !mx_room_id_valid(room_id, len)) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "room_id must be a"
+                                         " room ID.");
+        }
+
+        room.data = (u_char *) room_id;
+        room.len = len;
+
+        ngx_matrix_fcall_init(&c, "mx_alias_put", 1);
+        ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, alias);
+        ngx_matrix_cmd_str(&c, &room);
+        ngx_matrix_cmd_str(&c, &mr->user_id);
+        ngx_matrix_cmd_cstr(&c, "1");
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_directory_empty);
+
+    case NGX_HTTP_DELETE:
+        if (mr->user_id.len == 0) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_UNAUTHORIZED,
+                                         "M_MISSING_TOKEN",
+                                         "Missing access token.");
+        }
+
+        ngx_matrix_fcall_init(&c, "mx_alias_delete", 1);
+        ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, alias);
+        ngx_matrix_cmd_str(&c, &mr->user_id);
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_directory_empty);
+
+    default:
+        ngx_matrix_fcall_init(&c, "mx_alias_get", 1);
+        ngx_matrix_cmd_str(&c, &key);
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_alias_got);
+    }
+}
+
+
+/* GET /rooms/{roomId}/aliases */
+
+static ngx_int_t
+ngx_matrix_room_aliases_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *body, *list;
+    size_t      i;
+
+    pool = ngx_matrix_pool(mr);
+    body = mx_json_object(pool);
+    list = mx_json_array(pool);
+
+    if (body == NULL || list == NULL
+        || mx_json_set(pool, body, "aliases", list) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+    {
+        if (mx_json_append(pool, list,
+                           mx_json_strn(pool, reply->element[i]->str,
+                                        reply->element[i]->len)) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+ngx_int_t
+ngx_matrix_room_aliases(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          *room, key;
+    ngx_matrix_cmd_t    c;
+
+    room = &mr->params[0];
+
+    if (!ngx_matrix_room_id_valid(room)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.", room);
+    }
+
+    key.len = sizeof("mx:{}:aliases") - 1 + room->len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:aliases", room);
+
+    ngx_matrix_fcall_init(&c, "mx_room_aliases", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, room);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_room_aliases_got);
+}
+
+
+/* GET and PUT /directory/list/room/{roomId} */
+
+static ngx_int_t
+ngx_matrix_visibility_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *body;
+
+    if (mr->r->method == NGX_HTTP_PUT) {
+        return ngx_matrix_directory_empty(mr, reply);
+    }
+
+    pool = ngx_matrix_pool(mr);
+    body = mx_json_object(pool);
+
+    if (body == NULL || reply->type != REDIS_REPLY_STRING
+        || mx_json_set(pool, body, "visibility",
+                       mx_json_strn(pool, reply->str, reply->len)) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+ngx_int_t
+ngx_matrix_directory_list(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          *room, vis = ngx_null_string;
+    ngx_matrix_cmd_t    c;
+    const char         *v;
+    size_t              len;
+
+    room = &mr->params[0];
+
+    if (!ngx_matrix_room_id_valid(room)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.", room);
+    }
+
+    if (mr->r->method == NGX_HTTP_PUT) {
+        if (mr->user_id.len == 0) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_UNAUTHORIZED,
+                                         "M_MISSING_TOKEN",
+                                         "Missing access token.");
+        }
+
+        v = mx_json_get_str(mr->body, "visibility", &len);
+        if (v == NULL
+            || (ngx_strcmp(v, "public") != 0 && ngx_strcmp(v, "private") != 0))
+        {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "visibility must be"
+                                         " public or private.");
+        }
+
+        vis.data = (u_char *) v;
+        vis.len = len;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_directory_visibility", 1);
+    ngx_matrix_cmd_cstr(&c, "mx:directory");
+    ngx_matrix_cmd_str(&c, room);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, &vis);
+    ngx_matrix_cmd_cstr(&c, "1");
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_visibility_got);
+}
+
+
+/* GET and POST /publicRooms: {total, next offset or -1, room JSON, ...} */
+
+static ngx_int_t
+ngx_matrix_public_rooms_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *body, *chunk, *room;
+    mx_json_error_t   err;
+    size_t            i;
+    u_char            tok[NGX_INT64_LEN + 2];
+    int64_t           offset;
+
+    pool = ngx_matrix_pool(mr);
+    body = mx_json_object(pool);
+    chunk = mx_json_array(pool);
+
+    if (body == NULL || chunk == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || mx_json_set(pool, body, "chunk", chunk) != 0
+        || mx_json_set_int(pool, body, "total_room_count_estimate",
+                           reply->element[0]->integer) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 2; i < reply->elements; i++) {
+        room = mx_json_parse(pool, reply->element[i]->str,
+                             reply->element[i]->len, &err);
+        if (room != NULL && mx_json_append(pool, chunk, room) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (reply->element[1]->integer >= 0) {
+        ngx_sprintf(tok, "o%L%Z", (int64_t) reply->element[1]->integer);
+        if (mx_json_set_str(pool, body, "next_batch", (char *) tok) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    offset = (intptr_t) mr->data;
+    if (offset > 0) {
+        ngx_sprintf(tok, "o%L%Z", (int64_t) 0);
+        if (mx_json_set_str(pool, body, "prev_batch", (char *) tok) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+ngx_int_t
+ngx_matrix_public_rooms(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          since, limit, term = ngx_null_string;
+    ngx_int_t          offset, n;
+    ngx_matrix_cmd_t   c;
+    mx_json_t         *v, *filter;
+    const char        *s;
+    size_t             len;
+    int64_t            i64;
+
+    offset = 0;
+    n = 0;
+    ngx_str_null(&since);
+    ngx_str_null(&limit);
+
+    if (mr->r->method == NGX_HTTP_POST) {
+        s = mx_json_get_str(mr->body, "since", &len);
+        if (s != NULL) {
+            since.data = (u_char *) s;
+            since.len = len;
+        }
+
+        v = mx_json_get(mr->body, "limit");
+        if (v != NULL) {
+            if (mx_json_get_int(mr->body, "limit", &i64) != 0 || i64 < 0) {
+                return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                             "M_BAD_JSON", "limit must be a"
+                                             " non-negative integer.");
+            }
+            n = (ngx_int_t) ngx_min(i64, NGX_MATRIX_PUBLIC_ROOMS_MAX);
+        }
+
+        filter = mx_json_get(mr->body, "filter");
+        if (filter != NULL && filter->type != MX_JSON_OBJECT) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "filter must be an"
+                                         " object.");
+        }
+
+        s = mx_json_get_str(filter, "generic_search_term", &len);
+        if (s != NULL) {
+            term.data = (u_char *) s;
+            term.len = len;
+        }
+
+    } else {
+        (void) ngx_matrix_arg(mr->r, "since", &since);
+
+        if (ngx_matrix_arg(mr->r, "limit", &limit) == NGX_OK && limit.len) {
+            n = ngx_atoi(limit.data, limit.len);
+            if (n == NGX_ERROR) {
+                return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                             "M_INVALID_PARAM", "limit must"
+                                             " be a number.");
+            }
+            n = ngx_min(n, NGX_MATRIX_PUBLIC_ROOMS_MAX);
+        }
+    }
+
+    if (since.len) {
+        offset = since.len > 1 && since.data[0] == 'o'
+                 ? ngx_atoi(since.data + 1, since.len - 1) : NGX_ERROR;
+        if (offset == NGX_ERROR) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM", "since is not a"
+                                         " valid token.");
+        }
+    }
+
+    mr->data = (void *) (intptr_t) offset;
+
+    ngx_matrix_fcall_init(&c, "mx_public_rooms", 1);
+    ngx_matrix_cmd_cstr(&c, "mx:directory");
+
+    if (ngx_matrix_cmd_int(mr, &c, offset) != NGX_OK
+        || ngx_matrix_cmd_int(mr, &c, n) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_cmd_str(&c, &term);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_public_rooms_got);
+}
