@@ -302,6 +302,68 @@ local function room_readable(room, user)
 end
 
 
+-- the value of a history ("<pos> <value>" by position) just before pos
+local function hist_at(key, pos)
+    local r = redis.call('ZREVRANGEBYSCORE', key, '(' .. pos, '-inf',
+                         'LIMIT', 0, 1)
+    if #r == 0 then return nil end
+    return string.match(r[1], '^%d+ (.*)$')
+end
+
+local VIS_RANK = { world_readable = 4, shared = 3, invited = 2, joined = 1 }
+local MEMBER_RANK = { join = 5, invite = 4, knock = 3, leave = 2, ban = 1 }
+
+-- the history visibility rules: may user see the event at pos (pdu its
+-- text)?  Membership and visibility are those before the event, except
+-- that for the user's own member event and for a
+-- history_visibility event with the more open of the old and new values;
+-- a user's own membership event likewise.
+-- current: the user's membership now.
+local function event_visible(room, user, pos, pdu, current)
+    local hv = hist_at(rkey(room, 'hvhist'), pos) or 'shared'
+    local ev
+    if string.find(pdu, 'm.room.history_visibility', 1, true)
+       or string.find(pdu, 'm.room.member', 1, true) then
+        local ok, d = pcall(cjson.decode, pdu)
+        if ok and type(d) == 'table' and type(d.content) == 'table' then
+            ev = d
+        end
+    end
+    if ev and ev.type == 'm.room.history_visibility' then
+        local new = ev.content.history_visibility
+        if VIS_RANK[new] and VIS_RANK[new] > (VIS_RANK[hv] or 0) then
+            hv = new
+        end
+    end
+    if hv == 'world_readable' then return true end
+    local mk = rkey(room, 'mhist:' .. user)
+    local m = hist_at(mk, pos)
+    if ev and ev.type == 'm.room.member' and ev.state_key == user then
+        -- one's own membership change: the more open of before and after
+        -- (so a user sees their own leave)
+        local new = ev.content.membership
+        if (MEMBER_RANK[new] or 0) > (MEMBER_RANK[m] or 0) then m = new end
+    end
+    if m == 'join' then return true end
+    if hv == 'shared' then
+        -- shared: a user who joined at any point after the event
+        if current == 'join' then return true end
+        for _, e in ipairs(redis.call('ZRANGEBYSCORE', mk, '(' .. pos, '+inf')) do
+            if string.match(e, '^%d+ join$') then return true end
+        end
+    end
+    if hv == 'invited' and m == 'invite' then return true end
+    return false
+end
+
+-- may user read any of the room's history?  Members past and present,
+-- and anyone when the room is world_readable now.
+local function history_readable(room, user)
+    return room_readable(room, user)
+           or redis.call('EXISTS', rkey(room, 'mhist:' .. user)) == 1
+end
+
+
 -- mx_room_read: what a user may read of a room's current state, or an event
 --   KEYS[1]  mx:{<room_id>}:room
 --   ARGV     room_id, user_id, what, arg:
@@ -331,7 +393,14 @@ redis.register_function{
             if id then add(id) end
         elseif what == 'event' then
             local meta = redis.call('HGET', rkey(room, 'meta'), arg)
-            if meta and not string.find(meta, 'r', 1, true) then add(arg) end
+            local pos = redis.call('ZSCORE', rkey(room, 'timeline'), arg)
+            local pdu = redis.call('HGET', pk, arg)
+            local current = redis.call('HGET', rkey(room, 'members'), a[2])
+            if meta and pos and pdu and not string.find(meta, 'r', 1, true)
+               and event_visible(room, a[2], tonumber(pos), pdu, current) then
+                out[1] = arg
+                out[2] = pdu
+            end
         else
             local all = redis.call('HGETALL', rkey(room, 'state'))
             local prefix = arg .. SEP
@@ -363,10 +432,11 @@ redis.register_function{
     callback = function(keys, a)
         local room, dir, limit = a[1], a[3], tonumber(a[6])
         if redis.call('HEXISTS', keys[1], 'version') == 0
-           or not room_readable(room, a[2]) then
+           or not history_readable(room, a[2]) then
             return mx_error(403, 'M_FORBIDDEN',
                             'You are not a member of the room')
         end
+        local current = redis.call('HGET', rkey(room, 'members'), a[2])
         local tk = rkey(room, 'timeline')
         local ids
         if dir == 'b' then
@@ -385,11 +455,16 @@ redis.register_function{
         local pk, rk = rkey(room, 'pdu'), rkey(room, 'redactions')
         for i = 1, #ids, 2 do
             local id = ids[i]
-            out[#out + 1] = id
-            out[#out + 1] = redis.call('HGET', pk, id) or ''
-            local red = redis.call('HGET', rk, id)
-            out[#out + 1] = red or ''
-            out[#out + 1] = red and (redis.call('HGET', pk, red) or '') or ''
+            local pdu = redis.call('HGET', pk, id) or ''
+            if event_visible(room, a[2], tonumber(ids[i + 1]), pdu, current)
+            then
+                out[#out + 1] = id
+                out[#out + 1] = pdu
+                local red = redis.call('HGET', rk, id)
+                out[#out + 1] = red or ''
+                out[#out + 1] = red and (redis.call('HGET', pk, red) or '')
+                                or ''
+            end
         end
         if #ids / 2 == limit then
             local last = tonumber(ids[#ids])

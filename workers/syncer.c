@@ -144,6 +144,53 @@ sy_memberships(mxw_t *w, mx_pool_t *pool, const char *room,
 }
 
 
+/* a change of m.room.history_visibility, recorded with its position */
+
+static int
+sy_visibility(mxw_t *w, const char *room, const char *changes, long long pos)
+{
+    static const char   hv[] = "m.room.history_visibility\037\037";
+    const char         *p, *end;
+    char                key[600], id[300], ps[32];
+    size_t              len;
+    redisReply         *r;
+
+    for (p = changes; *p; p = *end ? end + 1 : end) {
+        end = strchr(p, '\036');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        if ((size_t) (end - p) < sizeof(hv) - 1
+            || strncmp(p, hv, sizeof(hv) - 1) != 0)
+        {
+            continue;
+        }
+
+        len = (size_t) (end - p) - (sizeof(hv) - 1);
+        if (len >= sizeof(id)) {
+            continue;
+        }
+
+        memcpy(id, p + sizeof(hv) - 1, len);
+        id[len] = '\0';
+
+        snprintf(key, sizeof(key), "mx:{%s}:hvhist", room);
+        snprintf(ps, sizeof(ps), "%lld", pos);
+
+        r = mxw_command(w, "FCALL mx_sync_visibility 1 %s %s %s %s", key,
+                        room, id, ps);
+        if (r == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+
 static void
 sy_answer(mxw_t *w, const mxw_entry_t *e, const char *event_id)
 {
@@ -220,6 +267,10 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     freeReplyObject(r);
 
     rc = MXW_DONE;
+
+    if (changes && *changes && sy_visibility(w, room, changes, p) != 0) {
+        return MXW_RETRY;
+    }
 
     if (changes && *changes) {
         pool = mx_pool_create(4096);
