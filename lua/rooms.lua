@@ -314,11 +314,10 @@ local VIS_RANK = { world_readable = 4, shared = 3, invited = 2, joined = 1 }
 local MEMBER_RANK = { join = 5, invite = 4, knock = 3, leave = 2, ban = 1 }
 
 -- the history visibility rules: may user see the event at pos (pdu its
--- text)?  Membership and visibility are those before the event, except
--- that for the user's own member event and for a
--- history_visibility event with the more open of the old and new values;
--- a user's own membership event likewise.
--- current: the user's membership now.
+-- text)?  Membership and visibility are those before the event; a
+-- history_visibility event counts with the more open of the old and new
+-- visibility, and the user's own member event with the more open of the
+-- old and new membership.  current: the user's membership now.
 local function event_visible(room, user, pos, pdu, current)
     local hv = hist_at(rkey(room, 'hvhist'), pos) or 'shared'
     local ev
