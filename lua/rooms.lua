@@ -475,6 +475,140 @@ redis.register_function{
 }
 
 
+-- mx_room_context: an event and what surrounds it in the timeline
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, user_id, event_id, how many before, how many after
+--   reply:   {} when the event is unknown or hidden from the user, else
+--            {position, start, end, event_id, pdu, n, (id, pdu) * n before
+--            it (newest first), m, (id, pdu) * m after it, k, (id, pdu) * k
+--            of the current state (k = 0 unless the user may read it)}
+redis.register_function{
+    function_name = 'mx_room_context',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        if redis.call('HEXISTS', keys[1], 'version') == 0
+           or not history_readable(room, user) then
+            return mx_error(403, 'M_FORBIDDEN',
+                            'You are not a member of the room')
+        end
+        local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
+        local current = redis.call('HGET', rkey(room, 'members'), user)
+        local pos = redis.call('ZSCORE', tk, a[3])
+        local pdu = redis.call('HGET', pk, a[3])
+        if not pos or not pdu
+           or not event_visible(room, user, tonumber(pos), pdu, current) then
+            return {}
+        end
+        pos = tonumber(pos)
+        local function around(ids, n, out)
+            local list, last = {}, nil
+            for i = 1, #ids, 2 do
+                if #list / 2 >= n then break end
+                local p = redis.call('HGET', pk, ids[i]) or ''
+                last = tonumber(ids[i + 1])
+                if event_visible(room, user, last, p, current) then
+                    list[#list + 1] = ids[i]
+                    list[#list + 1] = p
+                end
+            end
+            out[#out + 1] = #list / 2
+            for _, v in ipairs(list) do out[#out + 1] = v end
+            return last
+        end
+        local nb, na = tonumber(a[4]), tonumber(a[5])
+        local before = redis.call('ZREVRANGEBYSCORE', tk, '(' .. pos, '-inf',
+                                  'WITHSCORES', 'LIMIT', 0, nb * 4 + 1)
+        local after = redis.call('ZRANGEBYSCORE', tk, '(' .. pos, '+inf',
+                                 'WITHSCORES', 'LIMIT', 0, na * 4 + 1)
+        local out = { pos, 0, 0, a[3], pdu }
+        local first = around(before, nb, out)
+        out[2] = (first or pos) - 1
+        local last = around(after, na, out)
+        out[3] = last or pos
+        local st = {}
+        if room_readable(room, user) then
+            local all = redis.call('HGETALL', rkey(room, 'state'))
+            for i = 2, #all, 2 do
+                st[#st + 1] = all[i]
+                st[#st + 1] = redis.call('HGET', pk, all[i]) or ''
+            end
+        end
+        out[#out + 1] = #st / 2
+        for _, v in ipairs(st) do out[#out + 1] = v end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_room_ts_event: the event nearest a time, in one direction
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, user_id, ts (ms), dir ('f': at or after, 'b': at or
+--            before)
+--   reply:   {event_id, origin_server_ts} or {}
+-- Timelines follow the order events became visible, which for a room's
+-- events is near enough the order of their timestamps to search by
+-- halving, then step to the nearest visible event in the direction asked.
+redis.register_function{
+    function_name = 'mx_room_ts_event',
+    callback = function(keys, a)
+        local room, user, ts, dir = a[1], a[2], tonumber(a[3]), a[4]
+        if redis.call('HEXISTS', keys[1], 'version') == 0
+           or not history_readable(room, user) then
+            return mx_error(403, 'M_FORBIDDEN',
+                            'You are not a member of the room')
+        end
+        local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
+        local current = redis.call('HGET', rkey(room, 'members'), user)
+        local n = redis.call('ZCARD', tk)
+        local function at(i)
+            local r = redis.call('ZRANGE', tk, i, i, 'WITHSCORES')
+            local pdu = redis.call('HGET', pk, r[1]) or ''
+            local t = tonumber(string.match(pdu, '"origin_server_ts":(%d+)'))
+            return r[1], tonumber(r[2]), pdu, t or 0
+        end
+        local lo, hi = 0, n - 1
+        while lo < hi do
+            local mid = math.floor((lo + hi) / 2)
+            local _, _, _, t = at(mid)
+            if t < ts then lo = mid + 1 else hi = mid end
+        end
+        local step = dir == 'f' and 1 or -1
+        local i = lo
+        if dir == 'b' then
+            -- the first at or after ts, or past the end: step back to <= ts
+            while i >= n do i = i - 1 end
+        end
+        while i >= 0 and i < n do
+            local id, pos, pdu, t = at(i)
+            if ((dir == 'f' and t >= ts) or (dir == 'b' and t <= ts))
+               and event_visible(room, user, pos, pdu, current) then
+                return { id, t }
+            end
+            i = i + step
+        end
+        return {}
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_room_forget: forget a room one is no longer in
+--   KEYS[1]  mx:{<user_id>}:rooms
+--   ARGV     room_id, user_id
+--   reply:   'OK'; MX 400 M_UNKNOWN while the user is joined
+redis.register_function{
+    function_name = 'mx_room_forget',
+    callback = function(keys, a)
+        if redis.call('HGET', rkey(a[1], 'members'), a[2]) == 'join' then
+            return mx_error(400, 'M_UNKNOWN', 'You are still in the room')
+        end
+        redis.call('HDEL', keys[1], a[1])
+        return 'OK'
+    end
+}
+
+
 -- mx_joined_rooms: the rooms a user has joined
 --   KEYS[1]  mx:{<user_id>}:rooms
 --   reply:   {room_id, ...}

@@ -306,6 +306,9 @@ ngx_int_t ngx_matrix_room_state_get(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_room_event_get(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_room_members(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_joined_rooms(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_context(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_ts_event(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_room_forget(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_messages.c */
 ngx_int_t ngx_matrix_messages(ngx_matrix_req_t *mr);

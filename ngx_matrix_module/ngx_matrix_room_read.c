@@ -393,3 +393,293 @@ ngx_matrix_joined_rooms(ngx_matrix_req_t *mr)
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_joined_rooms_done);
 }
+
+
+/* the "mx:{<room_id>}:room" key, the room ID checked */
+
+static ngx_int_t
+ngx_matrix_room_key(ngx_matrix_req_t *mr, ngx_str_t *room, ngx_str_t *key)
+{
+    if (!ngx_matrix_room_id_valid(room)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.", room);
+    }
+
+    key->len = sizeof("mx:{}:room") - 1 + room->len;
+    key->data = ngx_pnalloc(mr->r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(key->data, "mx:{%V}:room", room);
+
+    return NGX_OK;
+}
+
+
+/* n (id, pdu) pairs from element *i on, as client events, into arr */
+
+static ngx_int_t
+ngx_matrix_context_events(ngx_matrix_req_t *mr, redisReply *reply,
+    size_t *i, mx_json_t *arr, const char *room_id)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *pdu, *ev;
+    mx_json_error_t   err;
+    long long         n;
+
+    pool = ngx_matrix_pool(mr);
+
+    if (*i >= reply->elements) {
+        return NGX_ERROR;
+    }
+
+    n = reply->element[(*i)++]->integer;
+
+    for ( /* void */ ; n > 0 && *i + 1 < reply->elements; n--, *i += 2) {
+        pdu = mx_json_parse(pool, reply->element[*i + 1]->str,
+                            reply->element[*i + 1]->len, &err);
+        ev = pdu ? mx_event_client(pool, pdu, reply->element[*i]->str,
+                                   room_id)
+                 : NULL;
+
+        if (ev != NULL && mx_json_append(pool, arr, ev) != 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_matrix_context_done(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *out, *before, *after, *state, *pdu, *ev;
+    mx_json_error_t   err;
+    size_t            i;
+    char             *room_id;
+    u_char            tok[NGX_INT64_LEN + 2];
+
+    pool = ngx_matrix_pool(mr);
+    room_id = mr->data;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 5) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Event not found.");
+    }
+
+    out = mx_json_object(pool);
+    before = mx_json_array(pool);
+    after = mx_json_array(pool);
+    state = mx_json_array(pool);
+
+    pdu = mx_json_parse(pool, reply->element[4]->str, reply->element[4]->len,
+                        &err);
+    ev = pdu ? mx_event_client(pool, pdu, reply->element[3]->str, room_id)
+             : NULL;
+
+    if (out == NULL || before == NULL || after == NULL || state == NULL
+        || ev == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    i = 5;
+
+    if (ngx_matrix_context_events(mr, reply, &i, before, room_id) != NGX_OK
+        || ngx_matrix_context_events(mr, reply, &i, after, room_id) != NGX_OK
+        || ngx_matrix_context_events(mr, reply, &i, state, room_id) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(tok, "p%L%Z", (int64_t) reply->element[1]->integer);
+    if (mx_json_set_str(pool, out, "start", (char *) tok) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(tok, "p%L%Z", (int64_t) reply->element[2]->integer);
+    if (mx_json_set_str(pool, out, "end", (char *) tok) != 0
+        || mx_json_set(pool, out, "event", ev) != 0
+        || mx_json_set(pool, out, "events_before", before) != 0
+        || mx_json_set(pool, out, "events_after", after) != 0
+        || mx_json_set(pool, out, "state", state) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, out);
+}
+
+
+/* GET /rooms/{roomId}/context/{eventId}?limit=N */
+
+ngx_int_t
+ngx_matrix_room_context(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          key, limit;
+    ngx_int_t          rc, n;
+    ngx_matrix_cmd_t   c;
+
+    rc = ngx_matrix_room_key(mr, &mr->params[0], &key);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    n = 10;
+    if (ngx_matrix_arg(mr->r, "limit", &limit) == NGX_OK && limit.len) {
+        n = ngx_atoi(limit.data, limit.len);
+        if (n == NGX_ERROR) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM",
+                                         "limit must be a number.");
+        }
+        n = ngx_min(n, 100);
+    }
+
+    mr->data = ngx_matrix_cstr(mr, &mr->params[0]);
+    if (mr->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_room_context", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->params[0]);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, &mr->params[1]);
+
+    /* as Synapse: half before, the rest after */
+    if (ngx_matrix_cmd_int(mr, &c, n / 2) != NGX_OK
+        || ngx_matrix_cmd_int(mr, &c, n - n / 2) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_context_done);
+}
+
+
+static ngx_int_t
+ngx_matrix_ts_done(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *out;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "No event found in that direction.");
+    }
+
+    pool = ngx_matrix_pool(mr);
+    out = mx_json_object(pool);
+
+    if (out == NULL
+        || mx_json_set(pool, out, "event_id",
+                       mx_json_strn(pool, reply->element[0]->str,
+                                    reply->element[0]->len)) != 0
+        || mx_json_set_int(pool, out, "origin_server_ts",
+                           reply->element[1]->integer) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, out);
+}
+
+
+/* GET /rooms/{roomId}/timestamp_to_event?ts=&dir= (v1 path) */
+
+ngx_int_t
+ngx_matrix_room_ts_event(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          key, ts, dir;
+    ngx_int_t          rc;
+    ngx_matrix_cmd_t   c;
+    size_t             i;
+
+    rc = ngx_matrix_room_key(mr, &mr->params[0], &key);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_matrix_arg(mr->r, "ts", &ts) != NGX_OK || ts.len == 0
+        || ts.len > 15)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "ts must be a timestamp in ms.");
+    }
+
+    for (i = 0; i < ts.len; i++) {
+        if (ts.data[i] < '0' || ts.data[i] > '9') {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM",
+                                         "ts must be a timestamp in ms.");
+        }
+    }
+
+    if (ngx_matrix_arg(mr->r, "dir", &dir) != NGX_OK || dir.len != 1
+        || (dir.data[0] != 'f' && dir.data[0] != 'b'))
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "dir must be f or b.");
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_room_ts_event", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->params[0]);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, &ts);
+    ngx_matrix_cmd_str(&c, &dir);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ts_done);
+}
+
+
+static ngx_int_t
+ngx_matrix_forget_done(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *out;
+
+    (void) reply;
+
+    pool = ngx_matrix_pool(mr);
+    out = pool ? mx_json_object(pool) : NULL;
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, out);
+}
+
+
+/* POST /rooms/{roomId}/forget */
+
+ngx_int_t
+ngx_matrix_room_forget(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          key;
+    ngx_matrix_cmd_t   c;
+
+    if (!ngx_matrix_room_id_valid(&mr->params[0])) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.",
+                                     &mr->params[0]);
+    }
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "rooms", &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_room_forget", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->params[0]);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_forget_done);
+}

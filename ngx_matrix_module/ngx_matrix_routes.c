@@ -112,6 +112,12 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
     { CS "/rooms/:roomId/messages", GET, ngx_matrix_messages,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/rooms/:roomId/context/:eventId", GET, ngx_matrix_room_context,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { "/_matrix/client/v1/rooms/:roomId/timestamp_to_event", GET,
+      ngx_matrix_room_ts_event, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/rooms/:roomId/forget", POST, ngx_matrix_room_forget,
+      NGX_MATRIX_AUTH|NGX_MATRIX_BODY_OPTIONAL },
     { CS "/joined_rooms", GET, ngx_matrix_joined_rooms,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
