@@ -369,7 +369,9 @@ end
 --              'state'   all of it                        (arg unused)
 --              'key'     one entry                        "<type>\31<key>"
 --              'type'    the entries of one type          the type
---              'event'   one event, if not rejected       event_id
+--              'event'   one event, if visible and not    event_id
+--                        rejected (then its redaction's ID and pdu,
+--                        and the room version)
 --   reply:   {event_id, pdu, ...}; MX 403 M_FORBIDDEN when the user may not
 --            read the room (unknown rooms included: no leak)
 redis.register_function{
@@ -399,6 +401,12 @@ redis.register_function{
                and event_visible(room, a[2], tonumber(pos), pdu, current) then
                 out[1] = arg
                 out[2] = pdu
+                local red = redis.call('HGET', rkey(room, 'redactions'), arg)
+                if red then
+                    out[3] = red
+                    out[4] = redis.call('HGET', pk, red) or ''
+                    out[5] = redis.call('HGET', keys[1], 'version')
+                end
             end
         else
             local all = redis.call('HGETALL', rkey(room, 'state'))

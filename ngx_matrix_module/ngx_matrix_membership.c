@@ -305,10 +305,16 @@ ngx_matrix_membership(ngx_matrix_req_t *mr)
 
 /* PUT /rooms/{roomId}/redact/{eventId}/{txnId} */
 
+static ngx_int_t ngx_matrix_redact_target(ngx_matrix_req_t *mr,
+    redisReply *reply);
+
+
 ngx_int_t
 ngx_matrix_redact(ngx_matrix_req_t *mr)
 {
     ngx_matrix_send_t  *s;
+    ngx_matrix_cmd_t    c;
+    ngx_str_t           key;
     mx_pool_t          *pool;
     mx_json_t          *content, *reason;
 
@@ -353,6 +359,59 @@ ngx_matrix_redact(ngx_matrix_req_t *mr)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    if (!ngx_matrix_room_id_valid(&mr->params[0])) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.",
+                                     &mr->params[0]);
+    }
+
+    /* the target first: it must be there, and whose it is matters */
+
+    key.len = sizeof("mx:{}:room") - 1 + mr->params[0].len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:room", &mr->params[0]);
+
+    ngx_matrix_fcall_init(&c, "mx_room_read", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->params[0]);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_cstr(&c, "event");
+    ngx_matrix_cmd_str(&c, &mr->params[1]);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_redact_target);
+}
+
+
+static ngx_int_t
+ngx_matrix_redact_target(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t  *s;
+    mx_pool_t          *pool;
+    mx_json_t          *pdu;
+    mx_json_error_t     err;
+    const char         *sender;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Event not found.");
+    }
+
+    pdu = mx_json_parse(pool, reply->element[1]->str, reply->element[1]->len,
+                        &err);
+    sender = mx_json_get_str(pdu, "sender", NULL);
+    if (sender == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->redacts_sender = sender;
 
     return ngx_matrix_send_start(mr);
 }

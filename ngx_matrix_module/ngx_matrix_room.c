@@ -442,6 +442,36 @@ ngx_matrix_send_build(ngx_matrix_req_t *mr)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /*
+     * Redacting another's event takes the "redact" power level (the auth
+     * rules leave that check to whoever applies the redaction).
+     */
+    if (s->redacts_sender != NULL
+        && ngx_strcmp(s->redacts_sender, s->sender) != 0)
+    {
+        const mx_auth_event_t  *create, *pl;
+        int64_t                 need, have;
+
+        create = mx_state_get(s->state, "m.room.create", "");
+        pl = mx_state_get(s->state, "m.room.power_levels", "");
+
+        need = 50;
+        if (pl != NULL && mx_json_get(pl->content, "redact") != NULL
+            && mx_auth_pl_value(s->rv, mx_json_get(pl->content, "redact"),
+                                &need) != 0)
+        {
+            need = 50;
+        }
+
+        have = mx_auth_user_level(s->rv, create, pl, s->sender);
+
+        if (have < need) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN,
+                                         "M_FORBIDDEN", "You may not redact"
+                                         " other users' events.");
+        }
+    }
+
     ngx_memzero(&b, sizeof(mx_build_t));
     b.rv = s->rv;
     b.room_id = s->room_id[0] ? s->room_id : NULL;

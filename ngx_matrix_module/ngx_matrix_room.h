@@ -27,6 +27,7 @@ typedef struct {
     const char                 *state_key;  /* NULL: not state */
     mx_json_t                  *content;
     const char                 *redacts;
+    const char                 *redacts_sender;  /* of the target */
     ngx_str_t                   txn_id;     /* empty: none */
     ngx_str_t                   txn_key;
     ngx_str_t                   req;        /* the waiter's number */

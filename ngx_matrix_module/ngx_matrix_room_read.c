@@ -37,6 +37,7 @@ typedef struct {
     ngx_str_t       membership;      /* members: only these */
     ngx_str_t       not_membership;  /* members: not these */
     ngx_uint_t      whole;           /* state/{type}: format=event */
+    const char     *version;         /* the room's, when known */
 } ngx_matrix_read_t;
 
 
@@ -121,6 +122,47 @@ ngx_matrix_read_in(ngx_str_t *list, const char *value)
 }
 
 
+/* an event that has been redacted: served redacted, with the redaction */
+
+static ngx_int_t
+ngx_matrix_read_redacted(ngx_matrix_req_t *mr, mx_json_t *pdu,
+    const char *id, redisReply *rid, redisReply *rpdu)
+{
+    ngx_matrix_read_t        *rd;
+    mx_pool_t                *pool;
+    mx_json_t                *red, *redev, *ev, *uns;
+    mx_json_error_t           err;
+    const mx_room_version_t  *rv;
+    const char               *version;
+
+    rd = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    /* the version: the room's create event says it; v1 when it names none */
+    version = rd->version ? rd->version : "1";
+    rv = mx_room_version(version, ngx_strlen(version));
+    if (rv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    red = mx_json_parse(pool, rpdu->str, rpdu->len, &err);
+    redev = red ? mx_event_client(pool, red, rid->str, rd->room_id) : NULL;
+    pdu = mx_event_redact(pool, pdu, rv);
+    ev = pdu ? mx_event_client(pool, pdu, id, rd->room_id) : NULL;
+    uns = mx_json_object(pool);
+
+    if (ev == NULL || uns == NULL
+        || (redev != NULL
+            && (mx_json_set(pool, uns, "redacted_because", redev) != 0
+                || mx_json_set(pool, ev, "unsigned", uns) != 0)))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, ev);
+}
+
+
 static ngx_int_t
 ngx_matrix_read_done(ngx_matrix_req_t *mr, redisReply *reply)
 {
@@ -199,6 +241,12 @@ ngx_matrix_read_done(ngx_matrix_req_t *mr, redisReply *reply)
                                                                 "content"));
 
         case NGX_MATRIX_READ_EVENT:
+            if (reply->elements >= 5 && reply->element[3]->len) {
+                rd->version = reply->element[4]->str;
+                return ngx_matrix_read_redacted(mr, pdu, id->str,
+                                                reply->element[2],
+                                                reply->element[3]);
+            }
             return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, ev);
 
         case NGX_MATRIX_READ_MEMBERS:

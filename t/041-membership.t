@@ -155,5 +155,24 @@ is($json->{content}{redacts} // $json->{redacts}, $m1, 'naming its target');
 is($json->{event_id}, $red, 'the same txnId: the same redaction');
 ($status, $json) = $alice->put("$api/rooms/$r/redact/notanid/red2", {});
 is($status, 400, 'redacting a non-event-ID: 400');
+($status, $json) = $alice->get("$api/rooms/$r/event/$m1");
+is_deeply($json->{content}, {}, 'the redacted event is served redacted');
+is($json->{unsigned}{redacted_because}{event_id}, $red, 'with the redaction');
+($status, $json) = $alice->put("$api/rooms/$r/redact/\$nope/red3", {});
+is($status, 404, 'redacting an unknown event: 404');
+
+# power: bob (0) may redact his own events, not alice's
+$alice->post("$api/rooms/$r/invite", { user_id => '@bob:localhost' });
+$bob->post("$api/rooms/$r/join", {});
+($status, $json) = $alice->put("$api/rooms/$r/send/m.room.message/m2", { body => 'two' });
+my $m2 = $json->{event_id};
+($status, $json) = $bob->put("$api/rooms/$r/send/m.room.message/b2", { body => 'mine' });
+my $b2 = $json->{event_id};
+($status, $json) = $bob->put("$api/rooms/$r/redact/$m2/br1", {});
+is($status, 403, "bob may not redact alice's event");
+($status, $json) = $bob->put("$api/rooms/$r/redact/$b2/br2", {});
+is($status, 200, 'but may redact his own');
+($status, $json) = $alice->put("$api/rooms/$r/redact/$b2/ar9", {});
+is($status, 200, "alice (100) may redact bob's");
 
 done_testing();
