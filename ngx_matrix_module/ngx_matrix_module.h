@@ -328,6 +328,9 @@ ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_profile_rooms.c */
+ngx_int_t ngx_matrix_profile_propagate(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
 ngx_uint_t ngx_matrix_localpart_valid(u_char *p, size_t len);

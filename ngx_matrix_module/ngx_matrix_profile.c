@@ -147,6 +147,18 @@ ngx_matrix_profile(ngx_matrix_req_t *mr)
 static ngx_int_t
 ngx_matrix_profile_set_done(ngx_matrix_req_t *mr, redisReply *reply)
 {
+    ngx_str_t  *field;
+
+    field = &mr->params[1];
+
+    /* what member events carry goes to every joined room */
+    if ((field->len == 11 && ngx_strncmp(field->data, "displayname", 11) == 0)
+        || (field->len == 10
+            && ngx_strncmp(field->data, "avatar_url", 10) == 0))
+    {
+        return ngx_matrix_profile_propagate(mr);
+    }
+
     return ngx_matrix_send_empty(mr->r, NGX_HTTP_OK);
 }
 

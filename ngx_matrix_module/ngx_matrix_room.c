@@ -372,6 +372,10 @@ ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
     pool = ngx_matrix_pool(mr);
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        if (s->quiet) {
+            return s->done(mr, NULL, 0);
+        }
+
         return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
                                      "Unknown room %s.", s->room_id);
     }
@@ -490,6 +494,10 @@ ngx_matrix_send_build(ngx_matrix_req_t *mr)
 
     rc = mx_event_build(pool, &b, &s->pdus[s->n], &id, &view, &why);
 
+    if (rc != MX_BUILD_OK && s->quiet) {
+        return s->done(mr, NULL, 0);
+    }
+
     switch (rc) {
 
     case MX_BUILD_OK:
@@ -569,9 +577,12 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
                                 (unsigned) mr->mcf->input_shards))
                 - input.data;
 
-    if (ngx_matrix_wait(mr, NGX_MATRIX_VERDICT_TIMEOUT,
-                        ngx_matrix_send_verdict, &req)
-        != NGX_OK)
+    ngx_str_null(&req);
+
+    if (!s->nowait
+        && ngx_matrix_wait(mr, NGX_MATRIX_VERDICT_TIMEOUT,
+                           ngx_matrix_send_verdict, &req)
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -586,7 +597,13 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
 
     ngx_matrix_cmd_cstr(&c, room_id);
     ngx_matrix_cmd_cstr(&c, s->rv->id);
-    ngx_matrix_cmd_str(&c, ngx_matrix_wait_channel());
+
+    if (s->nowait) {
+        ngx_matrix_cmd_cstr(&c, "");
+    } else {
+        ngx_matrix_cmd_str(&c, ngx_matrix_wait_channel());
+    }
+
     ngx_matrix_cmd_str(&c, &req);
     ngx_matrix_cmd_str(&c, &s->txn_id);
 
@@ -623,7 +640,9 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
     }
 
     if (last_pdu == NULL || c.overflow) {
-        ngx_matrix_wait_cancel(mr, &req);
+        if (!s->nowait) {
+            ngx_matrix_wait_cancel(mr, &req);
+        }
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -634,7 +653,15 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
 static ngx_int_t
 ngx_matrix_send_submitted(ngx_matrix_req_t *mr, redisReply *reply)
 {
+    ngx_matrix_send_t  *s;
+
     (void) reply;
+
+    s = mr->data;
+
+    if (s->nowait) {
+        return s->done(mr, s->ids[s->n - 1], ngx_strlen(s->ids[s->n - 1]));
+    }
 
     /* appended: the request stays parked until the verdict */
     return NGX_DONE;
@@ -670,6 +697,10 @@ ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
         mr->cmd = NULL;
     }
 
+    if (answer == NULL && s->quiet) {
+        return s->done(mr, NULL, 0);
+    }
+
     if (answer == NULL) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                      "M_UNKNOWN", "The room server did not"
@@ -681,6 +712,10 @@ ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
     v = mx_json_parse(pool, (char *) answer->data, answer->len, &err);
 
     id = mx_json_get_str(v, "event_id", &id_len);
+
+    if (id == NULL && s->quiet) {
+        return s->done(mr, NULL, 0);
+    }
 
     if (id != NULL) {
         if (s->done) {

@@ -43,6 +43,10 @@ typedef struct {
     ngx_uint_t                  n;
 
     unsigned                    chain:1;    /* build only, submit later */
+    unsigned                    nowait:1;   /* no verdict awaited: done()
+                                               once appended */
+    unsigned                    quiet:1;    /* done() with NULL instead of
+                                               an error answer */
     ngx_matrix_sent_pt          done;       /* instead of {"event_id"} */
     void                       *data;
 } ngx_matrix_send_t;

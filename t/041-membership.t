@@ -143,6 +143,22 @@ is($status, 404, 'joining an unknown room: 404');
 ($status, $json) = $bob->post("$api/join/%23alias:localhost", {});
 is($status, 404, 'joining an unknown alias: 404');
 
+# --- a profile change reaches the member events -----------------------------
+
+($status, $json) = $alice->post("$api/createRoom", { name => 'second' });
+my $r2 = $json->{room_id};
+($status, $json) = $alice->put('/_matrix/client/v3/profile/@alice:localhost/displayname', { displayname => 'Alice B' });
+is($status, 200, 'alice changes her displayname');
+for my $room ($r, $r2) {
+    ($status, $json) = $alice->get("$api/rooms/$room/state/m.room.member/\@alice:localhost");
+    is($json->{displayname}, 'Alice B', "her member event in each joined room follows ($room)");
+    is($json->{membership}, 'join', 'still a join');
+}
+($status, $json) = $alice->put('/_matrix/client/v3/profile/@alice:localhost/avatar_url', { avatar_url => 'mxc://localhost/abc' });
+($status, $json) = $alice->get("$api/rooms/$r2/state/m.room.member/\@alice:localhost");
+is($json->{avatar_url}, 'mxc://localhost/abc', 'so does her avatar');
+is($json->{displayname}, 'Alice B', 'keeping the displayname');
+
 # --- redaction ---------------------------------------------------------------------
 
 ($status, $json) = $alice->put("$api/rooms/$r/redact/$m1/red1", { reason => 'oops' });
