@@ -14,18 +14,27 @@
 -- follow the order in which events became visible.
 
 
--- mx_sync_position: the stream position of an event, given once
+-- mx_sync_position: the stream position of an event, given once (the next
+-- of mx:stream), and, when a reply address is given, the sender's answer
 --   KEYS[1]  mx:{<room_id>}:spos
---   ARGV     room_id, event_id, position (a new one, from INCR mx:stream)
+--   ARGV     room_id, event_id, reply channel ('' for none), request
 --   reply:   {position, new (1) or seen before (0)}
 redis.register_function{
     function_name = 'mx_sync_position',
     callback = function(keys, a)
-        local old = redis.call('HGET', keys[1], a[2])
-        if old then return { tonumber(old), 0 } end
-        redis.call('HSET', keys[1], a[2], a[3])
-        redis.call('ZADD', 'mx:{' .. a[1] .. '}:timeline', a[3], a[2])
-        return { tonumber(a[3]), 1 }
+        local pos = redis.call('HGET', keys[1], a[2])
+        local new = 0
+        if not pos then
+            pos = redis.call('INCR', 'mx:stream')
+            redis.call('HSET', keys[1], a[2], pos)
+            redis.call('ZADD', 'mx:{' .. a[1] .. '}:timeline', pos, a[2])
+            new = 1
+        end
+        if a[3] ~= '' then
+            redis.call('PUBLISH', a[3],
+                       a[4] .. ' ' .. cjson.encode({ event_id = a[2] }))
+        end
+        return { tonumber(pos), new }
     end
 }
 

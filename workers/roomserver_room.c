@@ -218,7 +218,7 @@ rs_event_add(rs_room_t *room, const char *event_id, const char *pdu,
 int
 rs_events_load(mxw_t *w, rs_room_t *room, const char **ids, size_t n)
 {
-    const char  **argv;
+    const char  **argv, **want;
     size_t       *lens, i, k, m;
     redisReply   *r, *item;
     char          key[600], why[256];
@@ -234,6 +234,24 @@ rs_events_load(mxw_t *w, rs_room_t *room, const char **ids, size_t n)
 
     snprintf(key, sizeof(key), "mx:{%s}:room", room->room_id);
     rc = 0;
+
+    /* only those not in the cache: a busy room's prev and auth events
+     * nearly always are */
+    want = malloc((n + 1) * sizeof(char *));
+    if (want == NULL) {
+        free(argv);
+        free(lens);
+        return -1;
+    }
+
+    for (i = 0, k = 0; i < n; i++) {
+        if (mx_idmap_get(&room->events, ids[i]) == NULL) {
+            want[k++] = ids[i];
+        }
+    }
+
+    ids = want;
+    n = k;
 
     for (i = 0; i < n; i += RS_LOAD_BATCH) {
         m = n - i < RS_LOAD_BATCH ? n - i : RS_LOAD_BATCH;
@@ -284,6 +302,7 @@ rs_events_load(mxw_t *w, rs_room_t *room, const char **ids, size_t n)
         freeReplyObject(r);
     }
 
+    free(want);
     free(argv);
     free(lens);
 

@@ -4,7 +4,7 @@
  * It consumes the output log mx:output (group "syncer"), in order, and for
  * each accepted event:
  *
- *   gives it the next stream position (INCR mx:stream), once: an event
+ *   gives it the next stream position (mx:stream), once: an event
  *   seen again (a redelivery, or the roomserver writing its output entry
  *   twice after a crash) keeps its position
  *        │
@@ -223,8 +223,11 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char   *room, *event_id, *pdu, *changes;
     size_t        pdu_len;
     redisReply   *r;
-    char          key[600], pos[32];
+    char          key[600];
+    const char   *reply, *req;
+    size_t        rlen, qlen;
     long long     p;
+    int           quick;
     mx_pool_t    *pool;
     mxw_result_t  rc;
 
@@ -241,16 +244,19 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         return MXW_REJECT;
     }
 
-    r = mxw_command(w, "INCR mx:stream");
-    if (r == NULL) {
-        return MXW_RETRY;
-    }
-    snprintf(pos, sizeof(pos), "%lld", r->integer);
-    freeReplyObject(r);
+    /*
+     * An event that changes no state is answered by the same call that
+     * places it; one that does is answered once the memberships it
+     * changes are recorded too.
+     */
+    reply = mxw_entry_get(e, "reply", &rlen);
+    req = mxw_entry_get(e, "req", &qlen);
+    quick = !(changes && *changes) && reply && req && rlen && qlen < 64;
 
     snprintf(key, sizeof(key), "mx:{%s}:spos", room);
-    r = mxw_command(w, "FCALL mx_sync_position 1 %s %s %s %s", key, room,
-                    event_id, pos);
+    r = mxw_command(w, "FCALL mx_sync_position 1 %s %s %s %b %b", key, room,
+                    event_id, quick ? reply : "", quick ? rlen : (size_t) 0,
+                    quick ? req : "", quick ? qlen : (size_t) 0);
     if (r == NULL) {
         return MXW_RETRY;
     }
@@ -287,7 +293,7 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         mx_pool_destroy(pool);
     }
 
-    if (rc == MXW_DONE) {
+    if (rc == MXW_DONE && !quick) {
         sy_answer(w, e, event_id);
     }
 
