@@ -302,12 +302,12 @@ local function room_readable(room, user)
 end
 
 
--- the value of a history ("<pos> <value>" by position) just before pos
+-- the value of a history ("<pos> <value> ..." by position) just before pos
 local function hist_at(key, pos)
     local r = redis.call('ZREVRANGEBYSCORE', key, '(' .. pos, '-inf',
                          'LIMIT', 0, 1)
     if #r == 0 then return nil end
-    return string.match(r[1], '^%d+ (.*)$')
+    return string.match(r[1], '^%d+ (%S+)')
 end
 
 local VIS_RANK = { world_readable = 4, shared = 3, invited = 2, joined = 1 }
@@ -369,6 +369,7 @@ end
 --              'state'   all of it                        (arg unused)
 --              'key'     one entry                        "<type>\31<key>"
 --              'type'    the entries of one type          the type
+--              'at'      member events at a position      position
 --              'event'   one event, if visible and not    event_id
 --                        rejected (then its redaction's ID and pdu,
 --                        and the room version)
@@ -392,6 +393,15 @@ redis.register_function{
         if what == 'key' then
             local id = redis.call('HGET', rkey(room, 'state'), arg)
             if id then add(id) end
+        elseif what == 'at' then
+            -- each member's member event as it was at position arg
+            for _, user in ipairs(redis.call('HKEYS', rkey(room, 'members'))) do
+                local r = redis.call('ZREVRANGEBYSCORE',
+                                     rkey(room, 'mhist:' .. user), arg, '-inf',
+                                     'LIMIT', 0, 1)
+                local id = r[1] and string.match(r[1], '^%d+ %S+ (%S+)$')
+                if id then add(id) end
+            end
         elseif what == 'event' then
             local meta = redis.call('HGET', rkey(room, 'meta'), arg)
             local pos = redis.call('ZSCORE', rkey(room, 'timeline'), arg)

@@ -5,8 +5,9 @@
 --   mx:{<room_id>}:spos          hash: event_id -> stream position
 --   mx:{<room_id>}:timeline      sorted set: event_id by stream position
 --   mx:{<user_id>}:rooms         hash: room_id -> "<membership> <position>"
---   mx:{<room_id>}:mhist:<user>  sorted set: "<position> <membership>" by
---                                position: the user's memberships over time
+--   mx:{<room_id>}:mhist:<user>  sorted set: "<position> <membership>
+--                                <event_id>" by position: the user's
+--                                memberships over time
 --   mx:{<room_id>}:hvhist        sorted set: "<position> <visibility>": the
 --                                room's history visibility over time
 --
@@ -41,7 +42,8 @@ redis.register_function{
 
 -- mx_sync_membership: a user's membership of a room changed
 --   KEYS[1]  mx:{<user_id>}:rooms
---   ARGV     room_id, membership ('' when gone), position
+--   ARGV     room_id, membership ('' when gone), position, the member
+--            event's ID ('' when gone)
 --   reply:   'OK'
 redis.register_function{
     function_name = 'mx_sync_membership',
@@ -55,7 +57,8 @@ redis.register_function{
         local user = string.match(keys[1], '^mx:{(.*)}:rooms$')
         if user then
             redis.call('ZADD', 'mx:{' .. a[1] .. '}:mhist:' .. user, a[3],
-                       a[3] .. ' ' .. (a[2] == '' and 'leave' or a[2]))
+                       a[3] .. ' ' .. (a[2] == '' and 'leave' or a[2]) ..
+                       ' ' .. (a[4] or ''))
         end
         return 'OK'
     end

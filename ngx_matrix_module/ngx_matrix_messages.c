@@ -43,7 +43,7 @@ static ngx_int_t ngx_matrix_messages_done(ngx_matrix_req_t *mr,
 
 /* "p<N>" or "s<N>...": N, or -1 when it is no token of ours */
 
-static int64_t
+int64_t
 ngx_matrix_token_pos(ngx_str_t *t)
 {
     size_t   i;

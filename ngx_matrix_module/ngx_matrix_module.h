@@ -312,6 +312,8 @@ ngx_int_t ngx_matrix_room_forget(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_messages.c */
 ngx_int_t ngx_matrix_messages(ngx_matrix_req_t *mr);
+/* "p<N>" or "s<N>...": N, or -1 when it is no token of ours */
+int64_t ngx_matrix_token_pos(ngx_str_t *t);
 
 /* ngx_matrix_directory.c */
 ngx_int_t ngx_matrix_alias_key(ngx_matrix_req_t *mr, ngx_str_t *alias,

@@ -162,6 +162,22 @@ ngx_matrix_send_start(ngx_matrix_req_t *mr)
                                      " bytes.");
     }
 
+    if (s->state_key && ngx_strcmp(s->type, "m.room.member") == 0) {
+        if (!mx_user_id_historical_valid(s->state_key,
+                                         ngx_strlen(s->state_key)))
+        {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM", "The state key of"
+                                         " a member event is a user ID.");
+        }
+
+        if (mx_json_get_str(s->content, "membership", NULL) == NULL) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "A member event needs"
+                                         " a membership.");
+        }
+    }
+
     if (s->txn_id.len == 0) {
         return ngx_matrix_send_prepare(mr);
     }

@@ -6,7 +6,8 @@
  *                                               the event)
  *   GET /rooms/{id}/event/{eventId}             ClientEvent
  *   GET /rooms/{id}/members                     {chunk}, membership and
- *                                               not_membership filters
+ *                                               not_membership filters,
+ *                                               at a token
  *   GET /rooms/{id}/joined_members              {joined: {user: profile}}
  *   GET /joined_rooms                           {joined_rooms}
  *
@@ -368,9 +369,10 @@ ngx_int_t
 ngx_matrix_room_members(ngx_matrix_req_t *mr)
 {
     ngx_int_t           rc;
-    ngx_str_t           type = ngx_string("m.room.member");
+    ngx_str_t           type = ngx_string("m.room.member"), at;
     ngx_matrix_read_t  *rd;
     ngx_uint_t          joined;
+    int64_t             pos;
 
     joined = mr->r->uri.len >= sizeof("joined_members") - 1
              && ngx_strncmp(mr->r->uri.data + mr->r->uri.len
@@ -378,9 +380,28 @@ ngx_matrix_room_members(ngx_matrix_req_t *mr)
                             "joined_members", sizeof("joined_members") - 1)
                 == 0;
 
-    rc = ngx_matrix_read(mr, joined ? NGX_MATRIX_READ_JOINED
-                                    : NGX_MATRIX_READ_MEMBERS,
-                         "type", &type);
+    /* at: the members as they were at a point of the timeline */
+    if (!joined && ngx_matrix_arg(mr->r, "at", &at) == NGX_OK && at.len) {
+        pos = ngx_matrix_token_pos(&at);
+        if (pos < 0) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM",
+                                         "at is not a valid token.");
+        }
+
+        at.data = ngx_pnalloc(mr->r->pool, NGX_INT64_LEN);
+        if (at.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        at.len = ngx_sprintf(at.data, "%L", pos) - at.data;
+
+        rc = ngx_matrix_read(mr, NGX_MATRIX_READ_MEMBERS, "at", &at);
+
+    } else {
+        rc = ngx_matrix_read(mr, joined ? NGX_MATRIX_READ_JOINED
+                                        : NGX_MATRIX_READ_MEMBERS,
+                             "type", &type);
+    }
 
     rd = mr->data;
     if (rd != NULL && !joined) {

@@ -105,6 +105,25 @@ is(scalar @{ $json->{chunk} }, 2, 'not_membership=invite: two');
 ok(wait_for(sub { my (undef, $j) = $bob->get("$api/joined_rooms"); grep { $_ eq $r } @{ $j->{joined_rooms} // [] } }, 5),
    'the room is among bob\'s joined rooms');
 
+# members at a point in the past: before eve's invite, no eve
+($status, $json) = $alice->get("$api/rooms/$r/messages?dir=b&limit=1");
+my $now = $json->{start};
+($status, $json) = $alice->get("$api/rooms/$r/context/$m1?limit=0");
+($status, $json) = $alice->get("$api/rooms/$r/members?at=$json->{end}");
+is($status, 200, 'members at a token');
+is_deeply([sort map { $_->{state_key} } @{ $json->{chunk} }], ['@alice:localhost'],
+          'at the first message: only alice');
+($status, $json) = $alice->get("$api/rooms/$r/members?at=$now");
+is(scalar @{ $json->{chunk} }, 3, 'at the latest token: three');
+($status, $json) = $alice->get("$api/rooms/$r/members?at=zzz");
+is($status, 400, 'a bad at: 400');
+
+($status, $json) = $alice->put("$api/rooms/$r/state/m.room.member/notauser", { membership => 'join' });
+is($status, 400, 'a member event for a non-user: 400');
+is($json->{errcode}, 'M_INVALID_PARAM', 'M_INVALID_PARAM');
+($status, $json) = $alice->put("$api/rooms/$r/state/m.room.member/\@alice:localhost", { displayname => 'x' });
+is($status, 400, 'a member event without membership: 400');
+
 # --- power: kick, ban, unban ---------------------------------------------------
 
 ($status, $json) = $bob->post("$api/rooms/$r/kick", { user_id => '@alice:localhost' });

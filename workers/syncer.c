@@ -44,7 +44,7 @@ sy_membership(mx_pool_t *pool, const char *pdu, size_t len)
 
 static int
 sy_membership_set(mxw_t *w, const char *user, const char *room,
-    const char *membership, long long pos)
+    const char *membership, long long pos, const char *event_id)
 {
     redisReply  *r;
     char         key[600], p[32];
@@ -52,8 +52,8 @@ sy_membership_set(mxw_t *w, const char *user, const char *room,
     snprintf(key, sizeof(key), "mx:{%s}:rooms", user);
     snprintf(p, sizeof(p), "%lld", pos);
 
-    r = mxw_command(w, "FCALL mx_sync_membership 1 %s %s %s %s", key, room,
-                    membership, p);
+    r = mxw_command(w, "FCALL mx_sync_membership 1 %s %s %s %s %s", key,
+                    room, membership, p, event_id);
     if (r == NULL) {
         return -1;
     }
@@ -135,7 +135,7 @@ sy_memberships(mxw_t *w, mx_pool_t *pool, const char *room,
             freeReplyObject(r);
         }
 
-        if (sy_membership_set(w, user, room, m ? m : "", pos) != 0) {
+        if (sy_membership_set(w, user, room, m ? m : "", pos, id) != 0) {
             return -1;
         }
     }
