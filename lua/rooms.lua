@@ -189,39 +189,47 @@ redis.register_function{
 }
 
 
--- mx_room_sg: a state group in full, following parents to the snapshot
+-- a state group in full, following parents to the snapshot: a map from
+-- "<type>\31<state_key>" to event ID (gone keys left out), or nil
+local function sg_state(room, sg)
+    local chain = {}
+    while sg and sg ~= '' do
+        local gk = rkey(room, 'sg:' .. sg)
+        local all = redis.call('HGETALL', gk)
+        if #all == 0 then
+            if #chain == 0 then return nil end
+            break
+        end
+        chain[#chain + 1] = all
+        sg = redis.call('HGET', gk, '\0p')
+    end
+    local map = {}
+    for i = #chain, 1, -1 do
+        local all = chain[i]
+        for j = 1, #all, 2 do
+            if string.byte(all[j], 1) ~= 0 then map[all[j]] = all[j + 1] end
+        end
+    end
+    for k, v in pairs(map) do
+        if v == '' then map[k] = nil end
+    end
+    return map
+end
+
+
+-- mx_room_sg: a state group in full
 --   KEYS[1]  mx:{<room_id>}:room
 --   ARGV     room_id, group number
---   reply:   {key, event_id, ...} (gone keys left out), or false when the
---            group does not exist
+--   reply:   {key, event_id, ...}, or false when the group does not exist
 redis.register_function{
     function_name = 'mx_room_sg',
     callback = function(keys, a)
-        local chain = {}
-        local sg = a[2]
-        while sg and sg ~= '' do
-            local gk = rkey(a[1], 'sg:' .. sg)
-            local all = redis.call('HGETALL', gk)
-            if #all == 0 then
-                if #chain == 0 then return false end
-                break
-            end
-            chain[#chain + 1] = all
-            sg = redis.call('HGET', gk, '\0p')
-        end
-        local map = {}
-        for i = #chain, 1, -1 do
-            local all = chain[i]
-            for j = 1, #all, 2 do
-                if string.byte(all[j], 1) ~= 0 then map[all[j]] = all[j + 1] end
-            end
-        end
+        local map = sg_state(a[1], a[2])
+        if not map then return false end
         local out = {}
         for k, v in pairs(map) do
-            if v ~= '' then
-                out[#out + 1] = k
-                out[#out + 1] = v
-            end
+            out[#out + 1] = k
+            out[#out + 1] = v
         end
         return out
     end,
@@ -348,7 +356,7 @@ local function event_visible(room, user, pos, pdu, current)
         -- shared: a user who joined at any point after the event
         if current == 'join' then return true end
         for _, e in ipairs(redis.call('ZRANGEBYSCORE', mk, '(' .. pos, '+inf')) do
-            if string.match(e, '^%d+ join$') then return true end
+            if string.match(e, '^%d+ join ') then return true end
         end
     end
     if hv == 'invited' and m == 'invite' then return true end
@@ -379,10 +387,30 @@ redis.register_function{
     function_name = 'mx_room_read',
     callback = function(keys, a)
         local room, what, arg = a[1], a[3], a[4]
-        if redis.call('HEXISTS', keys[1], 'version') == 0
-           or not room_readable(room, a[2]) then
+        if redis.call('HEXISTS', keys[1], 'version') == 0 then
             return mx_error(403, 'M_FORBIDDEN',
                             'You are not a member of the room')
+        end
+        -- the state: current for members (and world_readable rooms); for
+        -- those who left or were banned, as it was when they went
+        local state
+        if what == 'event' then
+            -- an event: by the history visibility rules, below
+            if not history_readable(room, a[2]) then
+                return mx_error(403, 'M_FORBIDDEN',
+                                'You are not a member of the room')
+            end
+        elseif not room_readable(room, a[2]) then
+            local last = redis.call('ZREVRANGE',
+                                    rkey(room, 'mhist:' .. a[2]), 0, 0)
+            local m, id = string.match(last[1] or '', '^%d+ (%S+) (%S+)$')
+            local meta = id and redis.call('HGET', rkey(room, 'meta'), id)
+            local sg = meta and string.match(meta, '^%d+ (%d+)')
+            state = (m == 'leave' or m == 'ban') and sg and sg_state(room, sg)
+            if not state or what == 'at' then
+                return mx_error(403, 'M_FORBIDDEN',
+                                'You are not a member of the room')
+            end
         end
         local pk = rkey(room, 'pdu')
         local out = {}
@@ -391,7 +419,9 @@ redis.register_function{
             out[#out + 1] = redis.call('HGET', pk, id) or ''
         end
         if what == 'key' then
-            local id = redis.call('HGET', rkey(room, 'state'), arg)
+            local id
+            if state then id = state[arg]
+            else id = redis.call('HGET', rkey(room, 'state'), arg) end
             if id then add(id) end
         elseif what == 'at' then
             -- each member's member event as it was at position arg
@@ -419,7 +449,16 @@ redis.register_function{
                 end
             end
         else
-            local all = redis.call('HGETALL', rkey(room, 'state'))
+            local all
+            if state then
+                all = {}
+                for k, v in pairs(state) do
+                    all[#all + 1] = k
+                    all[#all + 1] = v
+                end
+            else
+                all = redis.call('HGETALL', rkey(room, 'state'))
+            end
             local prefix = arg .. SEP
             for i = 1, #all, 2 do
                 if what == 'state'

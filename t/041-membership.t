@@ -137,8 +137,16 @@ is($status, 200, 'alice kicks bob');
 is($json->{content}{membership}, 'leave', 'bob has left');
 is($json->{content}{reason}, 'bye', 'with the reason');
 is($json->{sender}, '@alice:localhost', 'sent by alice');
+$alice->put("$api/rooms/$r/state/m.room.topic", { topic => 'after bob left' });
 ($status, $json) = $bob->get("$api/rooms/$r/state");
-is($status, 403, 'once out, bob may not read the current state');
+is($status, 200, 'once out, bob reads the state as it was when he left');
+ok(!(grep { $_->{type} eq 'm.room.topic' } @$json), 'without what came after');
+($status, $json) = $bob->get("$api/rooms/$r/state/m.room.member/\@bob:localhost");
+is($json->{membership}, 'leave', 'his own leave included');
+($status, $json) = $bob->get("$api/rooms/$r/state/m.room.topic");
+is($status, 404, 'the later topic is not there for him');
+($status, $json) = $bob->get("$api/rooms/$r/event/$m1");
+is($status, 200, 'he still reads events from when he was in');
 
 ($status, $json) = $alice->post("$api/rooms/$r/ban", { user_id => '@bob:localhost' });
 is($status, 200, 'alice bans bob');
