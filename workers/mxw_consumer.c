@@ -14,8 +14,9 @@
  *   │    └───────────────────────────────────────────┘
  *   └── RETRY or connection lost
  *
- * Each entry goes to the handler; DONE is acknowledged (XACK) after the
- * handler returns, that is after its effects are in Redis; REJECT, and an
+ * Each entry goes to the handler; DONE is acknowledged (one XACK for the
+ * batch read) after the handler returns, that is after its effects are in
+ * Redis; REJECT, and an
  * entry already delivered more than max_deliveries times (one that crashes
  * its consumer, say), go to the dead-letter stream mx:dead with the reason,
  * atomically with their XACK.  Delivery is at least once: handlers are
@@ -32,6 +33,12 @@ typedef struct {
     mxw_t            *w;
     mxw_consumer_t   *cs;
     char            **cursors;      /* per stream, for the pending phase */
+
+    /* entries handled, acknowledged together once the batch is through */
+    const char      **ack_stream;
+    char            **ack_id;
+    size_t            nacks;
+    size_t            ack_cap;
 } mxw_loop_t;
 
 
@@ -114,18 +121,106 @@ mxw_deliveries(mxw_t *w, mxw_consumer_t *cs, const char *stream,
 }
 
 
+/*
+ * An entry is done: its XACK waits for the end of the batch, one XACK per
+ * stream for all of them (a crash before it redelivers them, which the
+ * handlers allow).
+ */
 static int
-mxw_ack(mxw_t *w, mxw_consumer_t *cs, const char *stream, const char *id)
+mxw_ack(mxw_loop_t *lp, const char *stream, const char *id)
 {
-    redisReply  *r;
+    void   *p;
+    size_t  cap;
 
-    r = mxw_command(w, "XACK %s %s %s", stream, cs->group, id);
-    if (r == NULL) {
+    if (lp->nacks == lp->ack_cap) {
+        cap = lp->ack_cap ? lp->ack_cap * 2 : 64;
+
+        p = realloc(lp->ack_stream, cap * sizeof(char *));
+        if (p == NULL) {
+            return -1;
+        }
+        lp->ack_stream = p;
+
+        p = realloc(lp->ack_id, cap * sizeof(char *));
+        if (p == NULL) {
+            return -1;
+        }
+        lp->ack_id = p;
+
+        lp->ack_cap = cap;
+    }
+
+    lp->ack_id[lp->nacks] = strdup(id);
+    if (lp->ack_id[lp->nacks] == NULL) {
         return -1;
     }
 
-    freeReplyObject(r);
+    lp->ack_stream[lp->nacks++] = stream;
+
     return 0;
+}
+
+
+static int
+mxw_ack_flush(mxw_loop_t *lp)
+{
+    const char   **argv;
+    size_t        *lens, i, k;
+    int            argc, rc;
+    redisReply    *r;
+    const char    *stream;
+
+    if (lp->nacks == 0) {
+        return 0;
+    }
+
+    rc = 0;
+    argv = malloc((lp->nacks + 3) * sizeof(char *));
+    lens = malloc((lp->nacks + 3) * sizeof(size_t));
+
+    for (i = 0; argv && lens && i < lp->nacks; i++) {
+        stream = lp->ack_stream[i];
+        if (stream == NULL) {
+            continue;           /* in an XACK already */
+        }
+
+        argc = 0;
+        argv[argc++] = "XACK";
+        argv[argc++] = stream;
+        argv[argc++] = lp->cs->group;
+
+        for (k = i; k < lp->nacks; k++) {
+            if (lp->ack_stream[k] == stream) {
+                argv[argc++] = lp->ack_id[k];
+                lp->ack_stream[k] = NULL;
+            }
+        }
+
+        for (k = 0; k < (size_t) argc; k++) {
+            lens[k] = strlen(argv[k]);
+        }
+
+        r = mxw_commandv(lp->w, argc, argv, lens);
+        if (r == NULL) {
+            rc = -1;
+            break;
+        }
+        freeReplyObject(r);
+    }
+
+    if (argv == NULL || lens == NULL) {
+        rc = -1;
+    }
+
+    for (i = 0; i < lp->nacks; i++) {
+        free(lp->ack_id[i]);
+    }
+    lp->nacks = 0;
+
+    free(argv);
+    free(lens);
+
+    return rc;
 }
 
 
@@ -260,7 +355,7 @@ mxw_process(mxw_loop_t *lp, const char *stream, redisReply *item,
 
     if (fields->type != REDIS_REPLY_ARRAY) {
         /* deleted from the stream while pending: nothing left to do */
-        return mxw_ack(w, cs, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
+        return mxw_ack(lp, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
     }
 
     n = fields->elements / 2;
@@ -306,7 +401,7 @@ mxw_process(mxw_loop_t *lp, const char *stream, redisReply *item,
     switch (rc) {
 
     case MXW_DONE:
-        rc = mxw_ack(w, cs, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
+        rc = mxw_ack(lp, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
         break;
 
     case MXW_REJECT:
@@ -549,6 +644,7 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
         cs->claim_every_ms = 5000;
     }
 
+    memset(&lp, 0, sizeof(lp));
     lp.w = w;
     lp.cs = cs;
     lp.cursors = calloc(cs->nstreams, sizeof(char *));
@@ -603,6 +699,10 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
         rc = mxw_process_read(&lp, r, history, &count);
         freeReplyObject(r);
 
+        if (mxw_ack_flush(&lp) != 0) {
+            rc = MXW_RETRY;
+        }
+
         if (rc != MXW_DONE) {
             mxw_sleep_ms(w, backoff);
             backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
@@ -622,13 +722,21 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
             if (mxw_claim(&lp) != MXW_DONE) {
                 history = 1;
             }
+
+            if (mxw_ack_flush(&lp) != 0) {
+                history = 1;
+            }
         }
     }
+
+    (void) mxw_ack_flush(&lp);
 
     for (i = 0; i < cs->nstreams; i++) {
         free(lp.cursors[i]);
     }
     free(lp.cursors);
+    free(lp.ack_stream);
+    free(lp.ack_id);
 
     return 0;
 }
