@@ -237,16 +237,28 @@ redis.register_function{
 }
 
 
--- mx_room_prepare: what the module needs to build an event, in one call
+-- mx_room_prepare: what the module needs to build an event, in one call,
+-- and first whether the transaction was seen before
 --   KEYS[1]  mx:{<room_id>}:room
---   ARGV     room_id, then "<type>\31<state_key>" keys of the state the
---            auth rules may need
---   reply:   false for a room we do not have, else
---            {version, depth, {extremity_id, pdu, ...},
---             {key, event_id, pdu, ...} for the keys present}
+--   KEYS[2]  mx:{<user_id>}:txn:<device_id> (only with a transaction)
+--   ARGV     room_id, txn_id ('' for none), then "<type>\31<state_key>"
+--            keys of the state the auth rules may need
+--   reply:   {'txn', record, meta or false} for a transaction seen before
+--            (record "<event_id>\n<room_id>"; meta the event's, once the
+--            roomserver has stored it); false for a room we do not have;
+--            else {version, depth, {extremity_id, pdu, ...},
+--                  {key, event_id, pdu, ...} for the keys present}
 redis.register_function{
     function_name = 'mx_room_prepare',
     callback = function(keys, a)
+        if a[2] ~= '' then
+            local rec = redis.call('HGET', keys[2], a[2])
+            if rec then
+                local id, room = string.match(rec, '^([^\n]*)\n([^\n]*)')
+                local meta = id and redis.call('HGET', rkey(room, 'meta'), id)
+                return { 'txn', rec, meta or false }
+            end
+        end
         local r = redis.call('HMGET', keys[1], 'version', 'depth')
         if not r[1] then return false end
         local room = a[1]
@@ -271,9 +283,9 @@ redis.register_function{
             ex[#ex + 1] = redis.call('HGET', pk, id) or ''
         end
         local st = {}
-        if #a > 1 then
+        if #a > 2 then
             local wanted = {}
-            for i = 2, #a do wanted[#wanted + 1] = a[i] end
+            for i = 3, #a do wanted[#wanted + 1] = a[i] end
             local ids = redis.call('HMGET', rkey(room, 'state'), unpack(wanted))
             for i = 1, #wanted do
                 if ids[i] then
@@ -690,7 +702,8 @@ redis.register_function{
 --   KEYS[1]  mx:input:<n>
 --   KEYS[2]  mx:{<user_id>}:txn:<device_id> (only with a transaction)
 --   ARGV     room_id, version, reply, req, txn_id ('' for none),
---            txn record, then event_id, pdu for each event
+--            txn record ("<event_id>\n<room_id>"), then event_id, pdu for
+--            each event
 --   reply:   the number of events appended
 -- reply and req go with the last event only: the request waits for the
 -- verdict on it, which comes after the verdicts on those before it.

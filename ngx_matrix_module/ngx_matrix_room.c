@@ -6,9 +6,9 @@
  *   POST /rooms/{id}/invite|kick|ban|unban|leave|join, POST /join/{id}
  *                                           a membership event
  *
- *   txnId seen? ── mx_txn_get ──► the same event_id (or, still in flight,
- *        │                        the same PDU submitted again)
- *   mx_room_prepare: version, extremities, the auth state, one round trip
+ *   mx_room_prepare, one round trip: a txnId seen before gives its event
+ *   (503 while the roomserver has not stored it yet); else the version,
+ *   extremities and the auth state
  *        │
  *   mx_event_build (core): auth events, the auth rules against current
  *   state (403 at once), hashes, signature, event ID, size
@@ -41,8 +41,6 @@
 #define NGX_MATRIX_VERDICT_TIMEOUT  10000
 
 
-static ngx_int_t ngx_matrix_send_txn_got(ngx_matrix_req_t *mr,
-    redisReply *reply);
 static ngx_int_t ngx_matrix_send_prepare(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_send_prepared(ngx_matrix_req_t *mr,
     redisReply *reply);
@@ -137,7 +135,6 @@ ngx_int_t
 ngx_matrix_send_start(ngx_matrix_req_t *mr)
 {
     ngx_matrix_send_t  *s;
-    ngx_matrix_cmd_t    c;
 
     s = mr->data;
 
@@ -178,53 +175,41 @@ ngx_matrix_send_start(ngx_matrix_req_t *mr)
         }
     }
 
-    if (s->txn_id.len == 0) {
-        return ngx_matrix_send_prepare(mr);
-    }
-
-    if (ngx_matrix_txn_key(mr, &s->txn_key) != NGX_OK) {
+    if (s->txn_id.len && ngx_matrix_txn_key(mr, &s->txn_key) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_matrix_fcall_init(&c, "mx_txn_get", 1);
-    ngx_matrix_cmd_str(&c, &s->txn_key);
-    ngx_matrix_cmd_str(&c, &s->txn_id);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_send_txn_got);
+    return ngx_matrix_send_prepare(mr);
 }
 
 
 /*
- * The record of a transaction: "<event_id>\n<room_id>" once answered, with
- * "\n<pdu>\n<version>" while in flight.
+ * A transaction seen before: {'txn', "<event_id>\n<room_id>", meta}.  The
+ * event's ID once the roomserver has it; a refusal when it refused it; and
+ * while it is still on its way, 503 so the client asks again.
  */
 
 static ngx_int_t
-ngx_matrix_send_txn_got(ngx_matrix_req_t *mr, redisReply *reply)
+ngx_matrix_send_txn_seen(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_send_t  *s;
-    u_char             *p, *end, *nl, *nl2, *nl3;
-    mx_pool_t          *pool;
-    mx_json_error_t     err;
-    mx_json_t          *pdu;
+    redisReply         *rec, *meta;
+    u_char             *p, *end, *nl;
     size_t              room_len;
 
     s = mr->data;
+    rec = reply->element[1];
+    meta = reply->element[2];
 
-    if (reply->type != REDIS_REPLY_STRING) {
-        return ngx_matrix_send_prepare(mr);
-    }
-
-    p = (u_char *) reply->str;
-    end = p + reply->len;
+    p = (u_char *) rec->str;
+    end = p + rec->len;
 
     nl = ngx_strlchr(p, end, '\n');
     if (nl == NULL) {
-        return ngx_matrix_send_prepare(mr);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    nl2 = ngx_strlchr(nl + 1, end, '\n');
-    room_len = (nl2 ? nl2 : end) - (nl + 1);
+    room_len = end - (nl + 1);
 
     /* the same txnId in another room is another request (as Synapse) */
     if (room_len != ngx_strlen(s->room_id)
@@ -236,30 +221,23 @@ ngx_matrix_send_txn_got(ngx_matrix_req_t *mr, redisReply *reply)
                                      " another room.");
     }
 
-    if (nl2 == NULL) {
-        return ngx_matrix_send_event_id(mr, (char *) p, nl - p);
+    if (meta->type != REDIS_REPLY_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "M_UNKNOWN", "The event of this"
+                                     " transaction is still being processed;"
+                                     " try again.");
     }
 
-    /* in flight: submit the same PDU again; the roomserver is idempotent */
-
-    nl3 = ngx_strlchr(nl2 + 1, end, '\n');
-    pool = ngx_matrix_pool(mr);
-    if (nl3 == NULL || pool == NULL) {
-        return ngx_matrix_send_prepare(mr);
+    /* meta: "<pos> <sg> <depth> <flags>", flags with r when rejected */
+    if (ngx_strlchr((u_char *) meta->str, (u_char *) meta->str + meta->len,
+                    'r'))
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
+                                     "The event was refused by the room's"
+                                     " rules.");
     }
 
-    pdu = mx_json_parse(pool, (char *) nl2 + 1, nl3 - (nl2 + 1), &err);
-    s->rv = mx_room_version((char *) nl3 + 1, end - (nl3 + 1));
-
-    if (pdu == NULL || s->rv == NULL) {
-        return ngx_matrix_send_prepare(mr);
-    }
-
-    s->n = 1;
-    s->pdus[0] = pdu;
-    s->ids[0] = mx_pstrndup(pool, (char *) p, nl - p);
-
-    return ngx_matrix_send_submit(mr);
+    return ngx_matrix_send_event_id(mr, (char *) p, nl - p);
 }
 
 
@@ -318,9 +296,13 @@ ngx_matrix_send_prepare(ngx_matrix_req_t *mr)
     }
     ngx_sprintf(key.data, "mx:{%s}:room", s->room_id);
 
-    ngx_matrix_fcall_init(&c, "mx_room_prepare", 1);
+    ngx_matrix_fcall_init(&c, "mx_room_prepare", s->txn_id.len ? 2 : 1);
     ngx_matrix_cmd_str(&c, &key);
+    if (s->txn_id.len) {
+        ngx_matrix_cmd_str(&c, &s->txn_key);
+    }
     ngx_matrix_cmd_cstr(&c, s->room_id);
+    ngx_matrix_cmd_str(&c, &s->txn_id);
 
     for (i = 0; i < n; i++) {
         tlen = ngx_strlen(keys[i].type);
@@ -386,6 +368,12 @@ ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
 
     s = mr->data;
     pool = ngx_matrix_pool(mr);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+        && reply->element[0]->type == REDIS_REPLY_STRING)
+    {
+        return ngx_matrix_send_txn_seen(mr, reply);
+    }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
         if (s->quiet) {
@@ -634,17 +622,14 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
         }
 
         if (i == 0) {
-            /* the record of the transaction: the event, still in flight */
-            rlen = ngx_strlen(s->ids[0]) + ngx_strlen(room_id) + len
-                   + ngx_strlen(s->rv->id) + 3;
+            /* the record of the transaction: its event and room */
+            rlen = ngx_strlen(s->ids[0]) + 1 + ngx_strlen(room_id);
             record.data = ngx_pnalloc(mr->r->pool, rlen);
             if (record.data == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            p = ngx_sprintf(record.data, "%s\n%s\n", s->ids[0], room_id);
-            p = ngx_cpymem(p, pdu, len);
-            p = ngx_sprintf(p, "\n%s", s->rv->id);
+            p = ngx_sprintf(record.data, "%s\n%s", s->ids[0], room_id);
             record.len = p - record.data;
 
             ngx_matrix_cmd_str(&c, &record);
@@ -684,26 +669,18 @@ ngx_matrix_send_submitted(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
-static void
-ngx_matrix_send_ignore(void *data, redisReply *reply, ngx_uint_t status)
-{
-}
-
-
 /* the roomserver's or the syncer's answer, or NULL on timeout */
 
 static ngx_int_t
 ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
 {
     ngx_matrix_send_t  *s;
-    ngx_matrix_cmd_t    c;
     mx_pool_t          *pool;
     mx_json_t          *v;
     mx_json_error_t     err;
     const char         *id, *errcode, *error;
     size_t              id_len;
     int64_t             status;
-    ngx_str_t           record;
 
     s = mr->data;
 
@@ -736,25 +713,6 @@ ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
     if (id != NULL) {
         if (s->done) {
             return s->done(mr, id, id_len);
-        }
-
-        /* the transaction is answered: keep only the event ID and room */
-        if (s->txn_id.len) {
-            record.len = id_len + 1 + ngx_strlen(s->room_id);
-            record.data = ngx_pnalloc(mr->r->pool, record.len);
-
-            if (record.data != NULL) {
-                ngx_sprintf(record.data, "%*s\n%s", id_len, id, s->room_id);
-
-                ngx_matrix_fcall_init(&c, "mx_txn_put", 1);
-                ngx_matrix_cmd_str(&c, &s->txn_key);
-                ngx_matrix_cmd_str(&c, &s->txn_id);
-                ngx_matrix_cmd_str(&c, &record);
-
-                /* fire and forget: a retry finds the record either way */
-                (void) ngx_matrix_redis_command(NULL, ngx_matrix_send_ignore,
-                                                NULL, c.n, c.v, c.len);
-            }
         }
 
         return ngx_matrix_send_event_id(mr, id, id_len);

@@ -95,7 +95,9 @@ my $retried_ok = 0;
 for my $k (sort keys %retry) {
     my ($s, $i) = split ' ', $k;
     my $c = client(token => $tokens[$s - 1], timeout => 20);
-    my ($st, $j) = $c->put("$api/rooms/$r/send/m.room.message/x$i", { body => "s$s-$i" });
+    my ($st, $j);
+    wait_for(sub { ($st, $j) = $c->put("$api/rooms/$r/send/m.room.message/x$i", { body => "s$s-$i" });
+                   $st == 200 }, 15, 0.2);
     $retried_ok++ if $st == 200 && $j->{event_id};
 }
 is($retried_ok, scalar keys %retry, 'every failed send succeeds when retried');
@@ -135,8 +137,9 @@ ok(time - $t0 < 15, 'within the timeout, no hang');
 
 $srv->unhold('roomserver');
 ok(wait_for(sub { $srv->pid_of('roomserver') }, 10), 'the roomserver is back');
-($status, $json) = $alice->put("$api/rooms/$r/send/m.room.message/late1", { body => 'late' });
-is($status, 200, 'the retry with the same txnId: 200');
+ok(wait_for(sub { ($status, $json) = $alice->put("$api/rooms/$r/send/m.room.message/late1", { body => 'late' });
+                 $status == 200 }, 15, 0.2),
+   'the retry with the same txnId: 200 once the roomserver has it (503 before)');
 my $late = $json->{event_id};
 ($status, $json) = $alice->put("$api/rooms/$r/send/m.room.message/late1", { body => 'late' });
 is($json->{event_id}, $late, 'and again: the same event');
