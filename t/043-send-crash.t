@@ -121,6 +121,22 @@ for my $id (@$timeline) {
 }
 is($bodies, $SENDERS * $EACH, 'every send is in the room once');
 
+# --- consumed entries are trimmed; a group that is behind keeps them ------------
+
+ok(wait_for(sub { $srv->redis_cmd('XLEN', 'mx:output') < 100 }, 10),
+   'the output log is trimmed once every group has its entries');
+my $input_len = 0;
+$input_len += $srv->redis_cmd('XLEN', "mx:input:$_") // 0 for 0 .. 3;
+ok($input_len < 100, "so are the input shards ($input_len entries left)");
+
+$srv->redis_cmd('XGROUP', 'CREATE', 'mx:output', 'laggard', '$');
+for my $i (1 .. 30) {
+    $alice->put("$api/rooms/$r/send/m.room.message/lag$i", { body => "lag $i" });
+}
+sleep 2.5;
+ok($srv->redis_cmd('XLEN', 'mx:output') >= 30, 'a group that has not read them holds them');
+$srv->redis_cmd('XGROUP', 'DESTROY', 'mx:output', 'laggard');
+
 # --- the roomserver down for longer than a send waits -----------------------
 
 $srv->hold('roomserver');

@@ -319,6 +319,121 @@ mxw_dead_letter(mxw_t *w, mxw_consumer_t *cs, const mxw_entry_t *e,
 }
 
 
+/* stream IDs "<ms>-<seq>": negative, zero or positive, as strcmp */
+static int
+mxw_id_cmp(const char *a, const char *b)
+{
+    unsigned long long  am, as, bm, bs;
+
+    am = as = bm = bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+
+    if (am != bm) {
+        return am < bm ? -1 : 1;
+    }
+
+    return as < bs ? -1 : (as > bs ? 1 : 0);
+}
+
+
+/*
+ * Entries every group of a stream has been given and acknowledged are
+ * needed by nobody: trim them (XTRIM MINID ~), keeping the oldest entry
+ * some group still has pending or has not been given.  A group that is
+ * behind (a daemon down) holds the stream back: nothing is lost.
+ */
+static void
+mxw_trim(mxw_loop_t *lp)
+{
+    redisReply  *groups, *g, *pend;
+    char         min[64], cand[64];
+    const char  *name, *last;
+    long long    pending;
+    size_t       i, k;
+    int          s, have;
+
+    for (s = 0; s < lp->cs->nstreams; s++) {
+        strcpy(min, "0-0");
+
+        groups = mxw_command(lp->w, "XINFO GROUPS %s", lp->cs->streams[s]);
+        if (groups == NULL) {
+            return;
+        }
+
+        have = 0;
+
+        for (i = 0; groups->type == REDIS_REPLY_ARRAY
+                    && i < groups->elements; i++)
+        {
+            g = groups->element[i];
+            name = last = NULL;
+            pending = 0;
+
+            for (k = 0; g->type == REDIS_REPLY_ARRAY && k + 1 < g->elements;
+                 k += 2)
+            {
+                if (strcmp(g->element[k]->str, "name") == 0) {
+                    name = g->element[k + 1]->str;
+                } else if (strcmp(g->element[k]->str, "pending") == 0) {
+                    pending = g->element[k + 1]->integer;
+                } else if (strcmp(g->element[k]->str, "last-delivered-id")
+                           == 0)
+                {
+                    last = g->element[k + 1]->str;
+                }
+            }
+
+            if (name == NULL || last == NULL) {
+                have = -1;
+                break;
+            }
+
+            /* the oldest entry this group still needs */
+            snprintf(cand, sizeof(cand), "%s", last);
+
+            if (pending > 0) {
+                pend = mxw_command(lp->w, "XPENDING %s %s",
+                                   lp->cs->streams[s], name);
+                if (pend == NULL) {
+                    freeReplyObject(groups);
+                    return;
+                }
+
+                if (pend->type == REDIS_REPLY_ARRAY && pend->elements == 4
+                    && pend->element[1]->type == REDIS_REPLY_STRING)
+                {
+                    snprintf(cand, sizeof(cand), "%s", pend->element[1]->str);
+                } else {
+                    have = -1;
+                }
+
+                freeReplyObject(pend);
+            }
+
+            if (have == 0 || mxw_id_cmp(cand, min) < 0) {
+                snprintf(min, sizeof(min), "%s", cand);
+            }
+
+            if (have >= 0) {
+                have = 1;
+            }
+        }
+
+        freeReplyObject(groups);
+
+        if (have == 1 && strcmp(min, "0-0") != 0) {
+            g = mxw_command(lp->w, "XTRIM %s MINID ~ %s", lp->cs->streams[s],
+                            min);
+            if (g == NULL) {
+                return;
+            }
+            freeReplyObject(g);
+        }
+    }
+}
+
+
 /*
  * One entry: [id, [name, value, ...]] or, for an entry trimmed away while
  * pending, [id, nil].  Returns MXW_DONE, or MXW_RETRY to go back to the
@@ -626,7 +741,7 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
     mxw_result_t   rc;
     size_t         count;
     int            i, history, backoff;
-    int64_t        last_claim;
+    int64_t        last_claim, last_trim;
 
     if (cs->batch <= 0) {
         cs->batch = 64;
@@ -655,6 +770,7 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
     history = 1;
     backoff = 100;
     last_claim = 0;
+    last_trim = 0;
 
     while (!w->stop) {
 
@@ -726,6 +842,11 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
             if (mxw_ack_flush(&lp) != 0) {
                 history = 1;
             }
+        }
+
+        if (!history && mxw_now_ms() - last_trim >= 1000) {
+            last_trim = mxw_now_ms();
+            mxw_trim(&lp);
         }
     }
 

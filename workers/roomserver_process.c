@@ -35,7 +35,6 @@
 #include "roomserver.h"
 
 
-#define RS_OUTPUT_MAXLEN  "1000000"
 
 
 typedef struct {
@@ -376,9 +375,8 @@ rs_output(mxw_t *w, const mxw_entry_t *e, rs_room_t *room, rs_event_t *re,
     argc = 0;
     argv[argc++] = "XADD";
     argv[argc++] = "mx:output";
-    argv[argc++] = "MAXLEN";
-    argv[argc++] = "~";
-    argv[argc++] = RS_OUTPUT_MAXLEN;
+    /* no MAXLEN: the consumers trim what every group has (mxw_trim), so
+     * a consumer that is down loses nothing */
     argv[argc++] = "*";
     argv[argc++] = "kind";
     argv[argc++] = "event";
