@@ -101,6 +101,29 @@ like($srv->redis_cmd('HGET', "mx:{$room}:meta", '$bad-topic'), qr/ r$/, 'as reje
 is($srv->redis_cmd('ZSCORE', "mx:{$room}:timeline", '$bad-topic'), undef, 'and never reaches the timeline');
 is(current_state($room)->{'m.room.topic|'}, undef, 'nor the state');
 
+# a local event built on what was current a moment before: bob's message
+# from the extremity before alice's ban of him (two workers at once) is
+# refused by the current state, not slipped in on a branch
+my $tip = $pdus[-1]{event_id};
+my $ban = { event_id => '$ban-bob', room_id => $room, sender => '@alice:example.com',
+            type => 'm.room.member', state_key => '@bob:example.com',
+            content => { membership => 'ban' }, origin_server_ts => 100,
+            prev_events => [ $tip ],
+            auth_events => [ '$00-m-room-create', '$01-m-room-power_levels',
+                             '$00-m-room-member-join-alice', '$00-m-room-member-join-bob' ] };
+my $late = { event_id => '$bob-late', room_id => $room, sender => '@bob:example.com',
+             type => 'm.room.message', content => { body => 'sent as the ban came' },
+             origin_server_ts => 101, prev_events => [ $tip ],
+             auth_events => [ '$00-m-room-create', '$01-m-room-power_levels',
+                              '$00-m-room-member-join-bob' ] };
+$before = stored($room);
+feed($room, [ $ban, $late ]);
+ok(wait_for(sub { stored($room) == $before + 2 }, 10), 'the ban and the late message are stored');
+is(current_state($room)->{'m.room.member|@bob:example.com'}, '$ban-bob', 'bob is banned');
+like($srv->redis_cmd('HGET', "mx:{$room}:meta", '$bob-late'), qr/ r$/,
+     'his message built on the state before the ban is refused');
+is($srv->redis_cmd('ZSCORE', "mx:{$room}:timeline", '$bob-late'), undef, 'and never reaches the timeline');
+
 # --- a restart of every daemon in the middle of a burst -------------------------------
 
 my $burst = '!burst:example.com';

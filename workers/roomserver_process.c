@@ -633,9 +633,14 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
     }
 
-    /* soft failure: a remote event refused by the current state is kept
-     * but shown to nobody and built on by nobody */
-    if (reason == NULL && !local && before != room->current) {
+    /*
+     * Against the current state too, when the event was built on another
+     * one.  A remote event it refuses is soft-failed: kept, but shown to
+     * nobody and built on by nobody.  A local one was built on what this
+     * server knew a moment before (two workers sending at once, a ban in
+     * between): it is refused, and its sender hears so.
+     */
+    if (reason == NULL && before != room->current) {
         lc.w = w;
         lc.room = room;
         lc.ids = room->current;
@@ -649,7 +654,10 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
             goto done;
         }
 
-        if (soft) {
+        if (soft && local) {
+            reason = soft;
+
+        } else if (soft) {
             re->flags |= RS_F_SOFT;
         }
     }
