@@ -18,7 +18,8 @@
 -- mx_sync_position: the stream position of an event, given once (the next
 -- of mx:stream), and, when a reply address is given, the sender's answer
 --   KEYS[1]  mx:{<room_id>}:spos
---   ARGV     room_id, event_id, reply channel ('' for none), request
+--   ARGV     room_id, event_id, reply channel ('' for none), request,
+--            wake ('1': publish the room on mx:wake for parked /sync)
 --   reply:   {position, new (1) or seen before (0)}
 redis.register_function{
     function_name = 'mx_sync_position',
@@ -34,6 +35,10 @@ redis.register_function{
         if a[3] ~= '' then
             redis.call('PUBLISH', a[3],
                        a[4] .. ' ' .. cjson.encode({ event_id = a[2] }))
+        end
+        if a[5] == '1' then
+            -- parked /sync requests of the room's users wake up
+            redis.call('PUBLISH', 'mx:wake', a[1])
         end
         return { tonumber(pos), new }
     end
@@ -85,4 +90,115 @@ redis.register_function{
         redis.call('ZADD', keys[1], a[3], a[3] .. ' ' .. v)
         return v
     end
+}
+
+
+-- the stripped state an invitee sees of a room
+local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
+                   'm.room.avatar', 'm.room.canonical_alias',
+                   'm.room.encryption', 'm.room.topic' }
+
+-- mx_sync: what /sync gives a user since a position
+--   KEYS[1]  mx:{<user_id>}:rooms
+--   ARGV     user_id, since ('' for an initial sync), timeline limit,
+--            full_state ('1' or '0')
+--   reply:   {next position, {room_id, ...} (every room the user has a
+--            membership in: for wakeups), room, room, ...} where a room is
+--            {room_id, section (join, invite, leave), limited (0/1), the
+--            position before the timeline's first event, {state id, pdu,
+--            ...}, {timeline id, pdu, ...}}; for invites the state is the
+--            stripped state and the timeline is empty
+redis.register_function{
+    function_name = 'mx_sync',
+    callback = function(keys, a)
+        local user, limit = a[1], tonumber(a[3])
+        local since = a[2] ~= '' and tonumber(a[2]) or nil
+        local full = a[4] == '1'
+        local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
+        local out = { next_pos, {} }
+        local all = redis.call('HGETALL', keys[1])
+
+        local function state_of(room, list)
+            local st = redis.call('HGETALL', rkey(room, 'state'))
+            local pk = rkey(room, 'pdu')
+            for i = 2, #st, 2 do
+                list[#list + 1] = st[i]
+                list[#list + 1] = redis.call('HGET', pk, st[i]) or ''
+            end
+        end
+
+        -- the last `limit` events after `from` (exclusive) up to `to`
+        local function timeline_of(room, from, to, current)
+            local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
+            local ids = redis.call('ZREVRANGEBYSCORE', tk, to,
+                                   from and ('(' .. from) or '-inf',
+                                   'WITHSCORES', 'LIMIT', 0, limit + 1)
+            local limited = #ids / 2 > limit and 1 or 0
+            local list, first = {}, nil
+            local n = math.min(#ids / 2, limit)
+            for i = n, 1, -1 do
+                local id, pos = ids[2 * i - 1], tonumber(ids[2 * i])
+                local pdu = redis.call('HGET', pk, id) or ''
+                if event_visible(room, user, pos, pdu, current) then
+                    list[#list + 1] = id
+                    list[#list + 1] = pdu
+                end
+                first = first or pos
+            end
+            local before
+            if first then
+                before = first - 1
+            else
+                before = to == '+inf' and next_pos or tonumber(to)
+            end
+            return list, limited, before
+        end
+
+        for i = 1, #all, 2 do
+            local room = all[i]
+            local m, mpos = string.match(all[i + 1], '^(%S+) (%d+)$')
+            mpos = tonumber(mpos)
+            local rooms = out[2]
+            rooms[#rooms + 1] = room
+
+            if m == 'join' then
+                local fresh = not since or mpos > since
+                local tl, limited, before = timeline_of(room,
+                    (not fresh) and since or nil, '+inf', 'join')
+                if fresh or full or #tl > 0 then
+                    local st = {}
+                    if fresh or full or limited == 1 then state_of(room, st) end
+                    out[#out + 1] = { room, 'join', limited, before, st, tl }
+                end
+
+            elseif m == 'invite' and (not since or mpos > since) then
+                local st = {}
+                local pk = rkey(room, 'pdu')
+                for _, t in ipairs(STRIPPED) do
+                    local id = redis.call('HGET', rkey(room, 'state'), t .. SEP)
+                    if id then
+                        st[#st + 1] = id
+                        st[#st + 1] = redis.call('HGET', pk, id) or ''
+                    end
+                end
+                local id = redis.call('HGET', rkey(room, 'state'),
+                                      'm.room.member' .. SEP .. user)
+                if id then
+                    st[#st + 1] = id
+                    st[#st + 1] = redis.call('HGET', pk, id) or ''
+                end
+                out[#out + 1] = { room, 'invite', 0, 0, st, {} }
+
+            elseif (m == 'leave' or m == 'ban') and since and mpos > since then
+                -- what happened since, up to and including the leave
+                local tl, limited, before = timeline_of(room, since, mpos, m)
+                local st = {}
+                if limited == 1 then state_of(room, st) end
+                out[#out + 1] = { room, 'leave', limited, before, st, tl }
+            end
+        end
+
+        return out
+    end,
+    flags = { 'no-writes' }
 }

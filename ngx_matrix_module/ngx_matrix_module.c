@@ -549,6 +549,14 @@ ngx_matrix_on_message(ngx_str_t *channel, ngx_str_t *message)
         && ngx_strncmp(channel->data, mine->data, mine->len) == 0)
     {
         ngx_matrix_wait_message(message);
+        return;
+    }
+
+    if (channel->len == sizeof(NGX_MATRIX_WAKE_CHANNEL) - 1
+        && ngx_strncmp(channel->data, NGX_MATRIX_WAKE_CHANNEL,
+                       channel->len) == 0)
+    {
+        ngx_matrix_sync_wake(message);
     }
 }
 

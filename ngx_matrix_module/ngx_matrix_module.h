@@ -330,6 +330,10 @@ ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_sync.c */
+ngx_int_t ngx_matrix_sync(ngx_matrix_req_t *mr);
+void ngx_matrix_sync_wake(ngx_str_t *message);
+
 /* ngx_matrix_profile_rooms.c */
 ngx_int_t ngx_matrix_profile_propagate(ngx_matrix_req_t *mr);
 

@@ -540,7 +540,12 @@ ngx_matrix_redis_on_sub(redisAsyncContext *ac, void *r, void *privdata)
     rc->last_reply = ngx_current_msec;
 
     if (ngx_strcmp(reply->element[0]->str, "subscribe") == 0) {
-        ngx_matrix_redis_ready(rc);
+        /* ready once both channels are subscribed */
+        if (reply->element[2]->type == REDIS_REPLY_INTEGER
+            && reply->element[2]->integer == 2)
+        {
+            ngx_matrix_redis_ready(rc);
+        }
         return;
     }
 
@@ -565,18 +570,21 @@ ngx_matrix_redis_on_sub(redisAsyncContext *ac, void *r, void *privdata)
 static void
 ngx_matrix_redis_handshake(ngx_matrix_redis_conn_t *rc)
 {
-    const char  *argv[2];
-    size_t       argvlen[2];
+    const char  *argv[3];
+    size_t       argvlen[3];
     int          rv;
 
     if (rc->subscriber) {
+        /* this worker's own channel, and the wakeups every worker hears */
         argv[0] = "SUBSCRIBE";
         argvlen[0] = 9;
         argv[1] = (const char *) ngx_matrix_redis.channel.data;
         argvlen[1] = ngx_matrix_redis.channel.len;
+        argv[2] = NGX_MATRIX_WAKE_CHANNEL;
+        argvlen[2] = sizeof(NGX_MATRIX_WAKE_CHANNEL) - 1;
 
         rv = redisAsyncCommandArgv(rc->ac, ngx_matrix_redis_on_sub, rc,
-                                   2, argv, argvlen);
+                                   3, argv, argvlen);
     } else {
         rv = redisAsyncCommand(rc->ac, ngx_matrix_redis_on_version, rc,
                                "FCALL mx_version 0");

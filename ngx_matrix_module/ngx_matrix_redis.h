@@ -27,6 +27,9 @@
 #include <hiredis/async.h>
 
 
+/* the syncer's wakeups, "<room_id> <user_id> ...", heard by every worker */
+#define NGX_MATRIX_WAKE_CHANNEL   "mx:wake"
+
 #define NGX_MATRIX_REDIS_OK       0
 #define NGX_MATRIX_REDIS_TIMEOUT  1   /* no reply within the timeout */
 #define NGX_MATRIX_REDIS_DOWN     2   /* connection lost or not ready */

@@ -97,6 +97,9 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/rooms/:roomId/state/:eventType/:stateKey", PUT,
       ngx_matrix_room_state_put, NGX_MATRIX_AUTH },
 
+    /* sync (ngx_matrix_sync.c) */
+    { CS "/sync", GET, ngx_matrix_sync, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+
     /* reading rooms (ngx_matrix_room_read.c) */
     { CS "/rooms/:roomId/state", GET, ngx_matrix_room_state_get,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },

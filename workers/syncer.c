@@ -191,6 +191,51 @@ sy_visibility(mxw_t *w, const char *room, const char *changes, long long pos)
 }
 
 
+/*
+ * Wake the parked /sync requests of the room's members, and of the users
+ * whose membership changed (an invitee is not a member yet):
+ * "<room_id> <user_id> ..." on mx:wake.
+ */
+
+static void
+sy_wake(mxw_t *w, const char *room, const char *changes)
+{
+    const char  *p, *end, *user, *sep;
+    char         msg[4096];
+    size_t       n, len;
+    redisReply  *r;
+
+    n = (size_t) snprintf(msg, sizeof(msg), "%s", room);
+
+    for (p = changes; *p && n < sizeof(msg); p = *end ? end + 1 : end) {
+        end = strchr(p, '\036');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        if (strncmp(p, "m.room.member\037", 14) != 0) {
+            continue;
+        }
+
+        user = p + 14;
+        sep = memchr(user, '\037', (size_t) (end - user));
+        len = sep ? (size_t) (sep - user) : 0;
+
+        if (len && n + len + 1 < sizeof(msg)) {
+            msg[n++] = ' ';
+            memcpy(msg + n, user, len);
+            n += len;
+            msg[n] = '\0';
+        }
+    }
+
+    r = mxw_command(w, "PUBLISH mx:wake %s", msg);
+    if (r) {
+        freeReplyObject(r);
+    }
+}
+
+
 static void
 sy_answer(mxw_t *w, const mxw_entry_t *e, const char *event_id)
 {
@@ -254,9 +299,11 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     quick = !(changes && *changes) && reply && req && rlen && qlen < 64;
 
     snprintf(key, sizeof(key), "mx:{%s}:spos", room);
-    r = mxw_command(w, "FCALL mx_sync_position 1 %s %s %s %b %b", key, room,
-                    event_id, quick ? reply : "", quick ? rlen : (size_t) 0,
-                    quick ? req : "", quick ? qlen : (size_t) 0);
+    r = mxw_command(w, "FCALL mx_sync_position 1 %s %s %s %b %b %s", key,
+                    room, event_id, quick ? reply : "",
+                    quick ? rlen : (size_t) 0, quick ? req : "",
+                    quick ? qlen : (size_t) 0,
+                    (changes && *changes) ? "0" : "1");
     if (r == NULL) {
         return MXW_RETRY;
     }
@@ -291,6 +338,10 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
 
         mx_pool_destroy(pool);
+    }
+
+    if (rc == MXW_DONE && changes && *changes) {
+        sy_wake(w, room, changes);
     }
 
     if (rc == MXW_DONE && !quick) {

@@ -1,0 +1,494 @@
+/*
+ * GET /sync: what happened in a user's rooms since a token.
+ *
+ *   mx_sync (one call) ──► rooms with something new? ──yes──► answer
+ *                                │no, and timeout > 0
+ *                                ▼
+ *   parked in this worker's list, with the user's rooms ──► a wakeup on
+ *   mx:wake naming one of them (or the user) runs mx_sync again; the
+ *   timeout answers with nothing new; a client that goes away takes its
+ *   entry with it (pool cleanup)
+ *
+ * Tokens: next_batch is "s<N>", N the stream position the answer is
+ * complete up to; every event placed later has a greater position, so no
+ * event is missed or given twice.  A timeline's prev_batch is a /messages
+ * token.
+ *
+ * Not yet here (issue 7): filters, ephemeral events, presence, to-device,
+ * account data and device lists (given empty), lazy-loading members.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <mx_event.h>
+
+#include "ngx_matrix_module.h"
+#include "ngx_matrix_room.h"
+
+
+#define NGX_MATRIX_SYNC_LIMIT        20
+#define NGX_MATRIX_SYNC_TIMEOUT_MAX  120000
+
+
+typedef struct {
+    ngx_matrix_req_t     *mr;
+    ngx_queue_t           queue;
+    ngx_event_t           timer;
+    ngx_str_t             since;        /* the position, digits; or empty */
+    ngx_uint_t            full_state;
+    ngx_msec_t            timeout;
+    char                **rooms;        /* the user's rooms, for wakeups */
+    size_t                nrooms;
+    unsigned              parked:1;
+    unsigned              woken:1;
+} ngx_matrix_sync_t;
+
+
+static ngx_queue_t  ngx_matrix_sync_parked;
+static ngx_uint_t   ngx_matrix_sync_ready;
+
+
+static ngx_int_t ngx_matrix_sync_query(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_sync_done(ngx_matrix_req_t *mr,
+    redisReply *reply);
+
+
+static void
+ngx_matrix_sync_unpark(ngx_matrix_sync_t *sy)
+{
+    if (sy->parked) {
+        ngx_queue_remove(&sy->queue);
+        sy->parked = 0;
+    }
+
+    if (sy->timer.timer_set) {
+        ngx_del_timer(&sy->timer);
+    }
+}
+
+
+static void
+ngx_matrix_sync_cleanup(void *data)
+{
+    ngx_matrix_sync_unpark(data);
+}
+
+
+/* the timeout: once more, then answer whatever there is */
+
+static void
+ngx_matrix_sync_timeout(ngx_event_t *ev)
+{
+    ngx_matrix_sync_t  *sy = ev->data;
+
+    ngx_matrix_sync_unpark(sy);
+    sy->timeout = 0;
+
+    ngx_matrix_continue(sy->mr, ngx_matrix_sync_query(sy->mr));
+}
+
+
+/* does a wakeup "<room_id> <user_id> ..." concern this parked request? */
+
+static ngx_uint_t
+ngx_matrix_sync_concerns(ngx_matrix_sync_t *sy, ngx_str_t *room,
+    u_char *users, u_char *end)
+{
+    u_char  *p, *sp;
+    size_t   i, len;
+
+    for (i = 0; i < sy->nrooms; i++) {
+        if (ngx_strlen(sy->rooms[i]) == room->len
+            && ngx_strncmp(sy->rooms[i], room->data, room->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    /* the users whose membership changed: an invite to a new room, say */
+    for (p = users; p < end; p = sp + 1) {
+        sp = ngx_strlchr(p, end, ' ');
+        if (sp == NULL) {
+            sp = end;
+        }
+
+        len = sp - p;
+
+        if (len == sy->mr->user_id.len
+            && ngx_strncmp(p, sy->mr->user_id.data, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+void
+ngx_matrix_sync_wake(ngx_str_t *message)
+{
+    ngx_queue_t        *q, *next;
+    ngx_matrix_sync_t  *sy;
+    ngx_str_t           room;
+    u_char             *end, *sp, *users;
+
+    if (!ngx_matrix_sync_ready) {
+        return;
+    }
+
+    end = message->data + message->len;
+    sp = ngx_strlchr(message->data, end, ' ');
+
+    room.data = message->data;
+    room.len = (sp ? sp : end) - message->data;
+    users = sp ? sp + 1 : end;
+
+    for (q = ngx_queue_head(&ngx_matrix_sync_parked);
+         q != ngx_queue_sentinel(&ngx_matrix_sync_parked);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sy = ngx_queue_data(q, ngx_matrix_sync_t, queue);
+
+        if (ngx_matrix_sync_concerns(sy, &room, users, end)) {
+            ngx_matrix_sync_unpark(sy);
+            sy->woken = 1;
+            ngx_matrix_continue(sy->mr, ngx_matrix_sync_query(sy->mr));
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_matrix_sync_query(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_sync_t  *sy;
+    ngx_matrix_cmd_t    c;
+    ngx_str_t           key;
+
+    sy = mr->data;
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "rooms", &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_sync", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, &sy->since);
+
+    if (ngx_matrix_cmd_int(mr, &c, NGX_MATRIX_SYNC_LIMIT) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_cmd_cstr(&c, sy->full_state ? "1" : "0");
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_sync_done);
+}
+
+
+/* {id, pdu, ...} as client events into arr (stripped: invite state) */
+
+static ngx_int_t
+ngx_matrix_sync_events(ngx_matrix_req_t *mr, redisReply *list,
+    mx_json_t *arr, const char *room_id, ngx_uint_t stripped)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *pdu, *ev, *out;
+    mx_json_error_t   err;
+    size_t            i;
+
+    static const char  *keep[] = { "type", "state_key", "content", "sender",
+                                   NULL };
+
+    pool = ngx_matrix_pool(mr);
+
+    for (i = 0; list->type == REDIS_REPLY_ARRAY && i + 1 < list->elements;
+         i += 2)
+    {
+        pdu = mx_json_parse(pool, list->element[i + 1]->str,
+                            list->element[i + 1]->len, &err);
+        if (pdu == NULL) {
+            continue;
+        }
+
+        if (stripped) {
+            const char  **k;
+
+            out = mx_json_object(pool);
+            if (out == NULL) {
+                return NGX_ERROR;
+            }
+
+            for (k = keep; *k; k++) {
+                ev = mx_json_get(pdu, *k);
+                if (ev != NULL && mx_json_set(pool, out, *k, ev) != 0) {
+                    return NGX_ERROR;
+                }
+            }
+
+        } else {
+            out = mx_event_client(pool, pdu, list->element[i]->str, room_id);
+            if (out == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (mx_json_append(pool, arr, out) != 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* an object {key: []} or {key: {}} */
+
+static mx_json_t *
+ngx_matrix_sync_wrap(mx_pool_t *pool, const char *key, mx_json_t *v)
+{
+    mx_json_t  *o;
+
+    o = mx_json_object(pool);
+    if (o == NULL || v == NULL || mx_json_set(pool, o, key, v) != 0) {
+        return NULL;
+    }
+
+    return o;
+}
+
+
+static ngx_int_t
+ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_sync_t  *sy;
+    mx_pool_t          *pool;
+    mx_json_t          *out, *rooms, *join, *invite, *leave, *room, *tl;
+    mx_json_t          *events, *state, *sec;
+    redisReply         *r, *all;
+    const char         *room_id, *section;
+    size_t              i, n;
+    u_char              tok[NGX_INT64_LEN + 2];
+
+    sy = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* nothing new: park, when the client is willing to wait */
+    if (reply->elements == 2 && sy->since.len && sy->timeout > 0
+        && !sy->woken)
+    {
+        all = reply->element[1];
+        n = all->type == REDIS_REPLY_ARRAY ? all->elements : 0;
+
+        sy->rooms = mx_palloc(pool, (n + 1) * sizeof(char *));
+        if (sy->rooms == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+            sy->rooms[i] = mx_pstrndup(pool, all->element[i]->str,
+                                       all->element[i]->len);
+            if (sy->rooms[i] == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        sy->nrooms = n;
+        sy->parked = 1;
+        ngx_queue_insert_tail(&ngx_matrix_sync_parked, &sy->queue);
+        ngx_add_timer(&sy->timer, sy->timeout);
+
+        /* a client that goes away ends the request, and its entry, now */
+        mr->r->read_event_handler = ngx_http_test_reading;
+        (void) ngx_handle_read_event(mr->r->connection->read, 0);
+
+        return NGX_DONE;
+    }
+
+    sy->woken = 0;
+
+    out = mx_json_object(pool);
+    rooms = mx_json_object(pool);
+    join = mx_json_object(pool);
+    invite = mx_json_object(pool);
+    leave = mx_json_object(pool);
+
+    ngx_sprintf(tok, "s%L%Z", (int64_t) reply->element[0]->integer);
+
+    if (out == NULL || rooms == NULL || join == NULL || invite == NULL
+        || leave == NULL
+        || mx_json_set_str(pool, out, "next_batch", (char *) tok) != 0
+        || mx_json_set(pool, rooms, "join", join) != 0
+        || mx_json_set(pool, rooms, "invite", invite) != 0
+        || mx_json_set(pool, rooms, "leave", leave) != 0
+        || mx_json_set(pool, rooms, "knock", mx_json_object(pool)) != 0
+        || mx_json_set(pool, out, "rooms", rooms) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 2; i < reply->elements; i++) {
+        r = reply->element[i];
+
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+            continue;
+        }
+
+        room_id = r->element[0]->str;
+        section = r->element[1]->str;
+
+        room = mx_json_object(pool);
+        state = mx_json_array(pool);
+        events = mx_json_array(pool);
+        if (room == NULL || state == NULL || events == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_strcmp(section, "invite") == 0) {
+            if (ngx_matrix_sync_events(mr, r->element[4], state, room_id, 1)
+                != NGX_OK
+                || mx_json_set(pool, room, "invite_state",
+                               ngx_matrix_sync_wrap(pool, "events", state))
+                   != 0
+                || mx_json_set(pool, invite, room_id, room) != 0)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            continue;
+        }
+
+        tl = mx_json_object(pool);
+        ngx_sprintf(tok, "p%L%Z", (int64_t) r->element[3]->integer);
+
+        if (tl == NULL
+            || ngx_matrix_sync_events(mr, r->element[4], state, room_id, 0)
+               != NGX_OK
+            || ngx_matrix_sync_events(mr, r->element[5], events, room_id, 0)
+               != NGX_OK
+            || mx_json_set(pool, tl, "events", events) != 0
+            || mx_json_set(pool, tl, "limited",
+                           mx_json_bool(pool, r->element[2]->integer)) != 0
+            || mx_json_set_str(pool, tl, "prev_batch", (char *) tok) != 0
+            || mx_json_set(pool, room, "timeline", tl) != 0
+            || mx_json_set(pool, room, "state",
+                           ngx_matrix_sync_wrap(pool, "events", state)) != 0
+            || mx_json_set(pool, room, "account_data",
+                           ngx_matrix_sync_wrap(pool, "events",
+                                                mx_json_array(pool))) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        sec = ngx_strcmp(section, "join") == 0 ? join : leave;
+
+        if (sec == join
+            && (mx_json_set(pool, room, "ephemeral",
+                            ngx_matrix_sync_wrap(pool, "events",
+                                                 mx_json_array(pool))) != 0
+                || mx_json_set(pool, room, "unread_notifications",
+                               mx_json_object(pool)) != 0
+                || mx_json_set(pool, room, "summary", mx_json_object(pool))
+                   != 0))
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (mx_json_set(pool, sec, room_id, room) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* the sections still to come with issue 7, present and empty */
+    if (mx_json_set(pool, out, "account_data",
+                    ngx_matrix_sync_wrap(pool, "events", mx_json_array(pool)))
+        != 0
+        || mx_json_set(pool, out, "presence",
+                       ngx_matrix_sync_wrap(pool, "events",
+                                            mx_json_array(pool))) != 0
+        || mx_json_set(pool, out, "to_device",
+                       ngx_matrix_sync_wrap(pool, "events",
+                                            mx_json_array(pool))) != 0
+        || mx_json_set(pool, out, "device_one_time_keys_count",
+                       mx_json_object(pool)) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, out);
+}
+
+
+/* GET /sync?since=&timeout=&full_state= */
+
+ngx_int_t
+ngx_matrix_sync(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_sync_t   *sy;
+    ngx_pool_cleanup_t  *cln;
+    ngx_str_t            since, timeout, full;
+    ngx_int_t            ms;
+    int64_t              pos;
+    size_t               i;
+
+    if (!ngx_matrix_sync_ready) {
+        ngx_queue_init(&ngx_matrix_sync_parked);
+        ngx_matrix_sync_ready = 1;
+    }
+
+    sy = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_sync_t));
+    cln = ngx_pool_cleanup_add(mr->r->pool, 0);
+    if (sy == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sy->mr = mr;
+    sy->timer.handler = ngx_matrix_sync_timeout;
+    sy->timer.data = sy;
+    sy->timer.log = mr->r->connection->log;
+    cln->handler = ngx_matrix_sync_cleanup;
+    cln->data = sy;
+    mr->data = sy;
+
+    if (ngx_matrix_arg(mr->r, "since", &since) == NGX_OK && since.len) {
+        pos = ngx_matrix_token_pos(&since);
+        if (pos < 0 || since.data[0] != 's') {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM",
+                                         "since is not a valid token.");
+        }
+
+        /* the digits after 's' */
+        for (i = 1; i < since.len && since.data[i] >= '0'
+                    && since.data[i] <= '9'; i++) { /* void */ }
+
+        sy->since.data = since.data + 1;
+        sy->since.len = i - 1;
+    }
+
+    if (ngx_matrix_arg(mr->r, "timeout", &timeout) == NGX_OK && timeout.len) {
+        ms = ngx_atoi(timeout.data, timeout.len);
+        if (ms == NGX_ERROR) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM",
+                                         "timeout must be a number of ms.");
+        }
+        sy->timeout = (ngx_msec_t) ngx_min(ms, NGX_MATRIX_SYNC_TIMEOUT_MAX);
+    }
+
+    if (ngx_matrix_arg(mr->r, "full_state", &full) == NGX_OK
+        && full.len == 4 && ngx_strncmp(full.data, "true", 4) == 0)
+    {
+        sy->full_state = 1;
+    }
+
+    return ngx_matrix_sync_query(mr);
+}

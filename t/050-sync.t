@@ -1,0 +1,152 @@
+# /sync, first slice: initial and incremental sync of joined, invited and
+# left rooms; a long-poll woken by a message in well under a second, one
+# that times out empty, one woken by an invite; limited timelines whose
+# prev_batch continues with /messages; malformed tokens.
+
+use strict;
+use warnings;
+use lib 't/lib';
+
+use Test::Matrix;
+use Time::HiRes qw(time sleep);
+
+my $srv = server();
+my $api = '/_matrix/client/v3';
+my $alice = client(token => $srv->make_token(user_id => '@alice:localhost'));
+my $bob = client(token => $srv->make_token(user_id => '@bob:localhost'), timeout => 40);
+
+my ($status, $json) = $alice->post("$api/createRoom", { name => 'sync room' });
+my $r = $json->{room_id};
+
+# --- initial sync ---------------------------------------------------------------
+
+($status, $json) = $alice->get("$api/sync");
+is($status, 200, 'initial sync');
+like($json->{next_batch}, qr/^s\d+$/, 'a next_batch');
+my $room = $json->{rooms}{join}{$r};
+ok($room, 'the room is under rooms.join');
+ok((grep { $_->{type} eq 'm.room.name' } @{ $room->{state}{events} }), 'its state');
+ok((grep { $_->{type} eq 'm.room.create' } @{ $room->{timeline}{events} }), 'its timeline');
+like($room->{timeline}{prev_batch}, qr/^p\d+$/, 'a prev_batch');
+is_deeply($json->{rooms}{invite}, {}, 'no invites');
+my $next = $json->{next_batch};
+
+# --- incremental -------------------------------------------------------------------
+
+($status, $json) = $alice->put("$api/rooms/$r/send/m.room.message/s1", { body => 'one' });
+my $one = $json->{event_id};
+($status, $json) = $alice->get("$api/sync?since=$next");
+is($status, 200, 'incremental sync');
+my @tl = @{ $json->{rooms}{join}{$r}{timeline}{events} };
+is_deeply([map { $_->{event_id} } @tl], [$one], 'exactly the new message');
+ok(!$json->{rooms}{join}{$r}{timeline}{limited}, 'not limited');
+is_deeply($json->{rooms}{join}{$r}{state}{events}, [], 'no state repeated');
+$next = $json->{next_batch};
+
+($status, $json) = $alice->get("$api/sync?since=$next");
+is_deeply($json->{rooms}{join}, {}, 'nothing new: no rooms');
+is($json->{next_batch}, $next, 'and the same token');
+
+# --- long-poll ------------------------------------------------------------------------
+
+if (my $pid = fork // die) {
+    sleep 0.5;
+    $alice->put("$api/rooms/$r/send/m.room.message/s2", { body => 'two' });
+    my $t0 = time;
+    waitpid $pid, 0;
+    is($? >> 8, 0, 'the parked sync was woken by the message and saw it');
+} else {
+    my $c = client(token => $alice->token, timeout => 40);
+    my $t0 = time;
+    my ($s, $j) = $c->get("$api/sync?since=$next&timeout=20000");
+    my $took = time - $t0;
+    my @ev = @{ $j->{rooms}{join}{$r}{timeline}{events} // [] };
+    exit(($s == 200 && @ev == 1 && $ev[0]{content}{body} eq 'two' && $took < 3) ? 0 : 1);
+}
+
+($status, $json) = $alice->get("$api/sync?since=$next&timeout=20000");
+$next = $json->{next_batch};
+my $t0 = time;
+($status, $json) = $alice->get("$api/sync?since=$next&timeout=700");
+my $took = time - $t0;
+is($status, 200, 'a long-poll with nothing happening');
+ok($took >= 0.6 && $took < 3, sprintf('answers at its timeout (%.2f s)', $took));
+is_deeply($json->{rooms}{join}, {}, 'empty');
+
+# an invite wakes the invitee's parked sync
+($status, $json) = $bob->get("$api/sync");
+my $bnext = $json->{next_batch};
+if (my $pid = fork // die) {
+    sleep 0.5;
+    $alice->post("$api/rooms/$r/invite", { user_id => '@bob:localhost' });
+    waitpid $pid, 0;
+    is($? >> 8, 0, "bob's parked sync was woken by his invite, with the stripped state");
+} else {
+    my $c = client(token => $bob->token, timeout => 40);
+    my ($s, $j) = $c->get("$api/sync?since=$bnext&timeout=20000");
+    my $inv = $j->{rooms}{invite}{$r}{invite_state}{events} // [];
+    my %t = map { $_->{type} => $_ } @$inv;
+    exit(($s == 200 && $t{'m.room.name'} && $t{'m.room.member'}
+          && !exists $t{'m.room.name'}{event_id}) ? 0 : 1);
+}
+
+# --- join, limited timelines, leave --------------------------------------------------------
+
+($status, $json) = $bob->get("$api/sync?since=$bnext");
+$bnext = $json->{next_batch};
+$bob->post("$api/rooms/$r/join", {});
+for my $i (1 .. 30) {
+    $alice->put("$api/rooms/$r/send/m.room.message/burst$i", { body => "b$i" });
+}
+($status, $json) = $bob->get("$api/sync?since=$bnext");
+$room = $json->{rooms}{join}{$r};
+ok($room, 'after joining, the room is under join for bob');
+ok($room->{timeline}{limited}, '30 messages: the timeline is limited');
+is(scalar @{ $room->{timeline}{events} }, 20, 'to 20 events');
+is($room->{timeline}{events}[-1]{content}{body}, 'b30', 'the newest last');
+ok((grep { $_->{type} eq 'm.room.create' } @{ $room->{state}{events} }), 'a newly joined room comes with its state');
+($status, my $more) = $bob->get("$api/rooms/$r/messages?dir=b&limit=10&from=$room->{timeline}{prev_batch}");
+is($more->{chunk}[0]{content}{body}, 'b10', 'prev_batch continues with /messages, no gap');
+$bnext = $json->{next_batch};
+
+$bob->post("$api/rooms/$r/leave", {});
+($status, $json) = $bob->get("$api/sync?since=$bnext");
+ok($json->{rooms}{leave}{$r}, 'after leaving: under rooms.leave');
+my @lt = @{ $json->{rooms}{leave}{$r}{timeline}{events} };
+is($lt[-1]{type}, 'm.room.member', 'ending with the leave');
+is($lt[-1]{content}{membership}, 'leave', 'which says leave');
+ok(!$json->{rooms}{join}{$r}, 'and no longer under join');
+
+# --- a client that goes away while parked ---------------------------------------------------
+
+use IO::Socket::INET;
+($status, $json) = $alice->get("$api/sync");
+my $anext = $json->{next_batch};
+my @gone;
+for (1 .. 5) {
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$srv->{client_port}") or die;
+    print {$sock} "GET $api/sync?since=$anext&timeout=30000 HTTP/1.1\r\nHost: x\r\n"
+                . 'Authorization: Bearer ' . $alice->token . "\r\n\r\n";
+    push @gone, $sock;
+}
+sleep 0.5;
+close $_ for @gone;
+sleep 0.3;
+($status, $json) = $alice->put("$api/rooms/$r/send/m.room.message/after-gone", { body => 'anyone?' });
+is($status, 200, 'a message after parked clients went away: no one to wake, no harm');
+($status, $json) = $alice->get("$api/sync?since=$anext");
+is($status, 200, 'and sync goes on');
+
+# --- refusals ---------------------------------------------------------------------------------
+
+for my $bad ('x', 'p12', 's', 'sabc') {
+    ($status, $json) = $alice->get("$api/sync?since=$bad");
+    is($status, 400, "since=$bad: 400");
+    is($json->{errcode}, 'M_INVALID_PARAM', "since=$bad: M_INVALID_PARAM");
+}
+($status, $json) = $alice->get("$api/sync?timeout=soon");
+is($status, 400, 'a bad timeout: 400');
+($status, $json) = client()->get("$api/sync");
+is($status, 401, 'without a token: 401');
+
+done_testing();
