@@ -103,11 +103,12 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 --   ARGV     user_id, since ('' for an initial sync), timeline limit,
 --            full_state ('1' or '0')
 --   reply:   {next position, {room_id, ...} (every room the user has a
---            membership in: for wakeups), room, room, ...} where a room is
---            {room_id, section (join, invite, leave), limited (0/1), the
---            position before the timeline's first event, {state id, pdu,
---            ...}, {timeline id, pdu, ...}}; for invites the state is the
---            stripped state and the timeline is empty
+--            membership in: for wakeups), {type, content, ...} (global
+--            account data), room, room, ...} where a room is {room_id,
+--            section (join, invite, leave), limited (0/1), the position
+--            before the timeline's first event, {state id, pdu, ...},
+--            {timeline id, pdu, ...}, {account data type, content, ...}};
+--            for invites the state is the stripped state
 redis.register_function{
     function_name = 'mx_sync',
     callback = function(keys, a)
@@ -115,8 +116,29 @@ redis.register_function{
         local since = a[2] ~= '' and tonumber(a[2]) or nil
         local full = a[4] == '1'
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
-        local out = { next_pos, {} }
+        local out = { next_pos, {}, {} }
         local all = redis.call('HGETALL', keys[1])
+
+        -- account data changed since (all of it on an initial sync):
+        -- global into out[3], a room's into ad[room]
+        local ad = {}
+        local function ad_add(room, t)
+            local hk = room == '' and ('mx:{' .. user .. '}:account_data')
+                       or ('mx:{' .. user .. '}:room_account_data:' .. room)
+            local c = redis.call('HGET', hk, t)
+            if not c then return end
+            local list = room == '' and out[3] or ad[room]
+            if not list then list = {}; ad[room] = list end
+            list[#list + 1] = t
+            list[#list + 1] = c
+        end
+        for _, e in ipairs(redis.call('ZRANGEBYSCORE',
+                                      'mx:{' .. user .. '}:adpos',
+                                      since and ('(' .. since) or '-inf',
+                                      '+inf')) do
+            local room, t = string.match(e, '^(.-)\31(.*)$')
+            if room then ad_add(room, t) end
+        end
 
         local function state_of(room, list)
             local st = redis.call('HGETALL', rkey(room, 'state'))
@@ -165,10 +187,11 @@ redis.register_function{
                 local fresh = not since or mpos > since
                 local tl, limited, before = timeline_of(room,
                     (not fresh) and since or nil, '+inf', 'join')
-                if fresh or full or #tl > 0 then
+                if fresh or full or #tl > 0 or ad[room] then
                     local st = {}
                     if fresh or full or limited == 1 then state_of(room, st) end
-                    out[#out + 1] = { room, 'join', limited, before, st, tl }
+                    out[#out + 1] = { room, 'join', limited, before, st, tl,
+                                      ad[room] or {} }
                 end
 
             elseif m == 'invite' and (not since or mpos > since) then
@@ -187,14 +210,15 @@ redis.register_function{
                     st[#st + 1] = id
                     st[#st + 1] = redis.call('HGET', pk, id) or ''
                 end
-                out[#out + 1] = { room, 'invite', 0, 0, st, {} }
+                out[#out + 1] = { room, 'invite', 0, 0, st, {}, {} }
 
             elseif (m == 'leave' or m == 'ban') and since and mpos > since then
                 -- what happened since, up to and including the leave
                 local tl, limited, before = timeline_of(room, since, mpos, m)
                 local st = {}
                 if limited == 1 then state_of(room, st) end
-                out[#out + 1] = { room, 'leave', limited, before, st, tl }
+                out[#out + 1] = { room, 'leave', limited, before, st, tl,
+                                  ad[room] or {} }
             end
         end
 

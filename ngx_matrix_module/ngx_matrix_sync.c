@@ -14,8 +14,11 @@
  * event is missed or given twice.  A timeline's prev_batch is a /messages
  * token.
  *
- * Not yet here (issue 7): filters, ephemeral events, presence, to-device,
- * account data and device lists (given empty), lazy-loading members.
+ * Account data changes take stream positions too (mx:{<user_id>}:adpos),
+ * so they come once, and wake the user's parked requests.
+ *
+ * Not yet here (issue 7): filters, ephemeral events, presence, to-device
+ * and device lists (given empty), lazy-loading members.
  */
 
 #include <ngx_config.h>
@@ -262,6 +265,44 @@ ngx_matrix_sync_wrap(mx_pool_t *pool, const char *key, mx_json_t *v)
 }
 
 
+/* {"events": [{type, content}, ...]} from {type, content JSON, ...} */
+
+static mx_json_t *
+ngx_matrix_sync_account_data(ngx_matrix_req_t *mr, redisReply *list)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *arr, *ev, *content;
+    mx_json_error_t   err;
+    size_t            i;
+
+    pool = ngx_matrix_pool(mr);
+    arr = mx_json_array(pool);
+    if (arr == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; list->type == REDIS_REPLY_ARRAY && i + 1 < list->elements;
+         i += 2)
+    {
+        content = mx_json_parse(pool, list->element[i + 1]->str,
+                                list->element[i + 1]->len, &err);
+        ev = mx_json_object(pool);
+
+        if (content == NULL || ev == NULL
+            || mx_json_set(pool, ev, "type",
+                           mx_json_strn(pool, list->element[i]->str,
+                                        list->element[i]->len)) != 0
+            || mx_json_set(pool, ev, "content", content) != 0
+            || mx_json_append(pool, arr, ev) != 0)
+        {
+            return NULL;
+        }
+    }
+
+    return ngx_matrix_sync_wrap(pool, "events", arr);
+}
+
+
 static ngx_int_t
 ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 {
@@ -277,13 +318,13 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
     sy = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* nothing new: park, when the client is willing to wait */
-    if (reply->elements == 2 && sy->since.len && sy->timeout > 0
-        && !sy->woken)
+    if (reply->elements == 3 && reply->element[2]->elements == 0
+        && sy->since.len && sy->timeout > 0 && !sy->woken)
     {
         all = reply->element[1];
         n = all->type == REDIS_REPLY_ARRAY ? all->elements : 0;
@@ -335,10 +376,10 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 2; i < reply->elements; i++) {
+    for (i = 3; i < reply->elements; i++) {
         r = reply->element[i];
 
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
             continue;
         }
 
@@ -382,8 +423,8 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
             || mx_json_set(pool, room, "state",
                            ngx_matrix_sync_wrap(pool, "events", state)) != 0
             || mx_json_set(pool, room, "account_data",
-                           ngx_matrix_sync_wrap(pool, "events",
-                                                mx_json_array(pool))) != 0)
+                           ngx_matrix_sync_account_data(mr, r->element[6]))
+               != 0)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -409,7 +450,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 
     /* the sections still to come with issue 7, present and empty */
     if (mx_json_set(pool, out, "account_data",
-                    ngx_matrix_sync_wrap(pool, "events", mx_json_array(pool)))
+                    ngx_matrix_sync_account_data(mr, reply->element[2]))
         != 0
         || mx_json_set(pool, out, "presence",
                        ngx_matrix_sync_wrap(pool, "events",

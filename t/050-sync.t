@@ -117,6 +117,36 @@ is($lt[-1]{type}, 'm.room.member', 'ending with the leave');
 is($lt[-1]{content}{membership}, 'leave', 'which says leave');
 ok(!$json->{rooms}{join}{$r}, 'and no longer under join');
 
+# --- account data ------------------------------------------------------------------------------
+
+($status, $json) = $alice->get("$api/sync");
+my $ad_next = $json->{next_batch};
+$alice->put("$api/user/\@alice:localhost/account_data/org.example.pref", { colour => 'blue' });
+$alice->put("$api/user/\@alice:localhost/rooms/$r/account_data/org.example.room", { pinned => 1 });
+($status, $json) = $alice->get("$api/sync?since=$ad_next");
+is_deeply($json->{account_data}{events}, [ { type => 'org.example.pref', content => { colour => 'blue' } } ],
+          'global account data changed since: once');
+is_deeply($json->{rooms}{join}{$r}{account_data}{events},
+          [ { type => 'org.example.room', content => { pinned => 1 } } ], "and the room's");
+$ad_next = $json->{next_batch};
+($status, $json) = $alice->get("$api/sync?since=$ad_next");
+is_deeply($json->{account_data}{events}, [], 'not again');
+
+if (my $pid = fork // die) {
+    sleep 0.5;
+    $alice->put("$api/user/\@alice:localhost/account_data/org.example.pref", { colour => 'red' });
+    waitpid $pid, 0;
+    is($? >> 8, 0, 'a parked sync is woken by an account data change');
+} else {
+    my $c = client(token => $alice->token, timeout => 40);
+    my ($s, $j) = $c->get("$api/sync?since=$ad_next&timeout=20000");
+    exit(($s == 200 && ($j->{account_data}{events}[0]{content}{colour} // '') eq 'red') ? 0 : 1);
+}
+
+($status, $json) = $alice->get("$api/sync");
+ok((grep { $_->{type} eq 'org.example.pref' } @{ $json->{account_data}{events} }),
+   'an initial sync has all account data');
+
 # --- a client that goes away while parked ---------------------------------------------------
 
 use IO::Socket::INET;
