@@ -101,20 +101,23 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 -- mx_sync: what /sync gives a user since a position
 --   KEYS[1]  mx:{<user_id>}:rooms
 --   ARGV     user_id, since ('' for an initial sync), timeline limit,
---            full_state ('1' or '0')
+--            full_state ('1' or '0'), now (ms)
 --   reply:   {next position, {room_id, ...} (every room the user has a
 --            membership in: for wakeups), {type, content, ...} (global
 --            account data), room, room, ...} where a room is {room_id,
 --            section (join, invite, leave), limited (0/1), the position
 --            before the timeline's first event, {state id, pdu, ...},
---            {timeline id, pdu, ...}, {account data type, content, ...}};
---            for invites the state is the stripped state
+--            {timeline id, pdu, ...}, {account data type, content, ...},
+--            and for joined rooms {typing changed (0/1), {user_id, ...},
+--            {receipt type, user_id, thread, receipt JSON, ...}}}; for
+--            invites the state is the stripped state
 redis.register_function{
     function_name = 'mx_sync',
     callback = function(keys, a)
         local user, limit = a[1], tonumber(a[3])
         local since = a[2] ~= '' and tonumber(a[2]) or nil
         local full = a[4] == '1'
+        local now = tonumber(a[5])
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
         local out = { next_pos, {}, {} }
         local all = redis.call('HGETALL', keys[1])
@@ -187,11 +190,16 @@ redis.register_function{
                 local fresh = not since or mpos > since
                 local tl, limited, before = timeline_of(room,
                     (not fresh) and since or nil, '+inf', 'join')
-                if fresh or full or #tl > 0 or ad[room] then
+                local typing, receipts = ephemeral(room, user,
+                    (not fresh) and since or nil, now)
+                if fresh or full or #tl > 0 or ad[room] or typing
+                   or #receipts > 0 then
                     local st = {}
                     if fresh or full or limited == 1 then state_of(room, st) end
                     out[#out + 1] = { room, 'join', limited, before, st, tl,
-                                      ad[room] or {} }
+                                      ad[room] or {},
+                                      { typing and 1 or 0, typing or {},
+                                        receipts } }
                 end
 
             elseif m == 'invite' and (not since or mpos > since) then

@@ -99,6 +99,11 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
 
     /* sync (ngx_matrix_sync.c) */
     { CS "/sync", GET, ngx_matrix_sync, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/rooms/:roomId/typing/:userId", PUT, ngx_matrix_typing,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/rooms/:roomId/receipt/:receiptType/:eventId", POST,
+      ngx_matrix_receipt,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
 
     /* reading rooms (ngx_matrix_room_read.c) */
     { CS "/rooms/:roomId/state", GET, ngx_matrix_room_state_get,

@@ -17,8 +17,11 @@
  * Account data changes take stream positions too (mx:{<user_id>}:adpos),
  * so they come once, and wake the user's parked requests.
  *
- * Not yet here (issue 7): filters, ephemeral events, presence, to-device
- * and device lists (given empty), lazy-loading members.
+ * Typing and receipts (ngx_matrix_ephemeral.c) take positions of the same
+ * stream and come as the rooms' ephemeral events.
+ *
+ * Not yet here (issue 7): filters, presence, to-device and device lists
+ * (given empty), lazy-loading members, read markers.
  */
 
 #include <ngx_config.h>
@@ -189,6 +192,10 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
 
     ngx_matrix_cmd_cstr(&c, sy->full_state ? "1" : "0");
 
+    if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_sync_done);
 }
 
@@ -303,6 +310,127 @@ ngx_matrix_sync_account_data(ngx_matrix_req_t *mr, redisReply *list)
 }
 
 
+/*
+ * {"events": [m.typing, m.receipt]} from {typing changed, {user_id, ...},
+ * {type, user_id, thread, {"event_id","ts"}, ...}}
+ */
+
+static mx_json_t *
+ngx_matrix_sync_ephemeral(ngx_matrix_req_t *mr, redisReply *eph)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *arr, *ev, *content, *users, *rc, *byev, *bytype, *r;
+    mx_json_t        *rec;
+    mx_json_error_t   err;
+    redisReply       *list;
+    const char       *event_id;
+    size_t            i, len;
+
+    pool = ngx_matrix_pool(mr);
+    arr = mx_json_array(pool);
+    if (arr == NULL) {
+        return NULL;
+    }
+
+    if (eph == NULL || eph->type != REDIS_REPLY_ARRAY || eph->elements != 3) {
+        return ngx_matrix_sync_wrap(pool, "events", arr);
+    }
+
+    if (eph->element[0]->integer) {
+        users = mx_json_array(pool);
+        list = eph->element[1];
+
+        for (i = 0; users && list->type == REDIS_REPLY_ARRAY
+                    && i < list->elements; i++)
+        {
+            if (mx_json_append(pool, users,
+                               mx_json_strn(pool, list->element[i]->str,
+                                            list->element[i]->len)) != 0)
+            {
+                return NULL;
+            }
+        }
+
+        ev = mx_json_object(pool);
+        if (ev == NULL || users == NULL
+            || mx_json_set_str(pool, ev, "type", "m.typing") != 0
+            || mx_json_set(pool, ev, "content",
+                           ngx_matrix_sync_wrap(pool, "user_ids", users)) != 0
+            || mx_json_append(pool, arr, ev) != 0)
+        {
+            return NULL;
+        }
+    }
+
+    list = eph->element[2];
+
+    if (list->type == REDIS_REPLY_ARRAY && list->elements >= 4) {
+        content = mx_json_object(pool);
+        if (content == NULL) {
+            return NULL;
+        }
+
+        for (i = 0; i + 3 < list->elements; i += 4) {
+            rec = mx_json_parse(pool, list->element[i + 3]->str,
+                                list->element[i + 3]->len, &err);
+            event_id = mx_json_get_str(rec, "event_id", &len);
+            if (event_id == NULL) {
+                continue;
+            }
+
+            /* content.<event_id>.<type>.<user_id> = {ts, thread_id} */
+            byev = mx_json_get(content, event_id);
+            if (byev == NULL) {
+                byev = mx_json_object(pool);
+                if (byev == NULL
+                    || mx_json_set(pool, content, event_id, byev) != 0)
+                {
+                    return NULL;
+                }
+            }
+
+            bytype = mx_json_get(byev, list->element[i]->str);
+            if (bytype == NULL) {
+                bytype = mx_json_object(pool);
+                if (bytype == NULL
+                    || mx_json_set(pool, byev, list->element[i]->str, bytype)
+                       != 0)
+                {
+                    return NULL;
+                }
+            }
+
+            r = mx_json_object(pool);
+            rc = mx_json_get(rec, "ts");
+
+            if (r == NULL || (rc && mx_json_set(pool, r, "ts", rc) != 0)
+                || (list->element[i + 2]->len
+                    && mx_json_set(pool, r, "thread_id",
+                                   mx_json_strn(pool,
+                                                list->element[i + 2]->str,
+                                                list->element[i + 2]->len))
+                       != 0)
+                || mx_json_set(pool, bytype, list->element[i + 1]->str, r)
+                   != 0)
+            {
+                return NULL;
+            }
+        }
+
+        ev = mx_json_object(pool);
+        if (ev == NULL
+            || mx_json_set_str(pool, ev, "type", "m.receipt") != 0
+            || mx_json_set(pool, ev, "content", content) != 0
+            || mx_json_append(pool, arr, ev) != 0)
+        {
+            return NULL;
+        }
+    }
+
+    return ngx_matrix_sync_wrap(pool, "events", arr);
+}
+
+
 static ngx_int_t
 ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 {
@@ -379,7 +507,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
     for (i = 3; i < reply->elements; i++) {
         r = reply->element[i];
 
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 7) {
             continue;
         }
 
@@ -433,8 +561,9 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 
         if (sec == join
             && (mx_json_set(pool, room, "ephemeral",
-                            ngx_matrix_sync_wrap(pool, "events",
-                                                 mx_json_array(pool))) != 0
+                            ngx_matrix_sync_ephemeral(mr,
+                                r->elements > 7 ? r->element[7] : NULL))
+                != 0
                 || mx_json_set(pool, room, "unread_notifications",
                                mx_json_object(pool)) != 0
                 || mx_json_set(pool, room, "summary", mx_json_object(pool))

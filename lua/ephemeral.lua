@@ -1,0 +1,125 @@
+
+-- Typing and receipts: a room's ephemeral events.
+--
+--   mx:{<room_id>}:typing        sorted set: user_id by the ms its typing
+--                                ends
+--   mx:{<room_id>}:typing_pos    string: the stream position of the last
+--                                change of who types
+--   mx:{<room_id>}:receipts      hash: "<type>\31<user_id>\31<thread>" ->
+--                                {"event_id", "ts"} (JSON); thread '' for
+--                                unthreaded receipts
+--   mx:{<room_id>}:rpos          sorted set: those fields by the stream
+--                                position of their last change
+--
+-- Every change takes the next position of mx:stream, the stream room
+-- events and account data share, so /sync's one token covers all of it;
+-- and wakes the room's parked /sync requests (mx:wake).
+
+
+local function eph_key(room, suffix)
+    return 'mx:{' .. room .. '}:' .. suffix
+end
+
+
+-- mx_typing_set: a user starts or stops typing
+--   KEYS[1]  mx:{<room_id>}:typing
+--   ARGV     room_id, user_id, now (ms), timeout (ms; 0 to stop)
+--   reply:   'OK'; MX 403 M_FORBIDDEN for a user not joined to the room
+redis.register_function{
+    function_name = 'mx_typing_set',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
+            return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
+        end
+        local was = redis.call('ZSCORE', keys[1], user)
+        local now, timeout = tonumber(a[3]), tonumber(a[4])
+        if timeout > 0 then
+            redis.call('ZADD', keys[1], now + timeout, user)
+        else
+            redis.call('ZREM', keys[1], user)
+        end
+        -- a change of who types (not a renewal) is news
+        local typing = timeout > 0
+        local before = was ~= false and tonumber(was) > now
+        if typing ~= before then
+            redis.call('SET', eph_key(room, 'typing_pos'),
+                       redis.call('INCR', 'mx:stream'))
+            redis.call('PUBLISH', 'mx:wake', room)
+        end
+        return 'OK'
+    end
+}
+
+
+-- mx_typing_expire: those whose typing has run out stop
+--   KEYS[1]  mx:{<room_id>}:typing
+--   ARGV     room_id, now (ms)
+--   reply:   how many stopped
+redis.register_function{
+    function_name = 'mx_typing_expire',
+    callback = function(keys, a)
+        local n = redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', a[2])
+        if n > 0 then
+            redis.call('SET', eph_key(a[1], 'typing_pos'),
+                       redis.call('INCR', 'mx:stream'))
+            redis.call('PUBLISH', 'mx:wake', a[1])
+        end
+        return n
+    end
+}
+
+
+-- mx_receipt_put: a user's receipt
+--   KEYS[1]  mx:{<room_id>}:receipts
+--   ARGV     room_id, user_id, type (m.read or m.read.private),
+--            event_id, thread ('' for none), now (ms)
+--   reply:   'OK'; MX 403 M_FORBIDDEN for a user not joined; MX 404
+--            M_NOT_FOUND for an event the room does not have
+redis.register_function{
+    function_name = 'mx_receipt_put',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
+            return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
+        end
+        if not redis.call('ZSCORE', eph_key(room, 'timeline'), a[4]) then
+            return mx_error(404, 'M_NOT_FOUND', 'Unknown event')
+        end
+        local field = a[3] .. '\31' .. user .. '\31' .. a[5]
+        redis.call('HSET', keys[1], field,
+                   cjson.encode({ event_id = a[4], ts = tonumber(a[6]) }))
+        redis.call('ZADD', eph_key(room, 'rpos'),
+                   redis.call('INCR', 'mx:stream'), field)
+        redis.call('PUBLISH', 'mx:wake', room)
+        return 'OK'
+    end
+}
+
+
+-- the ephemeral events of a room for user since a position (nil: all):
+-- {typing user IDs or false when unchanged, {type, user, thread, receipt
+-- JSON, ...}}
+local function ephemeral(room, user, since, now)
+    local typing = false
+    local tpos = tonumber(redis.call('GET', eph_key(room, 'typing_pos')) or '0')
+    if not since or tpos > since then
+        typing = redis.call('ZRANGEBYSCORE', eph_key(room, 'typing'),
+                            '(' .. now, '+inf')
+    end
+    local receipts = {}
+    local fields = redis.call('ZRANGEBYSCORE', eph_key(room, 'rpos'),
+                              since and ('(' .. since) or '-inf', '+inf')
+    for _, f in ipairs(fields) do
+        local t, u, th = string.match(f, '^(.-)\31(.-)\31(.*)$')
+        -- private receipts go to their owner only
+        if t and (t ~= 'm.read.private' or u == user) then
+            receipts[#receipts + 1] = t
+            receipts[#receipts + 1] = u
+            receipts[#receipts + 1] = th
+            receipts[#receipts + 1] =
+                redis.call('HGET', eph_key(room, 'receipts'), f) or '{}'
+        end
+    end
+    return typing, receipts
+end

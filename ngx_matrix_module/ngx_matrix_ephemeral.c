@@ -1,0 +1,250 @@
+/*
+ * Typing notifications and receipts (lua/ephemeral.lua), delivered through
+ * /sync as the rooms' ephemeral events.
+ *
+ *   PUT /rooms/{roomId}/typing/{userId}   {typing, timeout}
+ *   POST /rooms/{roomId}/receipt/{receiptType}/{eventId}   {thread_id}
+ *
+ * A typing notification ends at its timeout: the worker that took it sets
+ * a timer for then, which stops the typing that has run out (if the
+ * worker goes away first, /sync still leaves expired typists out).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_matrix_module.h"
+#include "ngx_matrix_room.h"
+
+
+#define NGX_MATRIX_TYPING_DEFAULT  30000
+#define NGX_MATRIX_TYPING_MAX      120000
+
+
+typedef struct {
+    ngx_event_t    timer;
+    ngx_str_t      room;         /* allocated with the timer */
+} ngx_matrix_typing_timer_t;
+
+
+static void
+ngx_matrix_typing_ignore(void *data, redisReply *reply, ngx_uint_t status)
+{
+    (void) data;
+    (void) reply;
+    (void) status;
+}
+
+
+/* a typing notification's time is up: whoever's has run out stops */
+
+static void
+ngx_matrix_typing_expire(ngx_event_t *ev)
+{
+    ngx_matrix_typing_timer_t  *t = ev->data;
+    ngx_matrix_cmd_t            c;
+    ngx_str_t                   key;
+    u_char                      buf[600], now[NGX_INT64_LEN];
+
+    if (t->room.len + sizeof("mx:{}:typing") <= sizeof(buf)) {
+        key.data = buf;
+        key.len = ngx_sprintf(buf, "mx:{%V}:typing", &t->room) - buf;
+
+        ngx_matrix_fcall_init(&c, "mx_typing_expire", 1);
+        ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, &t->room);
+        ngx_matrix_cmd_add(&c, now,
+                           ngx_sprintf(now, "%L", ngx_matrix_now_ms()) - now);
+
+        (void) ngx_matrix_redis_command(NULL, ngx_matrix_typing_ignore, NULL,
+                                        c.n, c.v, c.len);
+    }
+
+    ngx_free(t);
+}
+
+
+static void
+ngx_matrix_typing_timer(ngx_matrix_req_t *mr, ngx_str_t *room,
+    ngx_msec_t after)
+{
+    ngx_matrix_typing_timer_t  *t;
+
+    t = ngx_alloc(sizeof(ngx_matrix_typing_timer_t) + room->len,
+                  mr->r->connection->log);
+    if (t == NULL) {
+        return;
+    }
+
+    ngx_memzero(t, sizeof(ngx_matrix_typing_timer_t));
+    t->room.data = (u_char *) (t + 1);
+    t->room.len = room->len;
+    ngx_memcpy(t->room.data, room->data, room->len);
+
+    t->timer.handler = ngx_matrix_typing_expire;
+    t->timer.data = t;
+    t->timer.log = ngx_cycle->log;
+    t->timer.cancelable = 1;        /* a worker shutting down drops it */
+
+    ngx_add_timer(&t->timer, after + 50);
+}
+
+
+static ngx_int_t
+ngx_matrix_ephemeral_empty(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    (void) reply;
+
+    return ngx_matrix_send_empty(mr->r, NGX_HTTP_OK);
+}
+
+
+/* PUT /rooms/{roomId}/typing/{userId} */
+
+ngx_int_t
+ngx_matrix_typing(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          *room, key;
+    ngx_int_t           rc;
+    ngx_matrix_cmd_t    c;
+    mx_json_t          *v;
+    int64_t             timeout;
+
+    room = &mr->params[0];
+
+    rc = ngx_matrix_check_own_user(mr, &mr->params[1], "set typing");
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!ngx_matrix_room_id_valid(room)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.", room);
+    }
+
+    v = mx_json_get(mr->body, "typing");
+    if (!mx_json_is_bool(v)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "typing must be a"
+                                     " boolean.");
+    }
+
+    timeout = 0;
+
+    if (v->type == MX_JSON_TRUE) {
+        timeout = NGX_MATRIX_TYPING_DEFAULT;
+
+        if (mx_json_get(mr->body, "timeout") != NULL
+            && (mx_json_get_int(mr->body, "timeout", &timeout) != 0
+                || timeout < 0))
+        {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "timeout must be a"
+                                         " number of ms.");
+        }
+
+        timeout = ngx_min(timeout, NGX_MATRIX_TYPING_MAX);
+        if (timeout == 0) {
+            timeout = 1;
+        }
+    }
+
+    key.len = sizeof("mx:{}:typing") - 1 + room->len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:typing", room);
+
+    ngx_matrix_fcall_init(&c, "mx_typing_set", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, room);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK
+        || ngx_matrix_cmd_int(mr, &c, timeout) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (timeout > 0) {
+        ngx_matrix_typing_timer(mr, room, (ngx_msec_t) timeout);
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);
+}
+
+
+/* POST /rooms/{roomId}/receipt/{receiptType}/{eventId} */
+
+ngx_int_t
+ngx_matrix_receipt(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          *room, *type, *event, key, thread;
+    ngx_matrix_cmd_t    c;
+    const char         *th;
+    size_t              len;
+
+    room = &mr->params[0];
+    type = &mr->params[1];
+    event = &mr->params[2];
+
+    if (!ngx_matrix_room_id_valid(room)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.", room);
+    }
+
+    if (!((type->len == 6 && ngx_strncmp(type->data, "m.read", 6) == 0)
+          || (type->len == 14
+              && ngx_strncmp(type->data, "m.read.private", 14) == 0)))
+    {
+        /* m.fully_read is a read marker, set through /read_markers */
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "Unknown receipt"
+                                     " type %V.", type);
+    }
+
+    if (event->len == 0 || event->data[0] != '$' || event->len > 255) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "%V is not an event"
+                                     " ID.", event);
+    }
+
+    ngx_str_null(&thread);
+    th = mx_json_get_str(mr->body, "thread_id", &len);
+
+    if (mx_json_get(mr->body, "thread_id") != NULL) {
+        if (th == NULL || len == 0) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM", "thread_id must"
+                                         " be main or an event ID.");
+        }
+
+        thread.data = (u_char *) th;
+        thread.len = len;
+    }
+
+    key.len = sizeof("mx:{}:receipts") - 1 + room->len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:receipts", room);
+
+    ngx_matrix_fcall_init(&c, "mx_receipt_put", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, room);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, type);
+    ngx_matrix_cmd_str(&c, event);
+    ngx_matrix_cmd_str(&c, &thread);
+
+    if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);
+}
