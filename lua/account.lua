@@ -9,22 +9,25 @@
 -- events), recorded in mx:{<user_id>}:adpos ("<room_id>\31<type>" by
 -- position, room_id '' for global data), so /sync gives it once; the
 -- user's parked /sync requests wake ("- <user_id>" on mx:wake).
+local function account_data_put(key, evtype, content)
+    redis.call('HSET', key, evtype, content)
+    local user, room = string.match(key, '^mx:{(.-)}:room_account_data:(.*)$')
+    if not user then
+        user = string.match(key, '^mx:{(.-)}:account_data$')
+        room = ''
+    end
+    if user then
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('ZADD', 'mx:{' .. user .. '}:adpos', pos,
+                   room .. '\31' .. evtype)
+        redis.call('PUBLISH', 'mx:wake', '- ' .. user)
+    end
+end
+
 redis.register_function{
     function_name = 'mx_account_data_put',
     callback = function(keys, args)
-        redis.call('HSET', keys[1], args[1], args[2])
-        local user, room = string.match(keys[1],
-            '^mx:{(.-)}:room_account_data:(.*)$')
-        if not user then
-            user = string.match(keys[1], '^mx:{(.-)}:account_data$')
-            room = ''
-        end
-        if user then
-            local pos = redis.call('INCR', 'mx:stream')
-            redis.call('ZADD', 'mx:{' .. user .. '}:adpos', pos,
-                       room .. '\31' .. args[1])
-            redis.call('PUBLISH', 'mx:wake', '- ' .. user)
-        end
+        account_data_put(keys[1], args[1], args[2])
         return 'OK'
     end
 }

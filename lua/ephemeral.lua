@@ -76,22 +76,60 @@ redis.register_function{
 --            event_id, thread ('' for none), now (ms)
 --   reply:   'OK'; MX 403 M_FORBIDDEN for a user not joined; MX 404
 --            M_NOT_FOUND for an event the room does not have
+local function receipt_check(room, user, event_id)
+    if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
+        return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
+    end
+    if not redis.call('ZSCORE', eph_key(room, 'timeline'), event_id) then
+        return mx_error(404, 'M_NOT_FOUND', 'Unknown event ' .. event_id)
+    end
+    return nil
+end
+
+local function receipt_put(room, user, type, event_id, thread, now)
+    local field = type .. '\31' .. user .. '\31' .. thread
+    redis.call('HSET', eph_key(room, 'receipts'), field,
+               cjson.encode({ event_id = event_id, ts = tonumber(now) }))
+    redis.call('ZADD', eph_key(room, 'rpos'),
+               redis.call('INCR', 'mx:stream'), field)
+    redis.call('PUBLISH', 'mx:wake', room)
+end
+
 redis.register_function{
     function_name = 'mx_receipt_put',
     callback = function(keys, a)
+        local err = receipt_check(a[1], a[2], a[4])
+        if err then return err end
+        receipt_put(a[1], a[2], a[3], a[4], a[5], a[6])
+        return 'OK'
+    end
+}
+
+
+-- mx_read_markers: the fully read marker and the receipts, at once
+--   KEYS[1]  mx:{<room_id>}:receipts
+--   ARGV     room_id, user_id, m.fully_read, m.read, m.read.private
+--            (event IDs, '' for those not given), now (ms)
+--   reply:   'OK', or the refusal of mx_receipt_put for any of them
+redis.register_function{
+    function_name = 'mx_read_markers',
+    callback = function(keys, a)
         local room, user = a[1], a[2]
-        if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
-            return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
+        for i = 3, 5 do
+            if a[i] ~= '' then
+                local err = receipt_check(room, user, a[i])
+                if err then return err end
+            end
         end
-        if not redis.call('ZSCORE', eph_key(room, 'timeline'), a[4]) then
-            return mx_error(404, 'M_NOT_FOUND', 'Unknown event')
+        if a[3] ~= '' then
+            account_data_put('mx:{' .. user .. '}:room_account_data:' .. room,
+                             'm.fully_read',
+                             cjson.encode({ event_id = a[3] }))
         end
-        local field = a[3] .. '\31' .. user .. '\31' .. a[5]
-        redis.call('HSET', keys[1], field,
-                   cjson.encode({ event_id = a[4], ts = tonumber(a[6]) }))
-        redis.call('ZADD', eph_key(room, 'rpos'),
-                   redis.call('INCR', 'mx:stream'), field)
-        redis.call('PUBLISH', 'mx:wake', room)
+        if a[4] ~= '' then receipt_put(room, user, 'm.read', a[4], '', a[6]) end
+        if a[5] ~= '' then
+            receipt_put(room, user, 'm.read.private', a[5], '', a[6])
+        end
         return 'OK'
     end
 }

@@ -4,6 +4,8 @@
  *
  *   PUT /rooms/{roomId}/typing/{userId}   {typing, timeout}
  *   POST /rooms/{roomId}/receipt/{receiptType}/{eventId}   {thread_id}
+ *   POST /rooms/{roomId}/read_markers   {m.fully_read, m.read,
+ *                                        m.read.private}
  *
  * A typing notification ends at its timeout: the worker that took it sets
  * a timer for then, which stops the typing that has run out (if the
@@ -241,6 +243,68 @@ ngx_matrix_receipt(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_str(&c, type);
     ngx_matrix_cmd_str(&c, event);
     ngx_matrix_cmd_str(&c, &thread);
+
+    if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);
+}
+
+
+/* POST /rooms/{roomId}/read_markers */
+
+ngx_int_t
+ngx_matrix_read_markers(ngx_matrix_req_t *mr)
+{
+    static const char  *names[] = { "m.fully_read", "m.read",
+                                    "m.read.private" };
+    ngx_str_t          *room, key, ids[3];
+    ngx_matrix_cmd_t    c;
+    const char         *id;
+    size_t              len, i;
+
+    room = &mr->params[0];
+
+    if (!ngx_matrix_room_id_valid(room)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM",
+                                     "%V is not a valid room ID.", room);
+    }
+
+    for (i = 0; i < 3; i++) {
+        ngx_str_null(&ids[i]);
+
+        if (mx_json_get(mr->body, names[i]) == NULL) {
+            continue;
+        }
+
+        id = mx_json_get_str(mr->body, names[i], &len);
+        if (id == NULL || len == 0 || id[0] != '$' || len > 255) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "%s must be an event"
+                                         " ID.", names[i]);
+        }
+
+        ids[i].data = (u_char *) id;
+        ids[i].len = len;
+    }
+
+    key.len = sizeof("mx:{}:receipts") - 1 + room->len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:receipts", room);
+
+    ngx_matrix_fcall_init(&c, "mx_read_markers", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, room);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    for (i = 0; i < 3; i++) {
+        ngx_matrix_cmd_str(&c, &ids[i]);
+    }
 
     if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -101,4 +101,22 @@ is($status, 403, 'a stranger may not send receipts');
 ($status, $json) = $bob->post("$api/rooms/$r/receipt/m.read/$msg", { thread_id => 5 });
 is($status, 400, 'a thread_id that is not a string: 400');
 
+# --- read markers --------------------------------------------------------------------
+
+(undef, $next) = ephemeral($bob, $next);
+($status, $json) = $bob->post("$api/rooms/$r/read_markers", { 'm.fully_read' => $msg, 'm.read' => $msg });
+is($status, 200, 'read markers');
+($status, $json) = $bob->get("$api/sync?since=$next");
+my $room = $json->{rooms}{join}{$r};
+is_deeply($room->{account_data}{events}, [ { type => 'm.fully_read', content => { event_id => $msg } } ],
+          'the fully read marker is room account data');
+my ($rc) = grep { $_->{type} eq 'm.receipt' } @{ $room->{ephemeral}{events} };
+ok($rc->{content}{$msg}{'m.read'}{'@bob:localhost'}, 'm.read went as a receipt');
+($status, $json) = $bob->get("$api/user/\@bob:localhost/rooms/$r/account_data/m.fully_read");
+is_deeply($json, { event_id => $msg }, 'and reads back');
+($status, $json) = $bob->post("$api/rooms/$r/read_markers", { 'm.fully_read' => 5 });
+is($status, 400, 'a marker that is no event ID: 400');
+($status, $json) = $bob->post("$api/rooms/$r/read_markers", { 'm.read' => '$nope' });
+is($status, 404, 'an unknown event: 404');
+
 done_testing();
