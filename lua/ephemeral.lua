@@ -161,3 +161,62 @@ local function ephemeral(room, user, since, now)
     end
     return typing, receipts
 end
+
+
+-- mx_todevice_send: messages to devices of local users
+--   KEYS[1]  mx:{<sender>}:todevice_txn:<sender's device>
+--   ARGV     sender, event type, txn_id, then (user_id, device_id or '*',
+--            content JSON) for each message
+--   reply:   the number of devices reached; 0 for a transaction seen
+--            before (nothing sent again)
+-- Each message takes a stream position and waits in
+-- mx:{<user_id>}:todevice:<device_id> ("<position> <event JSON>") until
+-- the device syncs past it; the recipient's parked syncs wake.
+redis.register_function{
+    function_name = 'mx_todevice_send',
+    callback = function(keys, a)
+        if redis.call('HSETNX', keys[1], a[3], '1') == 0 then
+            return 0
+        end
+        local n = 0
+        for i = 4, #a - 2, 3 do
+            local user, device = a[i], a[i + 1]
+            local ok, content = pcall(cjson.decode, a[i + 2])
+            if ok then
+                local devices = { device }
+                if device == '*' then
+                    devices = redis.call('SMEMBERS', 'mx:{' .. user .. '}:devices')
+                end
+                local ev = cjson.encode({ sender = a[1], type = a[2],
+                                          content = content })
+                for _, d in ipairs(devices) do
+                    local pos = redis.call('INCR', 'mx:stream')
+                    redis.call('ZADD', 'mx:{' .. user .. '}:todevice:' .. d,
+                               pos, pos .. ' ' .. ev)
+                    n = n + 1
+                end
+                if #devices > 0 then
+                    redis.call('PUBLISH', 'mx:wake', '- ' .. user)
+                end
+            end
+        end
+        return n
+    end
+}
+
+
+-- the to-device messages of a device after since, those up to since
+-- delivered and gone: {event JSON, ...}
+local function todevice(user, device, since)
+    local key = 'mx:{' .. user .. '}:todevice:' .. device
+    if since then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', since)
+    end
+    local out = {}
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key,
+                                  since and ('(' .. since) or '-inf', '+inf'))
+    do
+        out[#out + 1] = string.match(m, '^%d+ (.*)$')
+    end
+    return out
+end

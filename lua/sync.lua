@@ -101,10 +101,12 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 -- mx_sync: what /sync gives a user since a position
 --   KEYS[1]  mx:{<user_id>}:rooms
 --   ARGV     user_id, since ('' for an initial sync), timeline limit,
---            full_state ('1' or '0'), now (ms)
+--            full_state ('1' or '0'), now (ms), device_id
+-- It writes: the device's to-device messages up to since are delivered
+-- and deleted.
 --   reply:   {next position, {room_id, ...} (every room the user has a
 --            membership in: for wakeups), {type, content, ...} (global
---            account data), room, room, ...} where a room is {room_id,
+--            account data), {to-device event JSON, ...}, room, ...} where a room is {room_id,
 --            section (join, invite, leave), limited (0/1), the position
 --            before the timeline's first event, {state id, pdu, ...},
 --            {timeline id, pdu, ...}, {account data type, content, ...},
@@ -119,7 +121,7 @@ redis.register_function{
         local full = a[4] == '1'
         local now = tonumber(a[5])
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
-        local out = { next_pos, {}, {} }
+        local out = { next_pos, {}, {}, todevice(user, a[6], since) }
         local all = redis.call('HGETALL', keys[1])
 
         -- account data changed since (all of it on an initial sync):
@@ -231,6 +233,5 @@ redis.register_function{
         end
 
         return out
-    end,
-    flags = { 'no-writes' }
+    end
 }

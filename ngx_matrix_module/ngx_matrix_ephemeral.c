@@ -16,6 +16,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <mx_ids.h>
+
 #include "ngx_matrix_module.h"
 #include "ngx_matrix_room.h"
 
@@ -308,6 +310,105 @@ ngx_matrix_read_markers(ngx_matrix_req_t *mr)
 
     if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);
+}
+
+
+/*
+ * PUT /sendToDevice/{eventType}/{txnId}: {"messages": {user_id: {device_id
+ * or "*": content}}}.  Messages to users of other servers go with
+ * federation (issue 8); here they are left out.
+ */
+
+ngx_int_t
+ngx_matrix_send_to_device(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          key;
+    ngx_matrix_cmd_t   c;
+    mx_pool_t         *pool;
+    mx_json_t         *msgs, *devs;
+    const char        *server;
+    char              *content;
+    size_t             i, j, len, slen;
+
+    pool = ngx_matrix_pool(mr);
+
+    if (mr->params[0].len == 0 || mr->params[0].len > 255
+        || mr->params[1].len == 0 || mr->params[1].len > 255)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "The event type and"
+                                     " transaction ID are 1 to 255 bytes.");
+    }
+
+    msgs = mx_json_get(mr->body, "messages");
+    if (!mx_json_is(msgs, MX_JSON_OBJECT)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "messages must be an"
+                                     " object.");
+    }
+
+    key.len = sizeof("mx:{}:todevice_txn:") - 1 + mr->user_id.len
+              + mr->device_id.len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:todevice_txn:%V", &mr->user_id,
+                &mr->device_id);
+
+    ngx_matrix_fcall_init(&c, "mx_todevice_send", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+    ngx_matrix_cmd_str(&c, &mr->params[0]);
+    ngx_matrix_cmd_str(&c, &mr->params[1]);
+
+    for (i = 0; i < msgs->u.o.n; i++) {
+        devs = msgs->u.o.m[i].value;
+
+        if (!mx_user_id_historical_valid(msgs->u.o.m[i].key,
+                                         msgs->u.o.m[i].key_len)
+            || !mx_json_is(devs, MX_JSON_OBJECT))
+        {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_BAD_JSON", "messages maps user"
+                                         " IDs to objects of devices.");
+        }
+
+        server = mx_id_server(msgs->u.o.m[i].key, msgs->u.o.m[i].key_len,
+                              &slen);
+        if (slen != mr->mcf->server_name.len
+            || ngx_strncmp(server, mr->mcf->server_name.data, slen) != 0)
+        {
+            continue;
+        }
+
+        for (j = 0; j < devs->u.o.n; j++) {
+            if (!mx_json_is(devs->u.o.m[j].value, MX_JSON_OBJECT)) {
+                return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                             "M_BAD_JSON", "A message's"
+                                             " content is an object.");
+            }
+
+            content = mx_json_encode(pool, devs->u.o.m[j].value, 0, &len);
+            if (content == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_matrix_cmd_add(&c, msgs->u.o.m[i].key,
+                               msgs->u.o.m[i].key_len);
+            ngx_matrix_cmd_add(&c, devs->u.o.m[j].key,
+                               devs->u.o.m[j].key_len);
+            ngx_matrix_cmd_add(&c, content, len);
+        }
+    }
+
+    if (c.overflow) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_TOO_LARGE", "Too many messages in"
+                                     " one request.");
     }
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);

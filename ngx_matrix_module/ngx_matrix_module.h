@@ -338,6 +338,7 @@ void ngx_matrix_sync_wake(ngx_str_t *message);
 ngx_int_t ngx_matrix_typing(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_receipt(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_read_markers(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_send_to_device(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_profile_rooms.c */
 ngx_int_t ngx_matrix_profile_propagate(ngx_matrix_req_t *mr);

@@ -20,8 +20,10 @@
  * Typing and receipts (ngx_matrix_ephemeral.c) take positions of the same
  * stream and come as the rooms' ephemeral events.
  *
- * Not yet here (issue 7): filters, presence, to-device and device lists
- * (given empty), lazy-loading members, read markers.
+ * To-device messages wait per device until it syncs past them.
+ *
+ * Not yet here (issue 7): filters, presence and device lists (given
+ * empty), lazy-loading members.
  */
 
 #include <ngx_config.h>
@@ -195,6 +197,8 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
     if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_matrix_cmd_str(&c, &mr->device_id);
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_sync_done);
 }
@@ -431,6 +435,33 @@ ngx_matrix_sync_ephemeral(ngx_matrix_req_t *mr, redisReply *eph)
 }
 
 
+/* {"events": [...]} from the to-device events' JSON */
+
+static mx_json_t *
+ngx_matrix_sync_todevice(ngx_matrix_req_t *mr, redisReply *list)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *arr, *ev;
+    mx_json_error_t   err;
+    size_t            i;
+
+    pool = ngx_matrix_pool(mr);
+    arr = mx_json_array(pool);
+
+    for (i = 0; arr && list->type == REDIS_REPLY_ARRAY && i < list->elements;
+         i++)
+    {
+        ev = mx_json_parse(pool, list->element[i]->str,
+                           list->element[i]->len, &err);
+        if (ev != NULL && mx_json_append(pool, arr, ev) != 0) {
+            return NULL;
+        }
+    }
+
+    return ngx_matrix_sync_wrap(pool, "events", arr);
+}
+
+
 static ngx_int_t
 ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 {
@@ -446,12 +477,13 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
     sy = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* nothing new: park, when the client is willing to wait */
-    if (reply->elements == 3 && reply->element[2]->elements == 0
+    if (reply->elements == 4 && reply->element[2]->elements == 0
+        && reply->element[3]->elements == 0
         && sy->since.len && sy->timeout > 0 && !sy->woken)
     {
         all = reply->element[1];
@@ -504,7 +536,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 3; i < reply->elements; i++) {
+    for (i = 4; i < reply->elements; i++) {
         r = reply->element[i];
 
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 7) {
@@ -585,8 +617,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
                        ngx_matrix_sync_wrap(pool, "events",
                                             mx_json_array(pool))) != 0
         || mx_json_set(pool, out, "to_device",
-                       ngx_matrix_sync_wrap(pool, "events",
-                                            mx_json_array(pool))) != 0
+                       ngx_matrix_sync_todevice(mr, reply->element[3])) != 0
         || mx_json_set(pool, out, "device_one_time_keys_count",
                        mx_json_object(pool)) != 0)
     {
