@@ -22,8 +22,12 @@
  *
  * To-device messages wait per device until it syncs past them.
  *
- * Not yet here (issue 7): filters, presence and device lists (given
- * empty), lazy-loading members.
+ * Filters (a stored filter's ID or inline JSON): rooms and not_rooms,
+ * the timeline's and the state's event filters and limit, and
+ * lazy_load_members (member events of the timeline's senders only).
+ *
+ * Not yet here (issue 7): presence and device lists (given empty),
+ * include_redundant_members, the ephemeral and account data filters.
  */
 
 #include <ngx_config.h>
@@ -31,6 +35,7 @@
 #include <ngx_http.h>
 
 #include <mx_event.h>
+#include <mx_filter.h>
 
 #include "ngx_matrix_module.h"
 #include "ngx_matrix_room.h"
@@ -49,6 +54,7 @@ typedef struct {
     ngx_msec_t            timeout;
     char                **rooms;        /* the user's rooms, for wakeups */
     size_t                nrooms;
+    mx_filter_t          *filter;       /* NULL: none */
     unsigned              parked:1;
     unsigned              woken:1;
 } ngx_matrix_sync_t;
@@ -188,7 +194,11 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_str(&c, &mr->user_id);
     ngx_matrix_cmd_str(&c, &sy->since);
 
-    if (ngx_matrix_cmd_int(mr, &c, NGX_MATRIX_SYNC_LIMIT) != NGX_OK) {
+    if (ngx_matrix_cmd_int(mr, &c,
+            sy->filter && sy->filter->room.timeline.limit > 0
+            ? ngx_min(sy->filter->room.timeline.limit, 100)
+            : NGX_MATRIX_SYNC_LIMIT) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -208,7 +218,8 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
 
 static ngx_int_t
 ngx_matrix_sync_events(ngx_matrix_req_t *mr, redisReply *list,
-    mx_json_t *arr, const char *room_id, ngx_uint_t stripped)
+    mx_json_t *arr, const char *room_id, ngx_uint_t stripped,
+    const mx_event_filter_t *f)
 {
     mx_pool_t        *pool;
     mx_json_t        *pdu, *ev, *out;
@@ -227,6 +238,23 @@ ngx_matrix_sync_events(ngx_matrix_req_t *mr, redisReply *list,
                             list->element[i + 1]->len, &err);
         if (pdu == NULL) {
             continue;
+        }
+
+        if (f != NULL) {
+            const char  *type, *sender;
+            size_t       tlen, slen;
+
+            type = mx_json_get_str(pdu, "type", &tlen);
+            sender = mx_json_get_str(pdu, "sender", &slen);
+
+            if (type == NULL || sender == NULL
+                || !mx_filter_allows_event(f, type, tlen, sender, slen,
+                        room_id, ngx_strlen(room_id),
+                        mx_json_get(mx_json_get(pdu, "content"), "url")
+                        != NULL))
+            {
+                continue;
+            }
         }
 
         if (stripped) {
@@ -435,6 +463,55 @@ ngx_matrix_sync_ephemeral(ngx_matrix_req_t *mr, redisReply *eph)
 }
 
 
+/*
+ * lazy_load_members: of the state's member events only those of the
+ * timeline's senders (and the user's own).  0, or -1 on ENOMEM.
+ */
+
+static int
+ngx_matrix_sync_lazy(ngx_matrix_req_t *mr, mx_json_t *state,
+    mx_json_t *timeline)
+{
+    ngx_matrix_sync_t  *sy;
+    mx_json_t          *ev;
+    const char         *type, *key, *sender;
+    size_t              i, j, k, klen;
+    ngx_uint_t          keep;
+
+    sy = mr->data;
+
+    if (sy->filter == NULL || !sy->filter->room.state.lazy_load_members) {
+        return 0;
+    }
+
+    for (i = 0, k = 0; i < state->u.a.n; i++) {
+        ev = state->u.a.v[i];
+        type = mx_json_get_str(ev, "type", NULL);
+        key = mx_json_get_str(ev, "state_key", &klen);
+        keep = 1;
+
+        if (type && key && ngx_strcmp(type, "m.room.member") == 0) {
+            keep = klen == mr->user_id.len
+                   && ngx_strncmp(key, mr->user_id.data, klen) == 0;
+
+            for (j = 0; !keep && j < timeline->u.a.n; j++) {
+                sender = mx_json_get_str(timeline->u.a.v[j], "sender",
+                                         NULL);
+                keep = sender && ngx_strcmp(sender, key) == 0;
+            }
+        }
+
+        if (keep) {
+            state->u.a.v[k++] = ev;
+        }
+    }
+
+    state->u.a.n = k;
+
+    return 0;
+}
+
+
 /* {"events": [...]} from the to-device events' JSON */
 
 static mx_json_t *
@@ -546,6 +623,14 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         room_id = r->element[0]->str;
         section = r->element[1]->str;
 
+        if (sy->filter != NULL
+            && !mx_filter_allows_room(&sy->filter->room.rooms,
+                                      &sy->filter->room.not_rooms, room_id,
+                                      ngx_strlen(room_id)))
+        {
+            continue;
+        }
+
         room = mx_json_object(pool);
         state = mx_json_array(pool);
         events = mx_json_array(pool);
@@ -554,7 +639,8 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         }
 
         if (ngx_strcmp(section, "invite") == 0) {
-            if (ngx_matrix_sync_events(mr, r->element[4], state, room_id, 1)
+            if (ngx_matrix_sync_events(mr, r->element[4], state, room_id, 1,
+                                       NULL)
                 != NGX_OK
                 || mx_json_set(pool, room, "invite_state",
                                ngx_matrix_sync_wrap(pool, "events", state))
@@ -571,10 +657,11 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         ngx_sprintf(tok, "p%L%Z", (int64_t) r->element[3]->integer);
 
         if (tl == NULL
-            || ngx_matrix_sync_events(mr, r->element[4], state, room_id, 0)
-               != NGX_OK
-            || ngx_matrix_sync_events(mr, r->element[5], events, room_id, 0)
-               != NGX_OK
+            || ngx_matrix_sync_events(mr, r->element[4], state, room_id, 0,
+                   sy->filter ? &sy->filter->room.state : NULL) != NGX_OK
+            || ngx_matrix_sync_events(mr, r->element[5], events, room_id, 0,
+                   sy->filter ? &sy->filter->room.timeline : NULL) != NGX_OK
+            || ngx_matrix_sync_lazy(mr, state, events)
             || mx_json_set(pool, tl, "events", events) != 0
             || mx_json_set(pool, tl, "limited",
                            mx_json_bool(pool, r->element[2]->integer)) != 0
@@ -630,12 +717,57 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 
 /* GET /sync?since=&timeout=&full_state= */
 
+static ngx_int_t
+ngx_matrix_sync_filter(ngx_matrix_req_t *mr, const char *json, size_t len)
+{
+    ngx_matrix_sync_t  *sy;
+    mx_pool_t          *pool;
+    mx_json_t          *v;
+    mx_json_error_t     jerr;
+    char                err[160];
+
+    sy = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    v = mx_json_parse(pool, json, len, &jerr);
+    sy->filter = mx_palloc(pool, sizeof(mx_filter_t));
+
+    if (sy->filter == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (v == NULL || mx_filter_parse(pool, v, sy->filter, err, sizeof(err))
+                     != 0)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "Invalid filter: %s",
+                                     v ? err : jerr.msg);
+    }
+
+    return ngx_matrix_sync_query(mr);
+}
+
+
+static ngx_int_t
+ngx_matrix_sync_filter_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_STRING) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "No such filter.");
+    }
+
+    return ngx_matrix_sync_filter(mr, reply->str, reply->len);
+}
+
+
 ngx_int_t
 ngx_matrix_sync(ngx_matrix_req_t *mr)
 {
     ngx_matrix_sync_t   *sy;
     ngx_pool_cleanup_t  *cln;
-    ngx_str_t            since, timeout, full;
+    ngx_str_t            since, timeout, full, filter, key;
+    ngx_matrix_cmd_t     c;
+    u_char              *dec, *p;
     ngx_int_t            ms;
     int64_t              pos;
     size_t               i;
@@ -689,6 +821,50 @@ ngx_matrix_sync(ngx_matrix_req_t *mr)
         && full.len == 4 && ngx_strncmp(full.data, "true", 4) == 0)
     {
         sy->full_state = 1;
+    }
+
+    /* filter: a stored filter's ID, or the filter itself as JSON */
+    if (ngx_matrix_arg(mr->r, "filter", &filter) == NGX_OK && filter.len) {
+        dec = ngx_pnalloc(mr->r->pool, filter.len);
+        if (dec == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = dec;
+        ngx_unescape_uri(&p, &filter.data, filter.len, 0);
+        filter.data = dec;
+        filter.len = p - dec;
+
+        if (filter.len && filter.data[0] == '{') {
+            return ngx_matrix_sync_filter(mr, (char *) filter.data,
+                                          filter.len);
+        }
+
+        for (i = 0; i < filter.len; i++) {
+            if (filter.data[i] < '0' || filter.data[i] > '9') {
+                break;
+            }
+        }
+
+        if (i != filter.len || filter.len > 20) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                         "M_INVALID_PARAM", "filter is"
+                                         " neither a filter ID nor JSON.");
+        }
+
+        if (ngx_matrix_user_key(mr, &mr->user_id, "filters", &key)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        c.n = 0;
+        c.overflow = 0;
+        ngx_matrix_cmd_cstr(&c, "HGET");
+        ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, &filter);
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_sync_filter_got);
     }
 
     return ngx_matrix_sync_query(mr);

@@ -147,6 +147,41 @@ if (my $pid = fork // die) {
 ok((grep { $_->{type} eq 'org.example.pref' } @{ $json->{account_data}{events} }),
    'an initial sync has all account data');
 
+# --- filters ------------------------------------------------------------------------------------
+
+sub enc { my $s = shift; $s =~ s/([^A-Za-z0-9])/sprintf('%%%02X', ord $1)/ge; $s }
+
+($status, $json) = $alice->get("$api/sync?filter=" . enc('{"room":{"timeline":{"limit":2}}}'));
+is($status, 200, 'an inline filter');
+is(scalar @{ $json->{rooms}{join}{$r}{timeline}{events} }, 2, 'its timeline limit');
+ok($json->{rooms}{join}{$r}{timeline}{limited}, 'limited');
+
+($status, $json) = $alice->get("$api/sync?filter="
+    . enc('{"room":{"timeline":{"types":["m.room.member"]},"state":{"types":["m.room.name"]}}}'));
+is(scalar(grep { $_->{type} ne 'm.room.member' } @{ $json->{rooms}{join}{$r}{timeline}{events} }), 0,
+   'timeline types');
+is_deeply([map { $_->{type} } @{ $json->{rooms}{join}{$r}{state}{events} }], ['m.room.name'], 'state types');
+
+($status, $json) = $alice->post("$api/user/\@alice:localhost/filter", { room => { not_rooms => [$r] } });
+my $fid = $json->{filter_id};
+($status, $json) = $alice->get("$api/sync?filter=$fid");
+is($status, 200, 'a stored filter by its ID');
+ok(!$json->{rooms}{join}{$r}, 'not_rooms leaves the room out');
+
+$alice->put("$api/rooms/$r/send/m.room.message/lazy", { body => 'last' });
+($status, $json) = $alice->get("$api/sync?filter="
+    . enc('{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}}}'));
+my @members = map { $_->{state_key} } grep { $_->{type} eq 'm.room.member' } @{ $json->{rooms}{join}{$r}{state}{events} };
+is_deeply(\@members, ['@alice:localhost'], 'lazy loading: only the members the timeline needs');
+
+($status, $json) = $alice->get("$api/sync?filter=99999");
+is($status, 400, 'an unknown filter ID: 400');
+($status, $json) = $alice->get("$api/sync?filter=" . enc('{"room":{"timeline":{"limit":"x"}}}'));
+is($status, 400, 'an invalid inline filter: 400');
+is($json->{errcode}, 'M_BAD_JSON', 'M_BAD_JSON');
+($status, $json) = $alice->get("$api/sync?filter=abc");
+is($status, 400, 'neither ID nor JSON: 400');
+
 # --- a client that goes away while parked ---------------------------------------------------
 
 use IO::Socket::INET;
