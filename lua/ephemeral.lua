@@ -220,3 +220,116 @@ local function todevice(user, device, since)
     end
     return out
 end
+
+
+-- Presence of local users.
+--
+--   mx:{<user_id>}:presence      hash: presence (online, unavailable,
+--                                offline), status_msg, active_ts (ms of
+--                                the last activity), pos (the stream
+--                                position of the last change)
+
+local PRESENCE = { online = true, unavailable = true, offline = true }
+
+-- mx_presence_set: a user's presence (and, optionally, status message)
+--   KEYS[1]  mx:{<user_id>}:presence
+--   ARGV     user_id, presence, status_msg ('\0' to leave it), now (ms),
+--            active ('1': the user is active now)
+--   reply:   'OK'; MX 400 M_INVALID_PARAM for an unknown presence
+-- Only a change of presence or message is news (a new position, and the
+-- user's rooms wake); activity alone moves active_ts.
+redis.register_function{
+    function_name = 'mx_presence_set',
+    callback = function(keys, a)
+        if not PRESENCE[a[2]] then
+            return mx_error(400, 'M_INVALID_PARAM', 'Unknown presence ' .. a[2])
+        end
+        local old = redis.call('HMGET', keys[1], 'presence', 'status_msg')
+        local changed = old[1] ~= a[2]
+        if a[3] ~= '\0' and old[2] ~= a[3] then
+            changed = true
+            redis.call('HSET', keys[1], 'status_msg', a[3])
+        end
+        redis.call('HSET', keys[1], 'presence', a[2])
+        if a[5] == '1' then
+            redis.call('HSET', keys[1], 'active_ts', a[4])
+        end
+        if changed then
+            redis.call('HSET', keys[1], 'pos', redis.call('INCR', 'mx:stream'))
+            local rooms = redis.call('HGETALL', 'mx:{' .. a[1] .. '}:rooms')
+            for i = 1, #rooms, 2 do
+                if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+                    redis.call('PUBLISH', 'mx:wake', rooms[i])
+                end
+            end
+            redis.call('PUBLISH', 'mx:wake', '- ' .. a[1])
+        end
+        return 'OK'
+    end
+}
+
+
+-- do two users share a joined room?
+local function share_room(a, b)
+    if a == b then return true end
+    local rooms = redis.call('HGETALL', 'mx:{' .. a .. '}:rooms')
+    for i = 1, #rooms, 2 do
+        if string.sub(rooms[i + 1], 1, 5) == 'join '
+           and redis.call('HGET', 'mx:{' .. rooms[i] .. '}:members', b)
+               == 'join' then
+            return true
+        end
+    end
+    return false
+end
+
+
+-- mx_presence_get: a user's presence, for those who share a room with them
+--   KEYS[1]  mx:{<user_id>}:presence
+--   ARGV     user_id, asker
+--   reply:   {presence, status_msg or false, active_ts or false};
+--            MX 403 M_FORBIDDEN for an asker who shares no room
+redis.register_function{
+    function_name = 'mx_presence_get',
+    callback = function(keys, a)
+        if not share_room(a[2], a[1]) then
+            return mx_error(403, 'M_FORBIDDEN',
+                            'You do not share a room with this user')
+        end
+        local p = redis.call('HMGET', keys[1], 'presence', 'status_msg',
+                             'active_ts')
+        return { p[1] or 'offline', p[2] or false, p[3] or false }
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- the presence of the users sharing a room with user, changed after since
+-- (all of them when since is nil): {user_id, presence, status_msg or '',
+-- active_ts or '', ...}
+local function presence_of(user, since)
+    local seen, out = {}, {}
+    local rooms = redis.call('HGETALL', 'mx:{' .. user .. '}:rooms')
+    for i = 1, #rooms, 2 do
+        if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+            local m = redis.call('HGETALL', 'mx:{' .. rooms[i] .. '}:members')
+            for j = 1, #m, 2 do
+                local u = m[j]
+                if m[j + 1] == 'join' and not seen[u] then
+                    seen[u] = true
+                    local p = redis.call('HMGET', 'mx:{' .. u .. '}:presence',
+                                         'presence', 'status_msg', 'active_ts',
+                                         'pos')
+                    if p[1] and (not since or tonumber(p[4] or '0') > since)
+                    then
+                        out[#out + 1] = u
+                        out[#out + 1] = p[1]
+                        out[#out + 1] = p[2] or ''
+                        out[#out + 1] = p[3] or ''
+                    end
+                end
+            end
+        end
+    end
+    return out
+end

@@ -106,7 +106,8 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 -- and deleted.
 --   reply:   {next position, {room_id, ...} (every room the user has a
 --            membership in: for wakeups), {type, content, ...} (global
---            account data), {to-device event JSON, ...}, room, ...} where a room is {room_id,
+--            account data), {to-device event JSON, ...}, {presence:
+--            user_id, presence, status_msg, active_ts, ...}, room, ...} where a room is {room_id,
 --            section (join, invite, leave), limited (0/1), the position
 --            before the timeline's first event, {state id, pdu, ...},
 --            {timeline id, pdu, ...}, {account data type, content, ...},
@@ -121,7 +122,8 @@ redis.register_function{
         local full = a[4] == '1'
         local now = tonumber(a[5])
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
-        local out = { next_pos, {}, {}, todevice(user, a[6], since) }
+        local out = { next_pos, {}, {}, todevice(user, a[6], since),
+                      presence_of(user, since) }
         local all = redis.call('HGETALL', keys[1])
 
         -- account data changed since (all of it on an initial sync):

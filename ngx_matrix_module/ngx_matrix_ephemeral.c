@@ -413,3 +413,178 @@ ngx_matrix_send_to_device(ngx_matrix_req_t *mr)
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);
 }
+
+
+/* presence: {presence, last_active_ago, status_msg, currently_active} */
+
+mx_json_t *
+ngx_matrix_presence_content(mx_pool_t *pool, const char *presence,
+    size_t plen, const char *msg, size_t mlen, const char *active,
+    size_t alen)
+{
+    mx_json_t  *c;
+    int64_t     ts, ago;
+
+    c = mx_json_object(pool);
+    if (c == NULL
+        || mx_json_set(pool, c, "presence", mx_json_strn(pool, presence, plen))
+           != 0)
+    {
+        return NULL;
+    }
+
+    if (mlen && mx_json_set(pool, c, "status_msg",
+                            mx_json_strn(pool, msg, mlen)) != 0)
+    {
+        return NULL;
+    }
+
+    if (alen) {
+        ts = ngx_atoof((u_char *) active, alen);
+        ago = ts > 0 ? ngx_matrix_now_ms() - ts : 0;
+
+        if (mx_json_set_int(pool, c, "last_active_ago", ago < 0 ? 0 : ago)
+            != 0
+            || mx_json_set(pool, c, "currently_active",
+                           mx_json_bool(pool, ago < 300000 && plen == 6
+                                        && ngx_strncmp(presence, "online", 6)
+                                           == 0)) != 0)
+        {
+            return NULL;
+        }
+    }
+
+    return c;
+}
+
+
+static ngx_int_t
+ngx_matrix_presence_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    mx_json_t  *c;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    c = ngx_matrix_presence_content(ngx_matrix_pool(mr),
+            reply->element[0]->str, reply->element[0]->len,
+            reply->element[1]->type == REDIS_REPLY_STRING
+            ? reply->element[1]->str : "",
+            reply->element[1]->type == REDIS_REPLY_STRING
+            ? reply->element[1]->len : 0,
+            reply->element[2]->type == REDIS_REPLY_STRING
+            ? reply->element[2]->str : "",
+            reply->element[2]->type == REDIS_REPLY_STRING
+            ? reply->element[2]->len : 0);
+
+    if (c == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, c);
+}
+
+
+/* set presence; active: the user is active now */
+
+ngx_int_t
+ngx_matrix_presence_cmd(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
+    ngx_str_t *presence, ngx_str_t *msg, ngx_uint_t active)
+{
+    ngx_str_t  key;
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "presence", &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_matrix_fcall_init(c, "mx_presence_set", 1);
+    ngx_matrix_cmd_str(c, &key);
+    ngx_matrix_cmd_str(c, &mr->user_id);
+    ngx_matrix_cmd_str(c, presence);
+
+    if (msg) {
+        ngx_matrix_cmd_str(c, msg);
+    } else {
+        ngx_matrix_cmd_add(c, "\0", 1);
+    }
+
+    if (ngx_matrix_cmd_int(mr, c, ngx_matrix_now_ms()) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_matrix_cmd_cstr(c, active ? "1" : "0");
+
+    return NGX_OK;
+}
+
+
+/* GET and PUT /presence/{userId}/status */
+
+ngx_int_t
+ngx_matrix_presence(ngx_matrix_req_t *mr)
+{
+    ngx_str_t          *user, key, presence, msg;
+    ngx_int_t           rc;
+    ngx_matrix_cmd_t    c;
+    const char         *p;
+    mx_json_t          *v;
+    size_t              len;
+
+    user = &mr->params[0];
+
+    if (!mx_user_id_historical_valid((char *) user->data, user->len)) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "%V is not a user"
+                                     " ID.", user);
+    }
+
+    if (mr->r->method == NGX_HTTP_GET) {
+        if (ngx_matrix_user_key(mr, user, "presence", &key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_matrix_fcall_init(&c, "mx_presence_get", 1);
+        ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, user);
+        ngx_matrix_cmd_str(&c, &mr->user_id);
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_presence_got);
+    }
+
+    rc = ngx_matrix_check_own_user(mr, user, "set presence");
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    p = mx_json_get_str(mr->body, "presence", &len);
+    if (p == NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "presence must be"
+                                     " online, unavailable or offline.");
+    }
+
+    presence.data = (u_char *) p;
+    presence.len = len;
+
+    v = mx_json_get(mr->body, "status_msg");
+    if (v != NULL && v->type != MX_JSON_STRING && v->type != MX_JSON_NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "status_msg must be a"
+                                     " string.");
+    }
+
+    ngx_str_null(&msg);
+    if (v != NULL && v->type == MX_JSON_STRING) {
+        msg.data = (u_char *) v->u.s.p;
+        msg.len = v->u.s.len;
+    }
+
+    if (ngx_matrix_presence_cmd(mr, &c, &presence, v ? &msg : NULL, 1)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_ephemeral_empty);
+}

@@ -339,6 +339,12 @@ ngx_int_t ngx_matrix_typing(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_receipt(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_read_markers(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_send_to_device(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_presence(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_presence_cmd(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
+    ngx_str_t *presence, ngx_str_t *msg, ngx_uint_t active);
+mx_json_t *ngx_matrix_presence_content(mx_pool_t *pool, const char *presence,
+    size_t plen, const char *msg, size_t mlen, const char *active,
+    size_t alen);
 
 /* ngx_matrix_profile_rooms.c */
 ngx_int_t ngx_matrix_profile_propagate(ngx_matrix_req_t *mr);

@@ -101,6 +101,8 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/sync", GET, ngx_matrix_sync, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
     { CS "/rooms/:roomId/typing/:userId", PUT, ngx_matrix_typing,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/presence/:userId/status", GET|PUT, ngx_matrix_presence,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
     { CS "/sendToDevice/:eventType/:txnId", PUT, ngx_matrix_send_to_device,
       NGX_MATRIX_AUTH },
     { CS "/rooms/:roomId/read_markers", POST, ngx_matrix_read_markers,

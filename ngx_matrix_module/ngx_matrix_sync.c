@@ -26,7 +26,11 @@
  * the timeline's and the state's event filters and limit, and
  * lazy_load_members (member events of the timeline's senders only).
  *
- * Not yet here (issue 7): presence and device lists (given empty),
+ * Presence: each /sync marks the user active (set_presence, online unless
+ * said otherwise); m.presence events of the users sharing a room whose
+ * presence changed since the token.
+ *
+ * Not yet here (issue 7): device lists (given empty),
  * include_redundant_members, the ephemeral and account data filters.
  */
 
@@ -512,6 +516,53 @@ ngx_matrix_sync_lazy(ngx_matrix_req_t *mr, mx_json_t *state,
 }
 
 
+/* {"events": [m.presence...]} from {user, presence, msg, active_ts, ...} */
+
+static mx_json_t *
+ngx_matrix_sync_presence(ngx_matrix_req_t *mr, redisReply *list)
+{
+    mx_pool_t   *pool;
+    mx_json_t   *arr, *ev, *content;
+    redisReply **e;
+    size_t       i;
+
+    pool = ngx_matrix_pool(mr);
+    arr = mx_json_array(pool);
+
+    for (i = 0; arr && list->type == REDIS_REPLY_ARRAY
+                && i + 3 < list->elements; i += 4)
+    {
+        e = &list->element[i];
+
+        content = ngx_matrix_presence_content(pool, e[1]->str, e[1]->len,
+                                              e[2]->str, e[2]->len,
+                                              e[3]->str, e[3]->len);
+        ev = mx_json_object(pool);
+
+        if (content == NULL || ev == NULL
+            || mx_json_set_str(pool, ev, "type", "m.presence") != 0
+            || mx_json_set(pool, ev, "sender",
+                           mx_json_strn(pool, e[0]->str, e[0]->len)) != 0
+            || mx_json_set(pool, ev, "content", content) != 0
+            || mx_json_append(pool, arr, ev) != 0)
+        {
+            return NULL;
+        }
+    }
+
+    return ngx_matrix_sync_wrap(pool, "events", arr);
+}
+
+
+static void
+ngx_matrix_sync_ignore(void *data, redisReply *reply, ngx_uint_t status)
+{
+    (void) data;
+    (void) reply;
+    (void) status;
+}
+
+
 /* {"events": [...]} from the to-device events' JSON */
 
 static mx_json_t *
@@ -554,13 +605,14 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
     sy = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 5) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* nothing new: park, when the client is willing to wait */
-    if (reply->elements == 4 && reply->element[2]->elements == 0
+    if (reply->elements == 5 && reply->element[2]->elements == 0
         && reply->element[3]->elements == 0
+        && reply->element[4]->elements == 0
         && sy->since.len && sy->timeout > 0 && !sy->woken)
     {
         all = reply->element[1];
@@ -613,7 +665,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 4; i < reply->elements; i++) {
+    for (i = 5; i < reply->elements; i++) {
         r = reply->element[i];
 
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 7) {
@@ -701,8 +753,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
                     ngx_matrix_sync_account_data(mr, reply->element[2]))
         != 0
         || mx_json_set(pool, out, "presence",
-                       ngx_matrix_sync_wrap(pool, "events",
-                                            mx_json_array(pool))) != 0
+                       ngx_matrix_sync_presence(mr, reply->element[4])) != 0
         || mx_json_set(pool, out, "to_device",
                        ngx_matrix_sync_todevice(mr, reply->element[3])) != 0
         || mx_json_set(pool, out, "device_one_time_keys_count",
@@ -765,7 +816,7 @@ ngx_matrix_sync(ngx_matrix_req_t *mr)
 {
     ngx_matrix_sync_t   *sy;
     ngx_pool_cleanup_t  *cln;
-    ngx_str_t            since, timeout, full, filter, key;
+    ngx_str_t            since, timeout, full, filter, key, setp;
     ngx_matrix_cmd_t     c;
     u_char              *dec, *p;
     ngx_int_t            ms;
@@ -821,6 +872,30 @@ ngx_matrix_sync(ngx_matrix_req_t *mr)
         && full.len == 4 && ngx_strncmp(full.data, "true", 4) == 0)
     {
         sy->full_state = 1;
+    }
+
+    /* set_presence (online unless said otherwise): the user is here */
+    if (ngx_matrix_arg(mr->r, "set_presence", &setp) != NGX_OK
+        || setp.len == 0)
+    {
+        ngx_str_set(&setp, "online");
+    }
+
+    if (!(setp.len == 11 && ngx_strncmp(setp.data, "unavailable", 11) == 0)
+        && !(setp.len == 7 && ngx_strncmp(setp.data, "offline", 7) == 0)
+        && !(setp.len == 6 && ngx_strncmp(setp.data, "online", 6) == 0))
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "set_presence must"
+                                     " be online, unavailable or offline.");
+    }
+
+    if (!(setp.len == 7 && ngx_strncmp(setp.data, "offline", 7) == 0)
+        && ngx_matrix_presence_cmd(mr, &c, &setp, NULL, 1) == NGX_OK)
+    {
+        /* ahead of mx_sync on the same connection: it sees it */
+        (void) ngx_matrix_redis_command(NULL, ngx_matrix_sync_ignore, NULL,
+                                        c.n, c.v, c.len);
     }
 
     /* filter: a stored filter's ID, or the filter itself as JSON */
