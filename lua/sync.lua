@@ -93,6 +93,25 @@ redis.register_function{
 }
 
 
+-- a room's summary: {joined count, invited count, heroes...} where the
+-- heroes are up to 5 other members (joined or invited), by user ID
+local function summary_of(room, user)
+    local m = redis.call('HGETALL', 'mx:{' .. room .. '}:members')
+    local joined, invited, others = 0, 0, {}
+    for i = 1, #m, 2 do
+        if m[i + 1] == 'join' then joined = joined + 1 end
+        if m[i + 1] == 'invite' then invited = invited + 1 end
+        if m[i] ~= user and (m[i + 1] == 'join' or m[i + 1] == 'invite') then
+            others[#others + 1] = m[i]
+        end
+    end
+    table.sort(others)
+    local out = { joined, invited }
+    for i = 1, math.min(5, #others) do out[#out + 1] = others[i] end
+    return out
+end
+
+
 -- the stripped state an invitee sees of a room
 local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
                    'm.room.avatar', 'm.room.canonical_alias',
@@ -112,8 +131,9 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 --            before the timeline's first event, {state id, pdu, ...},
 --            {timeline id, pdu, ...}, {account data type, content, ...},
 --            and for joined rooms {typing changed (0/1), {user_id, ...},
---            {receipt type, user_id, thread, receipt JSON, ...}}}; for
---            invites the state is the stripped state
+--            {receipt type, user_id, thread, receipt JSON, ...}},
+--            {joined count, invited count, heroes...}}; for invites (and
+--            knocks) the state is the stripped state
 redis.register_function{
     function_name = 'mx_sync',
     callback = function(keys, a)
@@ -203,10 +223,12 @@ redis.register_function{
                     out[#out + 1] = { room, 'join', limited, before, st, tl,
                                       ad[room] or {},
                                       { typing and 1 or 0, typing or {},
-                                        receipts } }
+                                        receipts },
+                                      summary_of(room, user) }
                 end
 
-            elseif m == 'invite' and (not since or mpos > since) then
+            elseif (m == 'invite' or m == 'knock')
+                   and (not since or mpos > since) then
                 local st = {}
                 local pk = rkey(room, 'pdu')
                 for _, t in ipairs(STRIPPED) do
@@ -222,7 +244,7 @@ redis.register_function{
                     st[#st + 1] = id
                     st[#st + 1] = redis.call('HGET', pk, id) or ''
                 end
-                out[#out + 1] = { room, 'invite', 0, 0, st, {}, {} }
+                out[#out + 1] = { room, m, 0, 0, st, {}, {} }
 
             elseif (m == 'leave' or m == 'ban') and since and mpos > since then
                 -- what happened since, up to and including the leave

@@ -554,6 +554,49 @@ ngx_matrix_sync_presence(ngx_matrix_req_t *mr, redisReply *list)
 }
 
 
+/* {"m.joined_member_count", "m.invited_member_count", "m.heroes"} */
+
+static mx_json_t *
+ngx_matrix_sync_summary(ngx_matrix_req_t *mr, redisReply *sum)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *out, *heroes;
+    size_t      i;
+
+    pool = ngx_matrix_pool(mr);
+    out = mx_json_object(pool);
+    heroes = mx_json_array(pool);
+
+    if (out == NULL || heroes == NULL) {
+        return NULL;
+    }
+
+    if (sum == NULL || sum->type != REDIS_REPLY_ARRAY || sum->elements < 2) {
+        return out;
+    }
+
+    for (i = 2; i < sum->elements; i++) {
+        if (mx_json_append(pool, heroes,
+                           mx_json_strn(pool, sum->element[i]->str,
+                                        sum->element[i]->len)) != 0)
+        {
+            return NULL;
+        }
+    }
+
+    if (mx_json_set_int(pool, out, "m.joined_member_count",
+                        sum->element[0]->integer) != 0
+        || mx_json_set_int(pool, out, "m.invited_member_count",
+                           sum->element[1]->integer) != 0
+        || mx_json_set(pool, out, "m.heroes", heroes) != 0)
+    {
+        return NULL;
+    }
+
+    return out;
+}
+
+
 static void
 ngx_matrix_sync_ignore(void *data, redisReply *reply, ngx_uint_t status)
 {
@@ -595,7 +638,9 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_sync_t  *sy;
     mx_pool_t          *pool;
-    mx_json_t          *out, *rooms, *join, *invite, *leave, *room, *tl;
+    mx_json_t          *out, *rooms, *join, *invite, *leave, *knock, *room;
+    mx_json_t          *tl;
+    ngx_uint_t          knocked;
     mx_json_t          *events, *state, *sec;
     redisReply         *r, *all;
     const char         *room_id, *section;
@@ -650,16 +695,17 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
     join = mx_json_object(pool);
     invite = mx_json_object(pool);
     leave = mx_json_object(pool);
+    knock = mx_json_object(pool);
 
     ngx_sprintf(tok, "s%L%Z", (int64_t) reply->element[0]->integer);
 
     if (out == NULL || rooms == NULL || join == NULL || invite == NULL
-        || leave == NULL
+        || leave == NULL || knock == NULL
         || mx_json_set_str(pool, out, "next_batch", (char *) tok) != 0
         || mx_json_set(pool, rooms, "join", join) != 0
         || mx_json_set(pool, rooms, "invite", invite) != 0
         || mx_json_set(pool, rooms, "leave", leave) != 0
-        || mx_json_set(pool, rooms, "knock", mx_json_object(pool)) != 0
+        || mx_json_set(pool, rooms, "knock", knock) != 0
         || mx_json_set(pool, out, "rooms", rooms) != 0)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -690,14 +736,20 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ngx_strcmp(section, "invite") == 0) {
+        if (ngx_strcmp(section, "invite") == 0
+            || ngx_strcmp(section, "knock") == 0)
+        {
+            knocked = section[0] == 'k';
+
             if (ngx_matrix_sync_events(mr, r->element[4], state, room_id, 1,
                                        NULL)
                 != NGX_OK
-                || mx_json_set(pool, room, "invite_state",
+                || mx_json_set(pool, room,
+                               knocked ? "knock_state" : "invite_state",
                                ngx_matrix_sync_wrap(pool, "events", state))
                    != 0
-                || mx_json_set(pool, invite, room_id, room) != 0)
+                || mx_json_set(pool, knocked ? knock : invite, room_id, room)
+                   != 0)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
@@ -737,7 +789,9 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
                 != 0
                 || mx_json_set(pool, room, "unread_notifications",
                                mx_json_object(pool)) != 0
-                || mx_json_set(pool, room, "summary", mx_json_object(pool))
+                || mx_json_set(pool, room, "summary",
+                               ngx_matrix_sync_summary(mr,
+                                   r->elements > 8 ? r->element[8] : NULL))
                    != 0))
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -105,6 +105,8 @@ ok($room->{timeline}{limited}, '30 messages: the timeline is limited');
 is(scalar @{ $room->{timeline}{events} }, 20, 'to 20 events');
 is($room->{timeline}{events}[-1]{content}{body}, 'b30', 'the newest last');
 ok((grep { $_->{type} eq 'm.room.create' } @{ $room->{state}{events} }), 'a newly joined room comes with its state');
+is_deeply($room->{summary}, { 'm.joined_member_count' => 2, 'm.invited_member_count' => 0,
+                              'm.heroes' => ['@alice:localhost'] }, 'and its summary');
 ($status, my $more) = $bob->get("$api/rooms/$r/messages?dir=b&limit=10&from=$room->{timeline}{prev_batch}");
 is($more->{chunk}[0]{content}{body}, 'b10', 'prev_batch continues with /messages, no gap');
 $bnext = $json->{next_batch};
@@ -201,6 +203,20 @@ sleep 0.3;
 is($status, 200, 'a message after parked clients went away: no one to wake, no harm');
 ($status, $json) = $alice->get("$api/sync?since=$anext");
 is($status, 200, 'and sync goes on');
+
+# --- knocking ------------------------------------------------------------------------------------
+
+($status, $json) = $alice->post("$api/createRoom", { name => 'knock here',
+    initial_state => [ { type => 'm.room.join_rules', content => { join_rule => 'knock' } } ] });
+my $kr = $json->{room_id};
+my $eve = client(token => $srv->make_token(user_id => '@eve:localhost'));
+($status, $json) = $eve->get("$api/sync");
+my $enext = $json->{next_batch};
+($status, $json) = $eve->put("$api/rooms/$kr/state/m.room.member/\@eve:localhost", { membership => 'knock' });
+is($status, 200, 'eve knocks');
+($status, $json) = $eve->get("$api/sync?since=$enext");
+my %ks = map { $_->{type} => $_ } @{ $json->{rooms}{knock}{$kr}{knock_state}{events} // [] };
+ok($ks{'m.room.name'} && $ks{'m.room.member'}, 'the room is under rooms.knock with its stripped state');
 
 # --- refusals ---------------------------------------------------------------------------------
 
