@@ -6,7 +6,7 @@
 # and prints its own figures.
 #
 # BENCH_SECS (default 10) is the length of each wrk run, BENCH_CONNS (64) the
-# connections, BENCH_ONLY a list of sections ("http login rooms core").
+# connections, BENCH_ONLY a list of sections ("http login rooms sync core").
 
 set -u
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ export MATRIX_BUILD=$build
 
 secs=${BENCH_SECS:-10}
 conns=${BENCH_CONNS:-64}
-only=${BENCH_ONLY:-http login rooms core}
+only=${BENCH_ONLY:-http login rooms sync core}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)"; exit 1; }
 
@@ -234,6 +234,12 @@ run_wrk_script() {
          "$(ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")"
 }
 
+sync_bench() {
+    echo
+    ( ulimit -n 8192 2>/dev/null; perl scripts/bench-sync.pl "$base" "$data/run/redis.sock" ) \
+        || echo "bench: sync failed"
+}
+
 core_bench() {
     local b
     for b in "$build"/bench/*; do
@@ -245,7 +251,7 @@ core_bench() {
 }
 
 case " $only " in
-    *" http "*|*" login "*|*" rooms "*) server_start ;;
+    *" http "*|*" login "*|*" rooms "*|*" sync "*) server_start ;;
 esac
 
 for s in $only; do
@@ -253,11 +259,12 @@ for s in $only; do
         http) http_bench ;;
         login) login_bench ;;
         rooms) rooms_bench ;;
+        sync) sync_bench ;;
     esac
 done
 
 case " $only " in
-    *" http "*|*" login "*|*" rooms "*) server_stop ;;
+    *" http "*|*" login "*|*" rooms "*|*" sync "*) server_stop ;;
 esac
 
 case " $only " in

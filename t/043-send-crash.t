@@ -125,9 +125,11 @@ is($bodies, $SENDERS * $EACH, 'every send is in the room once');
 
 ok(wait_for(sub { $srv->redis_cmd('XLEN', 'mx:output') < 100 }, 10),
    'the output log is trimmed once every group has its entries');
-my $input_len = 0;
-$input_len += $srv->redis_cmd('XLEN', "mx:input:$_") // 0 for 0 .. 3;
-ok($input_len < 100, "so are the input shards ($input_len entries left)");
+my $input_len;
+ok(wait_for(sub { $input_len = 0;
+                  $input_len += $srv->redis_cmd('XLEN', "mx:input:$_") // 0 for 0 .. 3;
+                  $input_len < 100 }, 10),
+   'so are the input shards') or diag "$input_len entries left";
 
 $srv->redis_cmd('XGROUP', 'CREATE', 'mx:output', 'laggard', '$');
 for my $i (1 .. 30) {
