@@ -255,7 +255,10 @@ redis.register_function{
             redis.call('HSET', keys[1], 'active_ts', a[4])
         end
         if changed then
-            redis.call('HSET', keys[1], 'pos', redis.call('INCR', 'mx:stream'))
+            local pos = redis.call('INCR', 'mx:stream')
+            redis.call('HSET', keys[1], 'pos', pos)
+            -- who changed when, for incremental syncs to look up cheaply
+            redis.call('ZADD', 'mx:presence', pos, a[1])
             local rooms = redis.call('HGETALL', 'mx:{' .. a[1] .. '}:rooms')
             for i = 1, #rooms, 2 do
                 if string.sub(rooms[i + 1], 1, 5) == 'join ' then
@@ -309,6 +312,21 @@ redis.register_function{
 -- active_ts or '', ...}
 local function presence_of(user, since)
     local seen, out = {}, {}
+    if since then
+        -- only those who changed since: few, whatever the rooms' size
+        for _, u in ipairs(redis.call('ZRANGEBYSCORE', 'mx:presence',
+                                      '(' .. since, '+inf')) do
+            if share_room(user, u) then
+                local p = redis.call('HMGET', 'mx:{' .. u .. '}:presence',
+                                     'presence', 'status_msg', 'active_ts')
+                out[#out + 1] = u
+                out[#out + 1] = p[1] or 'offline'
+                out[#out + 1] = p[2] or ''
+                out[#out + 1] = p[3] or ''
+            end
+        end
+        return out
+    end
     local rooms = redis.call('HGETALL', 'mx:{' .. user .. '}:rooms')
     for i = 1, #rooms, 2 do
         if string.sub(rooms[i + 1], 1, 5) == 'join ' then
