@@ -220,11 +220,22 @@ redis.register_function{
                    or #receipts > 0 then
                     local st = {}
                     if fresh or full or limited == 1 then state_of(room, st) end
+                    -- the summary when it may have changed: a new room,
+                    -- or member events in the timeline (it costs a read
+                    -- of every member, which a busy room's syncs skip)
+                    local summary = {}
+                    local members = fresh or full
+                    for k = 2, #tl, 2 do
+                        if members then break end
+                        members = string.find(tl[k], '"m.room.member"', 1,
+                                              true) ~= nil
+                    end
+                    if members then summary = summary_of(room, user) end
                     out[#out + 1] = { room, 'join', limited, before, st, tl,
                                       ad[room] or {},
                                       { typing and 1 or 0, typing or {},
                                         receipts },
-                                      summary_of(room, user) }
+                                      summary }
                 end
 
             elseif (m == 'invite' or m == 'knock')
