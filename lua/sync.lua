@@ -185,10 +185,22 @@ redis.register_function{
             local limited = #ids / 2 > limit and 1 or 0
             local list, first = {}, nil
             local n = math.min(#ids / 2, limit)
+            -- a member since before an event sees it: the history rules
+            -- only need asking about events older than the user's join
+            local joined_at
+            if current == 'join' then
+                local last = redis.call('ZREVRANGE',
+                                        rkey(room, 'mhist:' .. user), 0, 0,
+                                        'WITHSCORES')
+                if last[1] and string.match(last[1], '^%d+ join') then
+                    joined_at = tonumber(last[2])
+                end
+            end
             for i = n, 1, -1 do
                 local id, pos = ids[2 * i - 1], tonumber(ids[2 * i])
                 local pdu = redis.call('HGET', pk, id) or ''
-                if event_visible(room, user, pos, pdu, current) then
+                if (joined_at and pos > joined_at)
+                   or event_visible(room, user, pos, pdu, current) then
                     list[#list + 1] = id
                     list[#list + 1] = pdu
                 end
