@@ -134,17 +134,31 @@ sub running {
 # a well-formed unknown token is only refused after asking Redis
 sub wait_ready {
     my ($self, $timeout) = @_;
-    my $http = HTTP::Tiny->new(timeout => 2);
     my $until = time + $timeout;
     my $probe = 'mxa_' . b64url('@probe:localhost') . '_' . ('A' x 43);
-    my $r;
+    my ($r, $ok);
 
+    # every worker must answer from Redis (401 for an unknown token, not
+    # 503): several answers in a row, each on a new connection, so that
+    # the workers' turns come up
+    $ok = 0;
     while (time < $until) {
         croak "mx-run exited:\n" . $self->launcher_log unless $self->running;
 
+        my $http = HTTP::Tiny->new(timeout => 2, keep_alive => 0);
         $r = $http->get($self->url . '/_matrix/client/v3/account/whoami',
                         { headers => { Authorization => "Bearer $probe" } });
-        return 1 if $r->{status} == 401;
+
+        if ($r->{status} == 401 && ++$ok >= 4 * $self->{workers}) {
+            # and every worker hears its reply channel
+            my $ch = eval { $self->redis_cmd('PUBSUB', 'CHANNELS', 'mx:w:*') };
+            return 1 if ref $ch eq 'ARRAY' && @$ch >= $self->{workers};
+            $ok = 0;
+        }
+
+        next if $r->{status} == 401;
+
+        $ok = 0;
         sleep 0.1;
     }
 
