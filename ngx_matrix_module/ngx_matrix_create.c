@@ -445,39 +445,17 @@ ngx_matrix_create_profile(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_send_t    *s;
     ngx_matrix_create_t  *cr;
-    mx_pool_t            *pool;
-    mx_json_t            *v;
-    mx_json_error_t       err;
-    redisReply           *k, *val;
-    size_t                i;
 
     s = mr->data;
     cr = s->data;
-    pool = ngx_matrix_pool(mr);
 
-    cr->join = ngx_matrix_create_obj1(pool, "membership", "join");
-    if (cr->join == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    cr->join = ngx_matrix_create_obj1(ngx_matrix_pool(mr), "membership",
+                                      "join");
 
-    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
-         i += 2)
+    if (cr->join == NULL
+        || ngx_matrix_profile_member(mr, reply, cr->join) != NGX_OK)
     {
-        k = reply->element[i];
-        val = reply->element[i + 1];
-
-        if (ngx_strcmp(k->str, "displayname") != 0
-            && ngx_strcmp(k->str, "avatar_url") != 0)
-        {
-            continue;
-        }
-
-        v = mx_json_parse(pool, val->str, val->len, &err);
-        if (v != NULL && v->type == MX_JSON_STRING
-            && mx_json_set(pool, cr->join, k->str, v) != 0)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_matrix_create_chain(mr);

@@ -122,34 +122,11 @@ static ngx_int_t
 ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_send_t  *s;
-    mx_pool_t          *pool;
-    mx_json_t          *v;
-    mx_json_error_t     err;
-    redisReply         *k, *val;
-    size_t              i;
 
     s = mr->data;
-    pool = ngx_matrix_pool(mr);
 
-    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
-         i += 2)
-    {
-        k = reply->element[i];
-        val = reply->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING
-            || (ngx_strcmp(k->str, "displayname") != 0
-                && ngx_strcmp(k->str, "avatar_url") != 0))
-        {
-            continue;
-        }
-
-        v = mx_json_parse(pool, val->str, val->len, &err);
-        if (v != NULL && v->type == MX_JSON_STRING
-            && mx_json_set(pool, s->content, k->str, v) != 0)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (ngx_matrix_profile_member(mr, reply, s->content) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_matrix_send_start(mr);

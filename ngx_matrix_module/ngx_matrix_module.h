@@ -348,6 +348,8 @@ mx_json_t *ngx_matrix_presence_content(mx_pool_t *pool, const char *presence,
 
 /* ngx_matrix_profile_rooms.c */
 ngx_int_t ngx_matrix_profile_propagate(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_profile_member(ngx_matrix_req_t *mr, redisReply *reply,
+    mx_json_t *content);
 
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);

@@ -62,27 +62,23 @@ ngx_matrix_profile_propagate(ngx_matrix_req_t *mr)
 }
 
 
-/* the profile is read: now the rooms */
+/*
+ * What member events carry of a profile: displayname and avatar_url of an
+ * mx_profile_get reply ({field, JSON value, ...}) set in content.  Also
+ * used by createRoom's and /join's member events.
+ */
 
-static ngx_int_t
-ngx_matrix_propagate_profile(ngx_matrix_req_t *mr, redisReply *reply)
+ngx_int_t
+ngx_matrix_profile_member(ngx_matrix_req_t *mr, redisReply *reply,
+    mx_json_t *content)
 {
-    ngx_matrix_send_t       *s;
-    ngx_matrix_propagate_t  *pp;
-    mx_pool_t               *pool;
-    mx_json_t               *v;
-    mx_json_error_t          err;
-    redisReply              *k, *val;
-    size_t                   i;
+    mx_pool_t        *pool;
+    mx_json_t        *v;
+    mx_json_error_t   err;
+    redisReply       *k, *val;
+    size_t            i;
 
-    s = mr->data;
-    pp = s->data;
     pool = ngx_matrix_pool(mr);
-
-    pp->profile = mx_json_object(pool);
-    if (pp->profile == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
          i += 2)
@@ -90,18 +86,42 @@ ngx_matrix_propagate_profile(ngx_matrix_req_t *mr, redisReply *reply)
         k = reply->element[i];
         val = reply->element[i + 1];
 
-        if (ngx_strcmp(k->str, "displayname") != 0
-            && ngx_strcmp(k->str, "avatar_url") != 0)
+        if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING
+            || (ngx_strcmp(k->str, "displayname") != 0
+                && ngx_strcmp(k->str, "avatar_url") != 0))
         {
             continue;
         }
 
         v = mx_json_parse(pool, val->str, val->len, &err);
         if (v != NULL && v->type == MX_JSON_STRING
-            && mx_json_set(pool, pp->profile, k->str, v) != 0)
+            && mx_json_set(pool, content, k->str, v) != 0)
         {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the profile is read: now the rooms */
+
+static ngx_int_t
+ngx_matrix_propagate_profile(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t       *s;
+    ngx_matrix_propagate_t  *pp;
+
+    s = mr->data;
+    pp = s->data;
+
+    pp->profile = mx_json_object(ngx_matrix_pool(mr));
+
+    if (pp->profile == NULL
+        || ngx_matrix_profile_member(mr, reply, pp->profile) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return NGX_OK;
