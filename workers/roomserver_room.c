@@ -104,16 +104,26 @@ rs_ids_copy(mx_pool_t *pool, rs_ids_t *ids)
 {
     rs_ids_t  *c;
     size_t     i;
+    char      *key;
 
     c = rs_ids_new(pool, ids->map.n);
     if (c == NULL) {
         return NULL;
     }
 
+    /*
+     * The keys are copied: a state resolved for one event lives in that
+     * event's pool, and the copy may become the room's current state.
+     */
     for (i = 0; i < ids->map.cap; i++) {
-        if (ids->map.slots[i].key
-            && mx_idmap_put(&c->map, ids->map.slots[i].key,
-                            ids->map.slots[i].value) != 0)
+        if (ids->map.slots[i].key == NULL) {
+            continue;
+        }
+
+        key = mx_pstrndup(pool, ids->map.slots[i].key,
+                          strlen(ids->map.slots[i].key));
+        if (key == NULL
+            || mx_idmap_put(&c->map, key, ids->map.slots[i].value) != 0)
         {
             return NULL;
         }
