@@ -31,20 +31,24 @@ local function rkey(room, suffix)
 end
 
 
--- mx_room_store: store one event the roomserver has decided on
+-- mx_room_store: store one event the roomserver has decided on, and append
+-- its entry to the output log unless it was rejected
 --   KEYS[1]  mx:{<room_id>}:room
+--   KEYS[2]  mx:output
 --   ARGV     room_id, event_id, pdu, depth, flags ('-' or letters),
 --            sg after the event ('' = new group as given below,
 --            else a number), new group: parent ('' = snapshot),
 --            chain count, entries as "k1\31v1\30k2\31v2..." (key
 --            "<type>\31<state_key>"; value '' for gone),
 --            current state changes in the same form ('' for none),
---            new forward extremities, "\30"-separated ('' = keep),
+--            the forward extremities' change, "\30"-separated: the
+--            event that joins them, then those it replaces ('' = none),
 --            version (set on the first event), redacts ('' or event_id),
 --            cur_sg: '=' this event's group is now the current state's,
---            a number, or '' to leave it
---   reply:   {pos, sg} of the stored event; an event stored before gives
---            its old {pos, sg} and changes nothing
+--            a number, or '' to leave it; then for the output entry:
+--            origin, reply, req ('' for none)
+--   reply:   {pos, sg, 0} of the stored event; an event stored before
+--            gives {its old pos, its old sg, 1} and changes nothing
 redis.register_function{
     function_name = 'mx_room_store',
     callback = function(keys, a)
@@ -53,7 +57,7 @@ redis.register_function{
         local old = redis.call('HGET', meta, id)
         if old then
             local pos, sg = string.match(old, '^(%d+) (%d+)')
-            return { tonumber(pos), tonumber(sg) }
+            return { tonumber(pos), tonumber(sg), 1 }
         end
 
         if a[12] ~= '' then
@@ -80,9 +84,32 @@ redis.register_function{
         redis.call('HSET', rkey(room, 'pdu'), id, a[3])
         redis.call('HSET', meta, id, pos .. ' ' .. sg .. ' ' .. a[4] .. ' ' .. a[5])
 
-        if string.find(a[5], 'r', 1, true) or string.find(a[5], 'o', 1, true) then
-            -- rejected and outliers change nothing else
-            return { pos, tonumber(sg) }
+        -- the output entry: the syncer's and the fedsender's, which carries
+        -- where to answer the sender
+        local function output()
+            local f = { 'kind', 'event', 'room', room, 'event_id', id,
+                        'pos', pos, 'changes', a[10], 'event', a[3] }
+            if a[15] ~= '' then
+                f[#f + 1] = 'origin'
+                f[#f + 1] = a[15]
+            end
+            if a[16] ~= '' then
+                f[#f + 1] = 'reply'
+                f[#f + 1] = a[16]
+                f[#f + 1] = 'req'
+                f[#f + 1] = a[17]
+            end
+            -- no MAXLEN: the consumers trim what every group has read, so
+            -- a consumer that is down loses nothing
+            redis.call('XADD', keys[2], '*', unpack(f))
+            return { pos, tonumber(sg), 0 }
+        end
+
+        if string.find(a[5], 'r', 1, true) then
+            return { pos, tonumber(sg), 0 }   -- rejected: nothing else
+        end
+        if string.find(a[5], 'o', 1, true) then
+            return output()                  -- an outlier changes nothing
         end
 
         if depth > tonumber(redis.call('HGET', keys[1], 'depth') or '0') then
@@ -131,9 +158,10 @@ redis.register_function{
 
         if a[11] ~= '' then
             local ek = rkey(room, 'extrem')
-            redis.call('DEL', ek)
+            local first = true
             for e in string.gmatch(a[11], '[^\30]+') do
-                redis.call('SADD', ek, e)
+                redis.call(first and 'SADD' or 'SREM', ek, e)
+                first = false
             end
         end
 
@@ -141,7 +169,7 @@ redis.register_function{
             redis.call('HSETNX', rkey(room, 'redactions'), a[13], id)
         end
 
-        return { pos, tonumber(sg) }
+        return output()
     end
 }
 

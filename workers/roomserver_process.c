@@ -16,8 +16,9 @@
  *   the state), the new forward extremities, the new current state and
  *   what changed in it
  *        │
- *   mx_room_store (one atomic call), then an entry in mx:output with the
- *   event and the change of current state, which carries the reply address
+ *   mx_room_store: one atomic call that stores it and appends its entry to
+ *   mx:output with the event and the change of current state, which
+ *   carries the reply address
  *   on to the syncer: the client hears "accepted" once the event is
  *   visible to /sync as well.
  *
@@ -459,7 +460,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
 {
     const char              *room_id, *event_id, *pdu, *version, *origin;
-    size_t                   pdu_len, len;
+    size_t                   pdu_len;
     rs_room_t               *room;
     rs_event_t              *re, *old;
     mx_pool_t               *pool;
@@ -469,13 +470,16 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reason;
     int64_t                  sg_before;
     int                      failed, rc, is_state, local, sole, snapshot;
+    int                      fresh;
     int                      resolved;
     int64_t                  chain_n;
     size_t                   i, k, n;
     rs_buf_t                 group = { NULL, 0, 0 }, changes = { NULL, 0, 0 };
     rs_buf_t                 extrem = { NULL, 0, 0 };
-    const char              *argv[20];
-    size_t                   lens[20];
+    const char              *argv[24];
+    size_t                   lens[24];
+    const char              *reply, *req;
+    size_t                   rlen, qlen, olen;
     char                     key[600], depth[32], sgs[32], parent[32];
     char                     count[32], flags[8];
     redisReply              *r;
@@ -489,8 +493,8 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     event_id = mxw_entry_get(e, "event_id", NULL);
     pdu = mxw_entry_get(e, "event", &pdu_len);
     version = mxw_entry_get(e, "version", NULL);
-    origin = mxw_entry_get(e, "origin", &len);
-    local = origin == NULL || (len == 5 && memcmp(origin, "local", 5) == 0);
+    origin = mxw_entry_get(e, "origin", &olen);
+    local = origin == NULL || (olen == 5 && memcmp(origin, "local", 5) == 0);
 
     if (room_id == NULL || event_id == NULL || pdu == NULL) {
         snprintf(why, why_len, "an event entry needs room, event_id and"
@@ -508,9 +512,15 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         return MXW_REJECT;
     }
 
-    /* stored before: the same answer again */
+    /*
+     * Stored before: the same answer again.  A local event on its first
+     * delivery was built a moment ago and cannot be stored yet; that saves
+     * a round trip, and mx_room_store tells when the guess was wrong.
+     */
     failed = 0;
-    old = rs_event_get(w, room, event_id, &failed);
+    fresh = local && e->deliveries == 1;
+    old = fresh ? mx_idmap_get(&room->events, event_id)
+                : rs_event_get(w, room, event_id, &failed);
     if (failed) {
         return MXW_RETRY;
     }
@@ -857,59 +867,95 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
             goto done;
         }
 
-        for (k = 0; k < new_n; k++) {
-            if (rs_buf_add(&extrem, new_extrem[k], strlen(new_extrem[k]))
-                || (k + 1 < new_n && rs_buf_add(&extrem, "\036", 1)))
+        /* stored as a change: the event in, the extremities it follows
+         * out (the set stays as wide as the room's forks, which a busy room
+         * keeps narrow, and the call costs the event's prev_events) */
+        if (rs_buf_add(&extrem, re->ev->event_id, strlen(re->ev->event_id))
+            != 0)
+        {
+            goto done;
+        }
+
+        for (k = 0; k < room->nextrem; k++) {
+            for (i = 0; i < re->ev->n_prev; i++) {
+                if (strcmp(room->extrem[k], re->ev->prev_events[i]) == 0) {
+                    break;
+                }
+            }
+
+            if (i < re->ev->n_prev
+                && (rs_buf_add(&extrem, "\036", 1)
+                    || rs_buf_add(&extrem, room->extrem[k],
+                                  strlen(room->extrem[k]))))
             {
                 goto done;
             }
         }
     }
 
-    /* store it, in one call */
+    /* store it and append its output entry, in one call */
     snprintf(key, sizeof(key), "mx:{%s}:room", room->room_id);
     snprintf(depth, sizeof(depth), "%lld", (long long) re->ev->depth);
 
     argv[0] = "FCALL";
     argv[1] = "mx_room_store";
-    argv[2] = "1";
+    argv[2] = "2";
     argv[3] = key;
-    argv[4] = room->room_id;
-    argv[5] = event_id;
-    argv[6] = pdu;
-    argv[7] = depth;
-    argv[8] = rs_flags(re->flags, flags);
-    argv[9] = sgs;
-    argv[10] = snapshot ? "" : parent;
-    argv[11] = count;
-    argv[12] = group.p ? group.p : "";
-    argv[13] = changes.p ? changes.p : "";
-    argv[14] = extrem.p ? extrem.p : "";
-    argv[15] = version && re->ev->n_prev == 0 ? version : "";
-    argv[16] = re->ev->redacts && !(re->flags & RS_F_REJECTED)
+    argv[4] = "mx:output";
+    argv[5] = room->room_id;
+    argv[6] = event_id;
+    argv[7] = pdu;
+    argv[8] = depth;
+    argv[9] = rs_flags(re->flags, flags);
+    argv[10] = sgs;
+    argv[11] = snapshot ? "" : parent;
+    argv[12] = count;
+    argv[13] = group.p ? group.p : "";
+    argv[14] = changes.p ? changes.p : "";
+    argv[15] = extrem.p ? extrem.p : "";
+    argv[16] = version && re->ev->n_prev == 0 ? version : "";
+    argv[17] = re->ev->redacts && !(re->flags & RS_F_REJECTED)
                && strcmp(re->ev->type, "m.room.redaction") == 0
                ? re->ev->redacts : "";
 
     /* the group of the new current state: this event's, or none (-1) for
      * a state resolved over several extremities */
-    argv[17] = !(re->flags & (RS_F_REJECTED | RS_F_SOFT)) && sole
+    argv[18] = !(re->flags & (RS_F_REJECTED | RS_F_SOFT)) && sole
                && (changes.len || room->cur_sg != sg_before) ? "="
                : resolved ? "-1" : "";
 
-    for (i = 0; i < 18; i++) {
+    for (i = 0; i < 19; i++) {
         lens[i] = strlen(argv[i]);
     }
-    lens[6] = pdu_len;
+    lens[7] = pdu_len;
 
-    r = mxw_commandv(w, 18, argv, lens);
+    /* what the output entry carries on: where to answer */
+    reply = mxw_entry_get(e, "reply", &rlen);
+    req = mxw_entry_get(e, "req", &qlen);
+    argv[19] = origin ? origin : "";
+    lens[19] = origin ? olen : 0;
+    argv[20] = reply && req ? reply : "";
+    lens[20] = reply && req ? rlen : 0;
+    argv[21] = reply && req ? req : "";
+    lens[21] = reply && req ? qlen : 0;
+
+    r = mxw_commandv(w, 22, argv, lens);
     if (r == NULL) {
         goto done;
     }
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         snprintf(why, why_len, "mx_room_store: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
+        goto done;
+    }
+
+    if (r->element[2]->integer) {
+        /* stored before after all: start again from what Redis has, and
+         * answer as for any event seen twice */
+        freeReplyObject(r);
+        snprintf(why, why_len, "%s was stored before", event_id);
         goto done;
     }
 
@@ -936,7 +982,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         room->current = current;
 
         if (room) {
-            if (argv[17][0] == '=') {
+            if (argv[18][0] == '=') {
                 room->cur_sg = re->sg;
                 room->cur_n = snapshot ? 0 : chain_n;
             } else if (resolved) {
@@ -946,10 +992,6 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
             room->extrem = new_extrem;
             room->nextrem = new_n;
         }
-    }
-
-    if (room && rs_output(w, e, room, re, changes.p ? changes.p : "") != 0) {
-        goto done;
     }
 
     result = MXW_DONE;
