@@ -681,6 +681,13 @@ ngx_matrix_req_reply(void *data, redisReply *reply, ngx_uint_t status)
 
     mr->cmd = NULL;
 
+    if (mr->failed
+        && (status != NGX_MATRIX_REDIS_OK || reply->type == REDIS_REPLY_ERROR))
+    {
+        mr->failed(mr);
+        mr->failed = NULL;
+    }
+
     if (status == NGX_MATRIX_REDIS_TIMEOUT) {
         rc = ngx_matrix_send_error(mr->r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "M_UNKNOWN", "The store did not answer in"

@@ -135,6 +135,8 @@ struct ngx_matrix_req_s {
     unsigned                   async:1;       /* ends with _finish() */
     ngx_matrix_redis_cmd_t    *cmd;           /* in flight, for cancel */
     ngx_matrix_reply_pt        next;          /* continue with the reply */
+    void                     (*failed)(ngx_matrix_req_t *mr);
+                                              /* told when a command fails */
 };
 
 

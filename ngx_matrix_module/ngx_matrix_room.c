@@ -46,6 +46,7 @@ static ngx_int_t ngx_matrix_send_prepared(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_send_submitted(ngx_matrix_req_t *mr,
     redisReply *reply);
+static void ngx_matrix_send_failed(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_send_verdict(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 
@@ -426,6 +427,8 @@ ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
         }
     }
 
+    ngx_matrix_lane_apply(mr, s);
+
     return ngx_matrix_send_build(mr);
 }
 
@@ -525,6 +528,8 @@ ngx_matrix_send_build(ngx_matrix_req_t *mr)
     }
 
     s->ids[s->n++] = id;
+
+    ngx_matrix_lane_built(s, view);
 
     /* the next event of a chain (createRoom) goes on top of this one */
     s->last = view;
@@ -647,7 +652,22 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    mr->failed = ngx_matrix_send_failed;
+
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_send_submitted);
+}
+
+
+/* the append may not have happened: the room's lane ends here */
+
+static void
+ngx_matrix_send_failed(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+
+    s = mr->data;
+
+    ngx_matrix_lane_close(s->room_id);
 }
 
 
@@ -659,6 +679,7 @@ ngx_matrix_send_submitted(ngx_matrix_req_t *mr, redisReply *reply)
     (void) reply;
 
     s = mr->data;
+    mr->failed = NULL;
 
     if (s->nowait) {
         return s->done(mr, s->ids[s->n - 1], ngx_strlen(s->ids[s->n - 1]));
@@ -690,6 +711,12 @@ ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
         mr->cmd = NULL;
     }
 
+    mr->failed = NULL;
+
+    if (answer == NULL) {
+        ngx_matrix_lane_close(s->room_id);
+    }
+
     if (answer == NULL && s->quiet) {
         return s->done(mr, NULL, 0);
     }
@@ -705,6 +732,11 @@ ngx_matrix_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
     v = mx_json_parse(pool, (char *) answer->data, answer->len, &err);
 
     id = mx_json_get_str(v, "event_id", &id_len);
+
+    if (id == NULL) {
+        /* refused: the events built on it may be too */
+        ngx_matrix_lane_close(s->room_id);
+    }
 
     if (id == NULL && s->quiet) {
         return s->done(mr, NULL, 0);

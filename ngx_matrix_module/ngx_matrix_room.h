@@ -61,4 +61,9 @@ const mx_auth_event_t *ngx_matrix_room_event(ngx_matrix_req_t *mr,
     const mx_room_version_t *rv, const char *id, size_t id_len,
     const char *pdu, size_t pdu_len);
 
+/* ngx_matrix_lane.c */
+void ngx_matrix_lane_apply(ngx_matrix_req_t *mr, ngx_matrix_send_t *s);
+void ngx_matrix_lane_built(ngx_matrix_send_t *s, const mx_auth_event_t *ev);
+void ngx_matrix_lane_close(const char *room_id);
+
 #endif /* NGX_MATRIX_ROOM_H_INCLUDED_ */
