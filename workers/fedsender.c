@@ -59,6 +59,11 @@ main(int argc, char **argv)
     cs.handler = mxw_dispatch;
     cs.data = kinds;
 
+    /* a few milliseconds on the way to another server matter little; a
+     * read per event of a busy server would cost Redis a read per event */
+    cs.batch = 256;
+    cs.gather_ms = 5;
+
     mxw_info(&w, "consuming mx:output as %s", consumer);
 
     if (mxw_connect(&w) != 0) {

@@ -143,6 +143,8 @@ typedef struct {
     int              max_deliveries;  /* dead-letter beyond, default 5 */
     int              claim_idle_ms;   /* claim others' entries idle this */
     int              claim_every_ms;  /* how often to look, default 5000 */
+    int              gather_ms;       /* after a short read, let entries
+                                         gather this long (0: none) */
 } mxw_consumer_t;
 
 /* runs until w->stop; 0 on a clean stop */

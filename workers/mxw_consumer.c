@@ -828,6 +828,17 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
 
         backoff = 100;
 
+        /*
+         * A consumer that may lag a little reads less often and more at a
+         * time: each read and acknowledgement costs Redis as much as the
+         * entries it carries.
+         */
+        if (!history && cs->gather_ms > 0 && count > 0
+            && count < (size_t) cs->batch)
+        {
+            mxw_sleep_ms(w, cs->gather_ms);
+        }
+
         if (history && count == 0) {
             history = 0;        /* own backlog done: on to new entries */
         }
