@@ -36,7 +36,7 @@ end
 --   KEYS[1]  mx:{<room_id>}:room
 --   KEYS[2]  mx:output
 --   ARGV     room_id, event_id, pdu, depth, flags ('-' or letters),
---            sg after the event ('' = new group as given below,
+--            sg after the event ('+<n>' = new group n as given below,
 --            else a number), new group: parent ('' = snapshot),
 --            chain count, entries as "k1\31v1\30k2\31v2..." (key
 --            "<type>\31<state_key>"; value '' for gone),
@@ -46,7 +46,9 @@ end
 --            version (set on the first event), redacts ('' or event_id),
 --            cur_sg: '=' this event's group is now the current state's,
 --            a number, or '' to leave it; then for the output entry:
---            origin, reply, req ('' for none)
+--            origin, reply, req ('' for none); then the event's position
+--            in the room (the roomserver, the only writer, numbers
+--            positions and groups, so it need not wait for this reply)
 --   reply:   {pos, sg, 0} of the stored event; an event stored before
 --            gives {its old pos, its old sg, 1} and changes nothing
 redis.register_function{
@@ -65,8 +67,9 @@ redis.register_function{
         end
 
         local sg = a[6]
-        if sg == '' then
-            sg = tostring(redis.call('HINCRBY', keys[1], 'sg', 1))
+        if string.sub(sg, 1, 1) == '+' then
+            sg = string.sub(sg, 2)
+            redis.call('HSET', keys[1], 'sg', sg)
             local gk = rkey(room, 'sg:' .. sg)
             if a[7] ~= '' then
                 redis.call('HSET', gk, '\0p', a[7], '\0n', a[8])
@@ -79,7 +82,8 @@ redis.register_function{
             end
         end
 
-        local pos = redis.call('HINCRBY', keys[1], 'pos', 1)
+        local pos = tonumber(a[18])
+        redis.call('HSET', keys[1], 'pos', pos)
         local depth = tonumber(a[4])
         redis.call('HSET', rkey(room, 'pdu'), id, a[3])
         redis.call('HSET', meta, id, pos .. ' ' .. sg .. ' ' .. a[4] .. ' ' .. a[5])
@@ -178,11 +182,12 @@ redis.register_function{
 --   KEYS[1]  mx:{<room_id>}:room
 --   ARGV     room_id
 --   reply:   {version|'', pos, cur_sg, depth, {extremity ids},
---            {state keys and event ids, flat}, entries down cur_sg's chain}
+--            {state keys and event ids, flat}, entries down cur_sg's chain,
+--            the last state group's number}
 redis.register_function{
     function_name = 'mx_room_head',
     callback = function(keys, a)
-        local r = redis.call('HMGET', keys[1], 'version', 'pos', 'cur_sg', 'depth')
+        local r = redis.call('HMGET', keys[1], 'version', 'pos', 'cur_sg', 'depth', 'sg')
         local cur = tonumber(r[3] or '0')
         local n = 0
         if cur > 0 then
@@ -191,7 +196,8 @@ redis.register_function{
         return { r[1] or '', tonumber(r[2] or '0'), cur,
                  tonumber(r[4] or '0'),
                  redis.call('SMEMBERS', rkey(a[1], 'extrem')),
-                 redis.call('HGETALL', rkey(a[1], 'state')), n }
+                 redis.call('HGETALL', rkey(a[1], 'state')), n,
+                 tonumber(r[5] or '0') }
     end,
     flags = { 'no-writes' }
 }

@@ -51,10 +51,18 @@ typedef struct {
 } mxw_config_t;
 
 
+/* the check of a pipelined command's reply: 0 when it did its work */
+typedef int (*mxw_check_pt)(redisReply *reply);
+
+#define MXW_PIPELINE_MAX  1024
+
 typedef struct {
     const char             *prog;
     mxw_config_t            cf;
     redisContext           *redis;
+    int                     npending;     /* appended, replies not read */
+    int                     failed;       /* one of them failed */
+    mxw_check_pt            pending[MXW_PIPELINE_MAX];
     volatile sig_atomic_t   stop;
     int                     connects;     /* successful connects so far */
     int                     tries;        /* give up after: 0 = never */
@@ -99,6 +107,19 @@ void mxw_disconnect(mxw_t *w);
 redisReply *mxw_command(mxw_t *w, const char *fmt, ...);
 redisReply *mxw_commandv(mxw_t *w, int argc, const char **argv,
     const size_t *argvlen);
+
+/*
+ * Pipelining.  mxw_append() queues a command whose reply nobody waits for:
+ * it leaves with the next command (or mxw_drain()), and its reply is read
+ * then and given to check (NULL: any reply will do).  mxw_drain() reads
+ * every queued reply; it returns -1, once, when a check failed, an error
+ * came back or the connection was lost since the last drain.  A
+ * consumer's handler may append; the loop drains before it acknowledges
+ * the batch and takes the batch again when the drain fails.
+ */
+int mxw_append(mxw_t *w, mxw_check_pt check, int argc, const char **argv,
+    const size_t *argvlen);
+int mxw_drain(mxw_t *w);
 /* load the function library if Redis does not have this version */
 int mxw_functions_ensure(mxw_t *w, int *loaded);
 
@@ -145,6 +166,9 @@ typedef struct {
     int              claim_every_ms;  /* how often to look, default 5000 */
     int              gather_ms;       /* after a short read, let entries
                                          gather this long (0: none) */
+    void           (*failed)(mxw_t *w, void *data);
+                                      /* a batch's pipelined commands
+                                         failed: it will come again */
 } mxw_consumer_t;
 
 /* runs until w->stop; 0 on a clean stop */

@@ -167,8 +167,26 @@ mxw_ack_flush(mxw_loop_t *lp)
     const char   **argv;
     size_t        *lens, i, k;
     int            argc, rc;
-    redisReply    *r;
     const char    *stream;
+
+    /*
+     * The commands the handlers pipelined first: when one failed, nothing
+     * of the batch is acknowledged, and it is delivered again.
+     */
+    if (mxw_drain(lp->w) != 0) {
+        for (i = 0; i < lp->nacks; i++) {
+            free(lp->ack_id[i]);
+        }
+        lp->nacks = 0;
+
+        mxw_warn(lp->w, "a pipelined command failed: the batch comes again");
+
+        if (lp->cs->failed) {
+            lp->cs->failed(lp->w, lp->cs->data);
+        }
+
+        return -1;
+    }
 
     if (lp->nacks == 0) {
         return 0;
@@ -200,12 +218,11 @@ mxw_ack_flush(mxw_loop_t *lp)
             lens[k] = strlen(argv[k]);
         }
 
-        r = mxw_commandv(lp->w, argc, argv, lens);
-        if (r == NULL) {
+        /* it leaves with the next read */
+        if (mxw_append(lp->w, NULL, argc, argv, lens) != 0) {
             rc = -1;
             break;
         }
-        freeReplyObject(r);
     }
 
     if (argv == NULL || lens == NULL) {
@@ -862,6 +879,7 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
     }
 
     (void) mxw_ack_flush(&lp);
+    (void) mxw_drain(w);            /* the last XACK goes out */
 
     for (i = 0; i < cs->nstreams; i++) {
         free(lp.cursors[i]);

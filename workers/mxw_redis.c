@@ -20,6 +20,12 @@ mxw_disconnect(mxw_t *w)
         redisFree(w->redis);
         w->redis = NULL;
     }
+
+    if (w->npending) {
+        /* what was queued may or may not have run */
+        w->npending = 0;
+        w->failed = 1;
+    }
 }
 
 
@@ -105,6 +111,9 @@ mxw_connect(mxw_t *w)
 }
 
 
+static int mxw_read_pending(mxw_t *w);
+
+
 static redisReply *
 mxw_checked(mxw_t *w, redisReply *reply)
 {
@@ -118,17 +127,46 @@ mxw_checked(mxw_t *w, redisReply *reply)
 }
 
 
+/* the replies of the queued commands, then the one just appended */
+
+static redisReply *
+mxw_after_pending(mxw_t *w)
+{
+    void  *reply;
+
+    if (mxw_read_pending(w) != 0 || w->redis == NULL) {
+        return NULL;
+    }
+
+    reply = NULL;
+    if (redisGetReply(w->redis, &reply) != REDIS_OK) {
+        reply = NULL;
+    }
+
+    return mxw_checked(w, reply);
+}
+
+
 redisReply *
 mxw_command(mxw_t *w, const char *fmt, ...)
 {
     va_list  args;
     void    *reply;
+    int      rc;
 
     if (w->redis == NULL && mxw_connect(w) != 0) {
         return NULL;
     }
 
     va_start(args, fmt);
+
+    if (w->npending) {
+        /* one write for the queue and this command */
+        rc = redisvAppendCommand(w->redis, fmt, args);
+        va_end(args);
+        return rc == REDIS_OK ? mxw_after_pending(w) : mxw_checked(w, NULL);
+    }
+
     reply = redisvCommand(w->redis, fmt, args);
     va_end(args);
 
@@ -143,7 +181,104 @@ mxw_commandv(mxw_t *w, int argc, const char **argv, const size_t *argvlen)
         return NULL;
     }
 
+    if (w->npending) {
+        if (redisAppendCommandArgv(w->redis, argc, argv, argvlen)
+            != REDIS_OK)
+        {
+            return mxw_checked(w, NULL);
+        }
+        return mxw_after_pending(w);
+    }
+
     return mxw_checked(w, redisCommandArgv(w->redis, argc, argv, argvlen));
+}
+
+
+int
+mxw_append(mxw_t *w, mxw_check_pt check, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    if (w->redis == NULL && mxw_connect(w) != 0) {
+        return -1;
+    }
+
+    if (w->npending == MXW_PIPELINE_MAX && mxw_read_pending(w) != 0) {
+        return -1;
+    }
+
+    if (redisAppendCommandArgv(w->redis, argc, argv, argvlen) != REDIS_OK) {
+        mxw_error(w, "redis: %s", w->redis->errstr);
+        mxw_disconnect(w);
+        return -1;
+    }
+
+    w->pending[w->npending++] = check;
+
+    return 0;
+}
+
+
+/* read the queued replies; -1 when the connection was lost */
+
+static int
+mxw_read_pending(mxw_t *w)
+{
+    void        *reply;
+    int          i, n;
+    redisReply  *r;
+
+    n = w->npending;
+    w->npending = 0;
+
+    for (i = 0; i < n; i++) {
+        reply = NULL;
+
+        if (w->redis == NULL || redisGetReply(w->redis, &reply) != REDIS_OK
+            || reply == NULL)
+        {
+            mxw_error(w, "redis: %s", w->redis && w->redis->errstr[0]
+                                      ? w->redis->errstr : "connection lost");
+            mxw_disconnect(w);
+            w->failed = 1;
+            return -1;
+        }
+
+        r = reply;
+
+        if (w->pending[i] ? w->pending[i](r) != 0
+                          : r->type == REDIS_REPLY_ERROR)
+        {
+            if (r->type == REDIS_REPLY_ERROR) {
+                mxw_error(w, "redis: pipelined command: %s", r->str);
+            }
+            w->failed = 1;
+        }
+
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+
+int
+mxw_drain(mxw_t *w)
+{
+    int  failed;
+
+    if (w->npending) {
+        if (w->redis == NULL) {
+            w->npending = 0;
+            w->failed = 1;
+        } else {
+            (void) mxw_read_pending(w);
+        }
+    }
+
+    failed = w->failed;
+    w->failed = 0;
+
+    return failed ? -1 : 0;
 }
 
 

@@ -144,6 +144,7 @@ main(int argc, char **argv)
     cs.nstreams = rs_nowned;
     cs.handler = mxw_dispatch;
     cs.data = rs_kinds;
+    cs.failed = rs_failed;
 
     mxw_info(&w, "consuming %d of %d input shards as %s", rs_nowned, nshards,
              consumer);

@@ -63,6 +63,7 @@ struct rs_room_s {
     int64_t                 cur_sg;    /* -1: resolved, in no group */
     int64_t                 cur_n;     /* entries down its delta chain */
     int64_t                 pos;
+    int64_t                 sg_last;   /* the last state group numbered */
     int64_t                 depth;
     const char            **extrem;
     size_t                  nextrem;
@@ -75,6 +76,7 @@ struct rs_room_s {
 rs_room_t *rs_room_get(mxw_t *w, const char *room_id, const char *version,
     char *why, size_t why_len);
 void rs_room_drop(rs_room_t *room);
+void rs_rooms_drop_all(void);
 void rs_rooms_trim(int64_t now);
 
 rs_ids_t *rs_ids_new(mx_pool_t *pool, size_t hint);
@@ -100,6 +102,7 @@ mx_state_t *rs_ids_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool,
     rs_ids_t *ids);
 
 /* rs_process.c */
+void rs_failed(mxw_t *w, void *data);
 mxw_result_t rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data,
     char *why, size_t why_len);
 

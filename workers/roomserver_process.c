@@ -455,6 +455,29 @@ rs_flags(unsigned flags, char *buf)
 }
 
 
+/* mx_room_store's reply: {pos, sg, 0}; 1 there says stored before */
+
+static int
+rs_store_check(redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 3
+           && r->element[2]->type == REDIS_REPLY_INTEGER
+           && r->element[2]->integer == 0 ? 0 : -1;
+}
+
+
+/* a batch failed: what the cache holds may be ahead of Redis */
+
+void
+rs_failed(mxw_t *w, void *data)
+{
+    (void) w;
+    (void) data;
+
+    rs_rooms_drop_all();
+}
+
+
 mxw_result_t
 rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
@@ -481,8 +504,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reply, *req;
     size_t                   rlen, qlen, olen;
     char                     key[600], depth[32], sgs[32], parent[32];
-    char                     count[32], flags[8];
-    redisReply              *r;
+    char                     count[32], flags[8], posbuf[32];
     mxw_result_t             result;
     const char             **new_extrem;
     size_t                   new_n;
@@ -746,8 +768,9 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
             chain_n = room->cur_n + 1;
         }
 
+        /* the roomserver is the only writer: it numbers groups itself */
         snprintf(count, sizeof(count), "%lld", (long long) chain_n);
-        sgs[0] = '\0';
+        snprintf(sgs, sizeof(sgs), "+%lld", (long long) room->sg_last + 1);
 
     } else {
         snprintf(sgs, sizeof(sgs), "%lld", (long long) sg_before);
@@ -939,31 +962,28 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     argv[21] = reply && req ? req : "";
     lens[21] = reply && req ? qlen : 0;
 
-    r = mxw_commandv(w, 22, argv, lens);
-    if (r == NULL) {
+    /* and its position in the room, numbered here too */
+    snprintf(posbuf, sizeof(posbuf), "%lld", (long long) room->pos + 1);
+    argv[22] = posbuf;
+    lens[22] = strlen(posbuf);
+
+    /*
+     * Pipelined: the next event of the batch need not wait for this one's
+     * reply, since the cache already knows what it will be.  A failure
+     * (or an event stored before after all) fails the batch, which comes
+     * again on an empty cache (rs_failed).
+     */
+    if (mxw_append(w, rs_store_check, 23, argv, lens) != 0) {
         goto done;
     }
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        snprintf(why, why_len, "mx_room_store: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        goto done;
+    re->pos = room->pos + 1;
+    re->sg = sgs[0] == '+' ? room->sg_last + 1 : sg_before;
+    room->pos = re->pos;
+    if (sgs[0] == '+') {
+        room->sg_last++;
     }
 
-    if (r->element[2]->integer) {
-        /* stored before after all: start again from what Redis has, and
-         * answer as for any event seen twice */
-        freeReplyObject(r);
-        snprintf(why, why_len, "%s was stored before", event_id);
-        goto done;
-    }
-
-    re->pos = r->element[0]->integer;
-    re->sg = r->element[1]->integer;
-    freeReplyObject(r);
-
-    room->pos = re->pos > room->pos ? re->pos : room->pos;
     if (re->ev->depth > room->depth) {
         room->depth = re->ev->depth;
     }

@@ -462,6 +462,22 @@ rs_room_drop(rs_room_t *room)
 }
 
 
+void
+rs_rooms_drop_all(void)
+{
+    rs_room_t  *room, *next;
+    size_t      b;
+
+    for (b = 0; b < RS_BUCKETS; b++) {
+        for (room = rs_rooms[b]; room; room = next) {
+            next = room->next;
+            mx_pool_destroy(room->pool);
+        }
+        rs_rooms[b] = NULL;
+    }
+}
+
+
 /* drop rooms idle for long, and rooms grown too big to keep */
 
 void
@@ -503,7 +519,7 @@ rs_room_load(mxw_t *w, const char *room_id, const char *version, char *why,
         return NULL;
     }
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 8) {
         snprintf(why, why_len, "mx_room_head: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
@@ -531,6 +547,7 @@ rs_room_load(mxw_t *w, const char *room_id, const char *version, char *why,
     room->cur_sg = r->element[2]->integer;
     room->depth = r->element[3]->integer;
     room->cur_n = r->element[6]->integer;
+    room->sg_last = r->element[7]->integer;
 
     ex = r->element[4];
     room->nextrem = ex->elements;

@@ -261,6 +261,15 @@ sy_answer(mxw_t *w, const mxw_entry_t *e, const char *event_id)
 }
 
 
+/* mx_sync_position's reply: {position, ...} */
+
+static int
+sy_position_check(redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? 0 : -1;
+}
+
+
 static mxw_result_t
 sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
@@ -275,6 +284,9 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     int           quick;
     mx_pool_t    *pool;
     mxw_result_t  rc;
+    const char   *argv[9];
+    size_t        lens[9];
+    int           i;
 
     (void) data;
 
@@ -299,6 +311,40 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     quick = !(changes && *changes) && reply && req && rlen && qlen < 64;
 
     snprintf(key, sizeof(key), "mx:{%s}:spos", room);
+
+    if (!(changes && *changes)) {
+        /*
+         * Nothing else to do for it: pipelined, so a batch of messages
+         * costs Redis one read and one write (mxw_drain checks them all
+         * before the batch is acknowledged).
+         */
+        argv[0] = "FCALL";
+        argv[1] = "mx_sync_position";
+        argv[2] = "1";
+        argv[3] = key;
+        argv[4] = room;
+        argv[5] = event_id;
+        argv[6] = quick ? reply : "";
+        argv[7] = quick ? req : "";
+        argv[8] = "1";
+
+        for (i = 0; i < 9; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+        lens[6] = quick ? rlen : 0;
+        lens[7] = quick ? qlen : 0;
+
+        if (mxw_append(w, sy_position_check, 9, argv, lens) != 0) {
+            return MXW_RETRY;
+        }
+
+        if (!quick) {
+            sy_answer(w, e, event_id);
+        }
+
+        return MXW_DONE;
+    }
+
     r = mxw_command(w, "FCALL mx_sync_position 1 %s %s %s %b %b %s", key,
                     room, event_id, quick ? reply : "",
                     quick ? rlen : (size_t) 0, quick ? req : "",
