@@ -129,6 +129,22 @@ is(done_count(), 222, 'after finishing the entry in hand');
 is(pending(), 0, 'and acknowledging it');
 $srv->unhold('stream_worker');
 
+# --- pipelined commands: checked before the batch is acknowledged ------------
+
+ok(wait_for(sub { $srv->pid_of('stream_worker') }, 5), 'worker running again');
+my $sum0 = r('GET', 'mx:test:sum');
+my ($added, $failing) = (0, undef);
+for my $i (1 .. 20) {
+    my $id = r('XADD', 'mx:test:in', '*', n => $i, ($i == 10 ? (pipefail => 1) : (pipe => 1)));
+    $failing = $id if $i == 10;
+    $added += $i;
+}
+ok(wait_for(sub { done_count() == 242 }, 20), 'twenty pipelined entries done');
+is(r('GET', 'mx:test:sum'), $sum0 + $added, 'each applied once, the batch that failed included');
+cmp_ok(r('GET', 'mx:test:failed') // 0, '>=', 1, 'the failed hook heard the failure');
+is(r('GET', "mx:test:once:$failing"), 2, 'the failing command ran again');
+ok(wait_for(sub { pending() == 0 }, 5), 'nothing left pending');
+
 # --- the real daemons dead-letter what they cannot handle yet ------------------
 
 my $id = r('XADD', 'mx:input:0', '*', kind => 'no.such.kind', x => 1);

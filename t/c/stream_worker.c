@@ -10,6 +10,10 @@
  *                    to kill it in the middle of an entry
  *   crash=1          aborts: a poison entry
  *   reject=1         refuses the entry (it goes to mx:dead)
+ *   pipe=1           applies n through a pipelined command (mxw_append)
+ *   pipefail=1       the same, but the command fails the first time: the
+ *                    batch fails, the failed hook counts it in
+ *                    mx:test:failed, and the batch comes again
  *
  * Settings from the environment: MXW_TEST_STREAM, MXW_TEST_MAX_DELIVERIES,
  * MXW_TEST_CLAIM_IDLE_MS, MXW_TEST_CLAIM_EVERY_MS.
@@ -28,6 +32,39 @@ static const char  *apply_script =
     "  redis.call('RPUSH', KEYS[3], ARGV[1]) "
     "end "
     "return 1";
+
+
+/* the pipelined apply: fails once per entry when asked to */
+static const char  *pipe_script =
+    "if ARGV[3] == '1' and redis.call('INCR', KEYS[4]) == 1 then "
+    "  return redis.error_reply('asked to fail once') "
+    "end "
+    "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then "
+    "  redis.call('INCRBY', KEYS[2], ARGV[2]) "
+    "  redis.call('RPUSH', KEYS[3], ARGV[1]) "
+    "end "
+    "return 1";
+
+
+static int
+pipe_check(redisReply *r)
+{
+    return r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 0 : -1;
+}
+
+
+static void
+failed(mxw_t *w, void *data)
+{
+    redisReply  *r;
+
+    (void) data;
+
+    r = mxw_command(w, "INCR mx:test:failed");
+    if (r) {
+        freeReplyObject(r);
+    }
+}
 
 
 static mxw_result_t
@@ -69,6 +106,33 @@ handle(mxw_t *w, const mxw_entry_t *e, void *data, char *why, size_t len)
 
     memcpy(n, v, vlen);
     n[vlen] = '\0';
+
+    if (mxw_entry_get(e, "pipe", NULL) || mxw_entry_get(e, "pipefail", NULL)) {
+        const char  *argv[10];
+        size_t       lens[10];
+        char         once[64];
+        int          i;
+
+        snprintf(once, sizeof(once), "mx:test:once:%s", e->id);
+
+        argv[0] = "EVAL";
+        argv[1] = pipe_script;
+        argv[2] = "4";
+        argv[3] = "mx:test:done";
+        argv[4] = "mx:test:sum";
+        argv[5] = "mx:test:order";
+        argv[6] = once;
+        argv[7] = e->id;
+        argv[8] = n;
+        argv[9] = mxw_entry_get(e, "pipefail", NULL) ? "1" : "0";
+
+        for (i = 0; i < 10; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+
+        return mxw_append(w, pipe_check, 10, argv, lens) == 0 ? MXW_DONE
+                                                              : MXW_RETRY;
+    }
 
     r = mxw_command(w, "EVAL %s 3 mx:test:done mx:test:sum mx:test:order"
                     " %s %s", apply_script, e->id, n);
@@ -117,6 +181,7 @@ main(int argc, char **argv)
     cs.streams = &stream;
     cs.nstreams = 1;
     cs.handler = handle;
+    cs.failed = failed;
     cs.max_deliveries = env_int("MXW_TEST_MAX_DELIVERIES", 3);
     cs.claim_idle_ms = env_int("MXW_TEST_CLAIM_IDLE_MS", 30000);
     cs.claim_every_ms = env_int("MXW_TEST_CLAIM_EVERY_MS", 5000);
