@@ -1,0 +1,383 @@
+
+-- End-to-end encryption: devices' identity keys, one-time and fallback
+-- keys, cross-signing keys and signatures, and the device list changes
+-- that /sync and /keys/changes report.
+--
+--   mx:{<user_id>}:devkeys              hash: device_id -> device keys
+--   mx:{<user_id>}:otk:<device_id>      hash: "<algorithm>:<key_id>" -> key
+--   mx:{<user_id>}:otkq:<device_id>     sorted set: "<algorithm>:<key_id>"
+--                                       by upload order: claimed oldest
+--                                       first
+--   mx:{<user_id>}:fallback:<device_id> hash: id:<alg> (key ID), key:<alg>
+--                                       (the key), used:<alg> ('0'|'1')
+--   mx:{<user_id>}:xsign                hash: master, self_signing,
+--                                       user_signing -> key; <kind>_pk ->
+--                                       its public key
+--   mx:{<user_id>}:keysigs              hash: "<target key>\31<signer>\31
+--                                       <signer's key ID>" -> signature:
+--                                       signatures uploaded apart from the
+--                                       keys they sign (target: a device
+--                                       ID or a cross-signing public key)
+--   mx:{<user_id>}:sigpos               sorted set: users whose master key
+--                                       this user signed, by position
+--   mx:devlists                         sorted set: user_id by the stream
+--                                       position of its last device list
+--                                       change (keys, devices, cross-
+--                                       signing keys, own signatures)
+--   mx:{<room_id>}:mpos                 sorted set: user_id by the position
+--                                       of its last membership change in
+--                                       the room (mx_sync_membership)
+--
+-- Keys arrive as canonical JSON written by the module; they are compared
+-- as strings and stored as they come, never decoded here.
+--
+-- A device list change takes the next position of mx:stream, the one
+-- stream every /sync section shares, and wakes the parked /sync requests
+-- of the rooms the user is joined to and of the user (mx:wake).
+
+local function kkey(user, suffix)
+    return 'mx:{' .. user .. '}:' .. suffix
+end
+
+
+-- the user's device list changed: a position, and wake who may care
+local function keys_changed(user)
+    local pos = redis.call('INCR', 'mx:stream')
+    redis.call('ZADD', 'mx:devlists', pos, user)
+    local rooms = redis.call('HGETALL', kkey(user, 'rooms'))
+    for i = 1, #rooms, 2 do
+        if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+            redis.call('PUBLISH', 'mx:wake', rooms[i])
+        end
+    end
+    redis.call('PUBLISH', 'mx:wake', '- ' .. user)
+    return pos
+end
+
+
+-- a device is gone: its keys, one-time and fallback keys, and the
+-- signatures of it and by it (the caller records the change)
+local function device_keys_drop(user, device)
+    redis.call('HDEL', kkey(user, 'devkeys'), device)
+    redis.call('DEL', kkey(user, 'otk:' .. device),
+               kkey(user, 'otkq:' .. device),
+               kkey(user, 'fallback:' .. device))
+    local sk = kkey(user, 'keysigs')
+    local target = device .. '\31'
+    local by = '\31' .. user .. '\31ed25519:' .. device
+    for _, f in ipairs(redis.call('HKEYS', sk)) do
+        if string.sub(f, 1, #target) == target
+           or string.sub(f, -#by) == by then
+            redis.call('HDEL', sk, f)
+        end
+    end
+end
+
+
+-- {algorithm, count, ...} of a device's unclaimed one-time keys;
+-- signed_curve25519 always, if only as 0
+local function otk_counts(user, device)
+    local n = { signed_curve25519 = 0 }
+    for _, f in ipairs(redis.call('HKEYS', kkey(user, 'otk:' .. device))) do
+        local alg = string.match(f, '^([^:]*):')
+        if alg then n[alg] = (n[alg] or 0) + 1 end
+    end
+    local out = {}
+    for alg, c in pairs(n) do
+        out[#out + 1] = alg
+        out[#out + 1] = c
+    end
+    return out
+end
+
+
+-- {algorithm, ...} of a device's fallback keys not given out yet
+local function fallback_unused(user, device)
+    local all = redis.call('HGETALL', kkey(user, 'fallback:' .. device))
+    local out = {}
+    for i = 1, #all, 2 do
+        local alg = string.match(all[i], '^used:(.*)$')
+        if alg and all[i + 1] == '0' then out[#out + 1] = alg end
+    end
+    table.sort(out)
+    return out
+end
+
+
+-- mx_keys_upload: a device's identity keys, one-time and fallback keys
+--   KEYS[1]  mx:{<user_id>}:devkeys
+--   ARGV     user_id, device_id, device keys ('' for none), n, then n
+--            pairs ("<algorithm>:<key_id>", key) of one-time keys, then
+--            triples (algorithm, key_id, key) of fallback keys
+--   reply:   {algorithm, count, ...}: the device's one-time keys now;
+--            MX 400 M_INVALID_PARAM for a one-time key ID already held
+--            with other content (nothing is stored then)
+-- Identity keys that differ from those held are a device list change; a
+-- fallback key replaces the one of its algorithm and is unused (the same
+-- key again changes nothing).
+redis.register_function{
+    function_name = 'mx_keys_upload',
+    callback = function(keys, a)
+        local user, device = a[1], a[2]
+        local ok = kkey(user, 'otk:' .. device)
+        local oq = kkey(user, 'otkq:' .. device)
+        local last = 4 + 2 * tonumber(a[4])
+        for i = 5, last, 2 do
+            local old = redis.call('HGET', ok, a[i])
+            if old and old ~= a[i + 1] then
+                return mx_error(400, 'M_INVALID_PARAM', 'One-time key ' .. a[i]
+                                .. ' already exists with other content')
+            end
+        end
+        local top = redis.call('ZREVRANGE', oq, 0, 0, 'WITHSCORES')
+        local seq = tonumber(top[2] or '0')
+        for i = 5, last, 2 do
+            if redis.call('HSETNX', ok, a[i], a[i + 1]) == 1 then
+                seq = seq + 1
+                redis.call('ZADD', oq, seq, a[i])
+            end
+        end
+        local fk = kkey(user, 'fallback:' .. device)
+        for i = last + 1, #a - 2, 3 do
+            local alg = a[i]
+            local old = redis.call('HMGET', fk, 'id:' .. alg, 'key:' .. alg)
+            if old[1] ~= a[i + 1] or old[2] ~= a[i + 2] then
+                redis.call('HSET', fk, 'id:' .. alg, a[i + 1],
+                           'key:' .. alg, a[i + 2], 'used:' .. alg, '0')
+            end
+        end
+        if a[3] ~= '' and redis.call('HGET', keys[1], device) ~= a[3] then
+            redis.call('HSET', keys[1], device, a[3])
+            keys_changed(user)
+        end
+        return otk_counts(user, device)
+    end
+}
+
+
+local function user_known(user)
+    return redis.call('EXISTS', kkey(user, 'user'), kkey(user, 'devices'),
+                      kkey(user, 'devkeys'), kkey(user, 'xsign')) > 0
+end
+
+
+-- mx_keys_query: the keys of local users, as the asker may see them
+--   KEYS[1]  mx:{<asker>}:devkeys
+--   ARGV     asker, then for each user: user_id, n, n device IDs (n = 0:
+--            every device)
+--   reply:   for each known user {user_id, {device_id, keys, display name
+--            or '', ...}, {master, self_signing, user_signing ('' for the
+--            asker's own only)} ('' where none), {target key, signer,
+--            signer's key ID, signature, ...}}, the signatures the asker
+--            may see: those of the user's own keys and the asker's
+-- It reads the keys of every user named: one Redis, not a Cluster slot.
+redis.register_function{
+    function_name = 'mx_keys_query',
+    callback = function(keys, a)
+        local asker = a[1]
+        local out = {}
+        local i = 2
+        while i < #a do
+            local user, n = a[i], tonumber(a[i + 1])
+            if user_known(user) then
+                local dk = kkey(user, 'devkeys')
+                local ids = {}
+                if n == 0 then
+                    ids = redis.call('HKEYS', dk)
+                    table.sort(ids)
+                else
+                    for j = i + 2, i + 1 + n do ids[#ids + 1] = a[j] end
+                end
+                local devs = {}
+                for _, d in ipairs(ids) do
+                    local k = redis.call('HGET', dk, d)
+                    if k then
+                        devs[#devs + 1] = d
+                        devs[#devs + 1] = k
+                        devs[#devs + 1] = redis.call('HGET',
+                            kkey(user, 'device:' .. d), 'display_name') or ''
+                    end
+                end
+                local xs = redis.call('HMGET', kkey(user, 'xsign'), 'master',
+                                      'self_signing', 'user_signing')
+                if user ~= asker then xs[3] = false end
+                local sigs = {}
+                local all = redis.call('HGETALL', kkey(user, 'keysigs'))
+                for j = 1, #all, 2 do
+                    local t, s, k = string.match(all[j],
+                                                 '^(.-)\31(.-)\31(.*)$')
+                    if t and (s == user or s == asker) then
+                        sigs[#sigs + 1] = t
+                        sigs[#sigs + 1] = s
+                        sigs[#sigs + 1] = k
+                        sigs[#sigs + 1] = all[j + 1]
+                    end
+                end
+                out[#out + 1] = { user, devs,
+                                  { xs[1] or '', xs[2] or '', xs[3] or '' },
+                                  sigs }
+            end
+            i = i + 2 + n
+        end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- a one-time key of a device, gone once given: the oldest of the
+-- algorithm; when none is left, the fallback key, marked used and kept
+local function otk_take(user, device, alg)
+    local ok, oq = kkey(user, 'otk:' .. device), kkey(user, 'otkq:' .. device)
+    local prefix = alg .. ':'
+    local start = 0
+    while true do
+        local ids = redis.call('ZRANGE', oq, start, start + 99)
+        if #ids == 0 then break end
+        for _, id in ipairs(ids) do
+            if string.sub(id, 1, #prefix) == prefix then
+                local key = redis.call('HGET', ok, id)
+                redis.call('HDEL', ok, id)
+                redis.call('ZREM', oq, id)
+                if key then return id, key end
+            end
+        end
+        start = start + 100
+    end
+    local fk = kkey(user, 'fallback:' .. device)
+    local fb = redis.call('HMGET', fk, 'id:' .. alg, 'key:' .. alg)
+    if fb[1] and fb[2] then
+        redis.call('HSET', fk, 'used:' .. alg, '1')
+        return prefix .. fb[1], fb[2]
+    end
+    return nil
+end
+
+
+-- mx_keys_claim: one key for each device and algorithm asked for
+--   KEYS[1]  mx:{<asker>}:devkeys
+--   ARGV     (user_id, device_id, algorithm) for each
+--   reply:   {user_id, device_id, "<algorithm>:<key_id>", key, ...} for
+--            the devices that had one
+-- It takes keys of every user named, at once: one Redis, not a Cluster
+-- slot.
+redis.register_function{
+    function_name = 'mx_keys_claim',
+    callback = function(keys, a)
+        local out = {}
+        for i = 1, #a - 2, 3 do
+            local id, key = otk_take(a[i], a[i + 1], a[i + 2])
+            if id then
+                out[#out + 1] = a[i]
+                out[#out + 1] = a[i + 1]
+                out[#out + 1] = id
+                out[#out + 1] = key
+            end
+        end
+        return out
+    end
+}
+
+
+-- Users whose device lists the user should look at again since a
+-- position (an initial sync: none): {changed}, {left}.
+--
+--   changed  those sharing a joined room with the user whose device list
+--            changed (the user too); those whose master key the user
+--            signed; those who share a room with the user for the first
+--            time since (a room the user joined: all its members; a member
+--            who joined one of the user's rooms)
+--   left     those whose membership changed in a room the user shares, or
+--            who were in a room the user left, and who now share no room
+--            with the user
+-- Nobody is in both.  A user that changed after `since` is given however
+-- often it changed, so an upper bound would only hide changes: there is
+-- none (the spec makes /keys/changes' `to` a hint).
+local function keys_devlists(user, since)
+    local changed, left, seen, maybe = {}, {}, {}, {}
+    if not since then return changed, left end
+    local function change(u)
+        if not seen[u] then
+            seen[u] = true
+            changed[#changed + 1] = u
+        end
+    end
+
+    for _, u in ipairs(redis.call('ZRANGEBYSCORE', 'mx:devlists',
+                                  '(' .. since, '+inf')) do
+        if share_room(user, u) then change(u) end
+    end
+    for _, u in ipairs(redis.call('ZRANGEBYSCORE', kkey(user, 'sigpos'),
+                                  '(' .. since, '+inf')) do
+        change(u)
+    end
+
+    local rooms = redis.call('HGETALL', kkey(user, 'rooms'))
+    for i = 1, #rooms, 2 do
+        local room = rooms[i]
+        local m, pos = string.match(rooms[i + 1], '^(%S+) (%d+)$')
+        pos = tonumber(pos)
+        local mk = 'mx:{' .. room .. '}:members'
+        local mp = 'mx:{' .. room .. '}:mpos'
+        if m == 'join' and pos and pos > since then
+            local mem = redis.call('HGETALL', mk)
+            for j = 1, #mem, 2 do
+                if mem[j + 1] == 'join' and mem[j] ~= user then
+                    change(mem[j])
+                end
+            end
+        elseif m == 'join' then
+            for _, u in ipairs(redis.call('ZRANGEBYSCORE', mp, '(' .. since,
+                                          '+inf')) do
+                if u ~= user then
+                    if redis.call('HGET', mk, u) == 'join' then
+                        change(u)
+                    else
+                        maybe[#maybe + 1] = u
+                    end
+                end
+            end
+        elseif (m == 'leave' or m == 'ban') and pos and pos > since then
+            local mem = redis.call('HGETALL', mk)
+            for j = 1, #mem, 2 do
+                if mem[j + 1] == 'join' then maybe[#maybe + 1] = mem[j] end
+            end
+            for _, u in ipairs(redis.call('ZRANGEBYSCORE', mp, '(' .. since,
+                                          '+inf')) do
+                maybe[#maybe + 1] = u
+            end
+        end
+    end
+
+    for _, u in ipairs(maybe) do
+        if not seen[u] and u ~= user then
+            seen[u] = true
+            if not share_room(user, u) then left[#left + 1] = u end
+        end
+    end
+    return changed, left
+end
+
+
+-- what /sync gives of e2ee for a device since a position:
+-- {{changed}, {left}, {algorithm, one-time key count, ...},
+--  {unused fallback key algorithm, ...}}
+local function keys_sync(user, device, since)
+    local changed, left = keys_devlists(user, since)
+    return { changed, left, otk_counts(user, device),
+             fallback_unused(user, device) }
+end
+
+
+-- mx_keys_changes: whose device lists changed since a position
+--   KEYS[1]  mx:{<user_id>}:rooms
+--   ARGV     user_id, from (a stream position)
+--   reply:   {{changed user_id, ...}, {left user_id, ...}}
+redis.register_function{
+    function_name = 'mx_keys_changes',
+    callback = function(keys, a)
+        local changed, left = keys_devlists(a[1], tonumber(a[2]))
+        return { changed, left }
+    end,
+    flags = { 'no-writes' }
+}
