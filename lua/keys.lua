@@ -381,3 +381,131 @@ redis.register_function{
     end,
     flags = { 'no-writes' }
 }
+
+
+-- mx_keys_xsign_get: a user's cross-signing keys
+--   KEYS[1]  mx:{<user_id>}:xsign
+--   reply:   {master, self_signing, user_signing}, '' for those missing
+redis.register_function{
+    function_name = 'mx_keys_xsign_get',
+    callback = function(keys)
+        local xs = redis.call('HMGET', keys[1], 'master', 'self_signing',
+                              'user_signing')
+        return { xs[1] or '', xs[2] or '', xs[3] or '' }
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_keys_xsign_put: store cross-signing keys
+--   KEYS[1]  mx:{<user_id>}:xsign
+--   ARGV     user_id, authenticated ('1': the user passed
+--            user-interactive auth), then (kind, key, public key) for
+--            each key: kind master, self_signing or user_signing
+--   reply:   'OK'; 'same' when every key is the one held (nothing
+--            changes); 'uia' when the user has a master key, the keys
+--            differ and the user is not authenticated (nothing changes);
+--            MX 403 M_FORBIDDEN when a public key is one of the user's
+--            device IDs
+-- A new master key drops the signatures others made of the old one.
+redis.register_function{
+    function_name = 'mx_keys_xsign_put',
+    callback = function(keys, a)
+        local user = a[1]
+        local same = true
+        for i = 3, #a - 2, 3 do
+            if redis.call('HGET', keys[1], a[i]) ~= a[i + 1] then
+                same = false
+            end
+        end
+        if same then return 'same' end
+        if a[2] ~= '1' and redis.call('HEXISTS', keys[1], 'master') == 1 then
+            return 'uia'
+        end
+        for i = 3, #a - 2, 3 do
+            if redis.call('SISMEMBER', kkey(user, 'devices'), a[i + 2]) == 1
+               or redis.call('HEXISTS', kkey(user, 'devkeys'), a[i + 2]) == 1
+            then
+                return mx_error(403, 'M_FORBIDDEN', 'Key ID in use')
+            end
+        end
+        for i = 3, #a - 2, 3 do
+            if a[i] == 'master' then
+                local old = redis.call('HGET', keys[1], 'master_pk')
+                if old and old ~= a[i + 2] then
+                    local sk = kkey(user, 'keysigs')
+                    local target = old .. '\31'
+                    for _, f in ipairs(redis.call('HKEYS', sk)) do
+                        if string.sub(f, 1, #target) == target then
+                            redis.call('HDEL', sk, f)
+                        end
+                    end
+                end
+            end
+            redis.call('HSET', keys[1], a[i], a[i + 1],
+                       a[i] .. '_pk', a[i + 2])
+        end
+        keys_changed(user)
+        return 'OK'
+    end
+}
+
+
+-- mx_keys_sigs_get: what checking a user's signatures needs
+--   KEYS[1]  mx:{<asker>}:xsign
+--   ARGV     asker, then the other local users whose keys are signed
+--   reply:   {{master, self_signing, user_signing} of the asker ('' for
+--            none), {device_id, device keys, ...} of the asker's devices,
+--            {user_id, master key or '', ...}}
+redis.register_function{
+    function_name = 'mx_keys_sigs_get',
+    callback = function(keys, a)
+        local xs = redis.call('HMGET', keys[1], 'master', 'self_signing',
+                              'user_signing')
+        local others = {}
+        for i = 2, #a do
+            others[#others + 1] = a[i]
+            others[#others + 1] = redis.call('HGET', kkey(a[i], 'xsign'),
+                                             'master') or ''
+        end
+        return { { xs[1] or '', xs[2] or '', xs[3] or '' },
+                 redis.call('HGETALL', kkey(a[1], 'devkeys')), others }
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_keys_sigs_put: store checked signatures made by a user
+--   KEYS[1]  mx:{<asker>}:keysigs
+--   ARGV     asker, then (target user, target key: a device ID or a
+--            public key, signer's key ID, signature) for each
+--   reply:   'OK'
+-- Signatures of the asker's own keys are a change of the asker's device
+-- list; those of other users' master keys are news for the asker alone
+-- (mx:{<asker>}:sigpos): nobody else sees them.
+redis.register_function{
+    function_name = 'mx_keys_sigs_put',
+    callback = function(keys, a)
+        local asker = a[1]
+        local own, others = false, {}
+        for i = 2, #a - 3, 4 do
+            redis.call('HSET', kkey(a[i], 'keysigs'),
+                       a[i + 1] .. '\31' .. asker .. '\31' .. a[i + 2],
+                       a[i + 3])
+            if a[i] == asker then
+                own = true
+            else
+                others[#others + 1] = a[i]
+            end
+        end
+        if own then keys_changed(asker) end
+        if #others > 0 then
+            local pos = redis.call('INCR', 'mx:stream')
+            for _, u in ipairs(others) do
+                redis.call('ZADD', kkey(asker, 'sigpos'), pos, u)
+            end
+            redis.call('PUBLISH', 'mx:wake', '- ' .. asker)
+        end
+        return 'OK'
+    end
+}
