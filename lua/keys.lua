@@ -55,6 +55,21 @@ local function keys_changed(user)
 end
 
 
+-- forget the signatures uploaded of a key (a device ID or a public key)
+-- and, given by, those made by the user's key `by`
+local function sigs_drop(user, target, by)
+    local sk = kkey(user, 'keysigs')
+    target = target .. '\31'
+    by = by and ('\31' .. user .. '\31' .. by)
+    for _, f in ipairs(redis.call('HKEYS', sk)) do
+        if string.sub(f, 1, #target) == target
+           or (by and string.sub(f, -#by) == by) then
+            redis.call('HDEL', sk, f)
+        end
+    end
+end
+
+
 -- a device is gone: its keys, one-time and fallback keys, and the
 -- signatures of it and by it (the caller records the change)
 local function device_keys_drop(user, device)
@@ -62,15 +77,7 @@ local function device_keys_drop(user, device)
     redis.call('DEL', kkey(user, 'otk:' .. device),
                kkey(user, 'otkq:' .. device),
                kkey(user, 'fallback:' .. device))
-    local sk = kkey(user, 'keysigs')
-    local target = device .. '\31'
-    local by = '\31' .. user .. '\31ed25519:' .. device
-    for _, f in ipairs(redis.call('HKEYS', sk)) do
-        if string.sub(f, 1, #target) == target
-           or string.sub(f, -#by) == by then
-            redis.call('HDEL', sk, f)
-        end
-    end
+    sigs_drop(user, device, 'ed25519:' .. device)
 end
 
 
@@ -112,7 +119,8 @@ end
 --   reply:   {algorithm, count, ...}: the device's one-time keys now;
 --            MX 400 M_INVALID_PARAM for a one-time key ID already held
 --            with other content (nothing is stored then)
--- Identity keys that differ from those held are a device list change; a
+-- Identity keys that differ from those held are a device list change
+-- and void the signatures uploaded of the old ones; a
 -- fallback key replaces the one of its algorithm and is unused (the same
 -- key again changes nothing).
 redis.register_function{
@@ -146,7 +154,10 @@ redis.register_function{
                            'key:' .. alg, a[i + 2], 'used:' .. alg, '0')
             end
         end
-        if a[3] ~= '' and redis.call('HGET', keys[1], device) ~= a[3] then
+        local held = redis.call('HGET', keys[1], device)
+        if a[3] ~= '' and held ~= a[3] then
+            -- signatures of other keys do not hold for these
+            if held then sigs_drop(user, device, nil) end
             redis.call('HSET', keys[1], device, a[3])
             keys_changed(user)
         end
@@ -407,7 +418,7 @@ redis.register_function{
 --            differ and the user is not authenticated (nothing changes);
 --            MX 403 M_FORBIDDEN when a public key is one of the user's
 --            device IDs
--- A new master key drops the signatures others made of the old one.
+-- A key replaced takes the signatures uploaded of it and by it along.
 redis.register_function{
     function_name = 'mx_keys_xsign_put',
     callback = function(keys, a)
@@ -430,17 +441,10 @@ redis.register_function{
             end
         end
         for i = 3, #a - 2, 3 do
-            if a[i] == 'master' then
-                local old = redis.call('HGET', keys[1], 'master_pk')
-                if old and old ~= a[i + 2] then
-                    local sk = kkey(user, 'keysigs')
-                    local target = old .. '\31'
-                    for _, f in ipairs(redis.call('HKEYS', sk)) do
-                        if string.sub(f, 1, #target) == target then
-                            redis.call('HDEL', sk, f)
-                        end
-                    end
-                end
+            local old = redis.call('HGET', keys[1], a[i] .. '_pk')
+            if old and old ~= a[i + 2] then
+                -- signatures of the old key, and by it, are void
+                sigs_drop(user, old, 'ed25519:' .. old)
             end
             redis.call('HSET', keys[1], a[i], a[i + 1],
                        a[i] .. '_pk', a[i + 2])

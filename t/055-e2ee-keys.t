@@ -418,12 +418,25 @@ is($json->{device_keys}{$A}{$adev}{signatures}{$A}{"ed25519:$ask->{pub}"}, $sign
 is($json->{device_keys}{$A}{$adev}{signatures}{$A}{"ed25519:$adev"}, $adk2->{signatures}{$A}{"ed25519:$adev"},
    'beside the device\'s own');
 
+($status, $json) = $alice->post("$api/keys/upload", { device_keys => $adk2 });
+($status, $json) = $bob->post("$api/keys/query", { device_keys => { $A => [$adev] } });
+ok($json->{device_keys}{$A}{$adev}{signatures}{$A}{"ed25519:$ask->{pub}"}, 'the same device keys again keep it');
+
 my $forged = clone($adk2);
 $forged->{signatures}{$A}{"ed25519:$ask->{pub}"} = b64('f' x 64);
 ($status, $json) = $alice->post("$api/keys/signatures/upload", { $A => { $adev => $forged, NOSUCHDEV => $forged } });
 is($status, 200, 'a bad signature and an unknown device: 200');
 is($json->{failures}{$A}{$adev}{errcode}, 'M_INVALID_SIGNATURE', 'the bad signature: M_INVALID_SIGNATURE');
 is($json->{failures}{$A}{NOSUCHDEV}{errcode}, 'M_NOT_FOUND', 'the unknown device: M_NOT_FOUND');
+
+my $adk4 = clone($adk2);
+$adk4->{keys}{"curve25519:$adev"} = 'bmV3IGN1cnZlMjU1MTkga2V5IG9mIGFsaWNlJ3MgZGV2aWNl';
+delete $adk4->{signatures};
+sign_json($adk4, $A, "ed25519:$adev", $adev_kp);
+($status, $json) = $alice->post("$api/keys/upload", { device_keys => $adk4 });
+($status, $json) = $bob->post("$api/keys/query", { device_keys => { $A => [$adev] } });
+is_deeply($json->{device_keys}{$A}{$adev}{signatures}, $adk4->{signatures},
+          'other device keys: the signature of the old ones is gone');
 
 # alice's device signs her master key
 my $msigned = sign_json(clone($amaster2), $A, "ed25519:$adev", $adev_kp);
