@@ -314,16 +314,31 @@ local function keys_devlists(user, since)
         end
     end
 
+    -- the user's rooms are read once for every "do we share a room?"
+    local rooms = redis.call('HGETALL', kkey(user, 'rooms'))
+    local joined = {}
+    for i = 1, #rooms, 2 do
+        if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+            joined[#joined + 1] = 'mx:{' .. rooms[i] .. '}:members'
+        end
+    end
+    local function shares(u)
+        if u == user then return true end
+        for _, mk in ipairs(joined) do
+            if redis.call('HGET', mk, u) == 'join' then return true end
+        end
+        return false
+    end
+
     for _, u in ipairs(redis.call('ZRANGEBYSCORE', 'mx:devlists',
                                   '(' .. since, '+inf')) do
-        if share_room(user, u) then change(u) end
+        if shares(u) then change(u) end
     end
     for _, u in ipairs(redis.call('ZRANGEBYSCORE', kkey(user, 'sigpos'),
                                   '(' .. since, '+inf')) do
         change(u)
     end
 
-    local rooms = redis.call('HGETALL', kkey(user, 'rooms'))
     for i = 1, #rooms, 2 do
         local room = rooms[i]
         local m, pos = string.match(rooms[i + 1], '^(%S+) (%d+)$')
@@ -363,7 +378,7 @@ local function keys_devlists(user, since)
     for _, u in ipairs(maybe) do
         if not seen[u] and u ~= user then
             seen[u] = true
-            if not share_room(user, u) then left[#left + 1] = u end
+            if not shares(u) then left[#left + 1] = u end
         end
     end
     return changed, left
