@@ -64,6 +64,8 @@ redis.register_function{
             redis.call('ZADD', 'mx:{' .. a[1] .. '}:mhist:' .. user, a[3],
                        a[3] .. ' ' .. (a[2] == '' and 'leave' or a[2]) ..
                        ' ' .. (a[4] or ''))
+            -- who moved when, for device list changes (lua/keys.lua)
+            redis.call('ZADD', 'mx:{' .. a[1] .. '}:mpos', a[3], user)
         end
         return 'OK'
     end
@@ -126,7 +128,8 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 --   reply:   {next position, {room_id, ...} (every room the user has a
 --            membership in: for wakeups), {type, content, ...} (global
 --            account data), {to-device event JSON, ...}, {presence:
---            user_id, presence, status_msg, active_ts, ...}, room, ...} where a room is {room_id,
+--            user_id, presence, status_msg, active_ts, ...}, {e2ee: see
+--            keys_sync in lua/keys.lua}, room, ...} where a room is {room_id,
 --            section (join, invite, leave), limited (0/1), the position
 --            before the timeline's first event, {state id, pdu, ...},
 --            {timeline id, pdu, ...}, {account data type, content, ...},
@@ -143,7 +146,7 @@ redis.register_function{
         local now = tonumber(a[5])
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
         local out = { next_pos, {}, {}, todevice(user, a[6], since),
-                      presence_of(user, since) }
+                      presence_of(user, since), keys_sync(user, a[6], since) }
         local all = redis.call('HGETALL', keys[1])
 
         -- account data changed since (all of it on an initial sync):

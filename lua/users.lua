@@ -20,7 +20,8 @@ local function ukey(user, suffix)
     return 'mx:{' .. user .. '}:' .. suffix
 end
 
--- forget a device: its tokens, its refresh token, the device itself
+-- forget a device: its tokens, its refresh token, its keys, the device
+-- itself (the caller records the device list change: keys_changed)
 local function device_delete(user, device_id)
     local dk = ukey(user, 'device:' .. device_id)
     local t = redis.call('HMGET', dk, 'token', 'refresh')
@@ -28,6 +29,7 @@ local function device_delete(user, device_id)
     if t[2] then redis.call('DEL', ukey(user, 'refresh:' .. t[2])) end
     redis.call('DEL', dk)
     redis.call('SREM', ukey(user, 'devices'), device_id)
+    device_keys_drop(user, device_id)
 end
 
 local function devices_delete_all(user, except)
@@ -223,6 +225,7 @@ redis.register_function{
         else
             device_delete(a[1], a[2])
         end
+        keys_changed(a[1])
         return 'OK'
     end
 }
@@ -238,6 +241,7 @@ redis.register_function{
         for i = 2, #a do
             device_delete(a[1], a[i])
         end
+        keys_changed(a[1])
         return 'OK'
     end
 }
@@ -288,6 +292,8 @@ redis.register_function{
         local dk = ukey(a[1], 'device:' .. a[2])
         if redis.call('EXISTS', dk) == 0 then return 0 end
         redis.call('HSET', dk, 'display_name', a[3])
+        -- the name is in the device's keys as others see them
+        keys_changed(a[1])
         return 1
     end
 }
@@ -307,6 +313,7 @@ redis.register_function{
         redis.call('HSET', keys[1], 'password', a[2])
         if a[3] == '1' then
             devices_delete_all(a[1], a[4])
+            keys_changed(a[1])
         end
         return 'OK'
     end
@@ -324,6 +331,7 @@ redis.register_function{
         redis.call('HSET', keys[1], 'deactivated', '1', 'deactivated_ts', a[2])
         redis.call('HDEL', keys[1], 'password')
         devices_delete_all(a[1], nil)
+        keys_changed(a[1])
         redis.call('DEL', ukey(a[1], 'profile'))
         return 'OK'
     end

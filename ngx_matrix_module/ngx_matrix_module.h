@@ -348,6 +348,18 @@ mx_json_t *ngx_matrix_presence_content(mx_pool_t *pool, const char *presence,
     size_t plen, const char *msg, size_t mlen, const char *active,
     size_t alen);
 
+/* ngx_matrix_keys.c, ngx_matrix_cross_signing.c */
+ngx_int_t ngx_matrix_keys_upload(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_keys_query(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_keys_claim(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_keys_changes(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_xsign_upload(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_sigs_upload(ngx_matrix_req_t *mr);
+/* /sync's e2ee sections from mx_sync's e2ee element */
+ngx_uint_t ngx_matrix_sync_e2ee_news(redisReply *e2ee);
+ngx_int_t ngx_matrix_sync_e2ee(ngx_matrix_req_t *mr, mx_json_t *out,
+    redisReply *e2ee, ngx_uint_t incremental);
+
 /* ngx_matrix_profile_rooms.c */
 ngx_int_t ngx_matrix_profile_propagate(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_profile_member(ngx_matrix_req_t *mr, redisReply *reply,

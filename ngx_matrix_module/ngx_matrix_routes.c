@@ -111,6 +111,20 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       ngx_matrix_receipt,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
 
+    /* end-to-end encryption (ngx_matrix_keys.c, _cross_signing.c) */
+    { CS "/keys/upload", POST, ngx_matrix_keys_upload,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/keys/query", POST, ngx_matrix_keys_query,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/keys/claim", POST, ngx_matrix_keys_claim,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/keys/changes", GET, ngx_matrix_keys_changes,
+      NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/keys/device_signing/upload", POST, ngx_matrix_xsign_upload,
+      NGX_MATRIX_AUTH },
+    { CS "/keys/signatures/upload", POST, ngx_matrix_sigs_upload,
+      NGX_MATRIX_AUTH },
+
     /* reading rooms (ngx_matrix_room_read.c) */
     { CS "/rooms/:roomId/state", GET, ngx_matrix_room_state_get,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },

@@ -30,8 +30,11 @@
  * said otherwise); m.presence events of the users sharing a room whose
  * presence changed since the token.
  *
- * Not yet here (issue 7): device lists (given empty),
- * include_redundant_members, the ephemeral and account data filters.
+ * End-to-end encryption (ngx_matrix_keys.c): device_lists (incremental
+ * syncs), device_one_time_keys_count, device_unused_fallback_key_types.
+ *
+ * Not yet here (issue 7): include_redundant_members, the ephemeral and
+ * account data filters.
  */
 
 #include <ngx_config.h>
@@ -650,14 +653,15 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
     sy = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 5) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 6) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* nothing new: park, when the client is willing to wait */
-    if (reply->elements == 5 && reply->element[2]->elements == 0
+    if (reply->elements == 6 && reply->element[2]->elements == 0
         && reply->element[3]->elements == 0
         && reply->element[4]->elements == 0
+        && !ngx_matrix_sync_e2ee_news(reply->element[5])
         && sy->since.len && sy->timeout > 0 && !sy->woken)
     {
         all = reply->element[1];
@@ -711,7 +715,7 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 5; i < reply->elements; i++) {
+    for (i = 6; i < reply->elements; i++) {
         r = reply->element[i];
 
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 7) {
@@ -802,16 +806,20 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         }
     }
 
-    /* the sections still to come with issue 7, present and empty */
+    /* device lists, one-time key counts: ngx_matrix_keys.c */
+    if (ngx_matrix_sync_e2ee(mr, out, reply->element[5], sy->since.len != 0)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (mx_json_set(pool, out, "account_data",
                     ngx_matrix_sync_account_data(mr, reply->element[2]))
         != 0
         || mx_json_set(pool, out, "presence",
                        ngx_matrix_sync_presence(mr, reply->element[4])) != 0
         || mx_json_set(pool, out, "to_device",
-                       ngx_matrix_sync_todevice(mr, reply->element[3])) != 0
-        || mx_json_set(pool, out, "device_one_time_keys_count",
-                       mx_json_object(pool)) != 0)
+                       ngx_matrix_sync_todevice(mr, reply->element[3])) != 0)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
