@@ -114,7 +114,7 @@ end
 
 -- Lazy-loaded members (the state filter's lazy_load_members): of the member
 -- events, a response carries those of the timeline's senders, the heroes
--- of a summary sent, and the user's own when the room is new to the client
+-- of a summary sent (for a room without a name), and the user's own when the room is new to the client
 -- or full state is asked for.  Unless include_redundant_members (or
 -- full_state), one already sent to this device and unchanged since is not
 -- sent again; a member event in the timeline is not repeated in the state.
@@ -158,6 +158,13 @@ local function lazy_members(room, user, device, st, tl, extra, redundant)
     end
 end
 
+
+-- does the room have a name or an alias to show (heroes not needed)?
+local function room_named(room)
+    local sk = rkey(room, 'state')
+    return redis.call('HEXISTS', sk, 'm.room.name' .. SEP) == 1
+           or redis.call('HEXISTS', sk, 'm.room.canonical_alias' .. SEP) == 1
+end
 
 -- the stripped state an invitee sees of a room
 local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
@@ -309,7 +316,11 @@ redis.register_function{
                     end
                     if members then summary = summary_of(room, user) end
                     if lazy then
-                        local extra = { unpack(summary, 3) }
+                        -- heroes name a room that has no name of its own
+                        local extra = {}
+                        if #summary > 2 and not room_named(room) then
+                            extra = { unpack(summary, 3) }
+                        end
                         if fresh or full then extra[#extra + 1] = user end
                         lazy_members(room, user, a[6], st, tl, extra,
                                      redundant)
