@@ -279,6 +279,68 @@ mx_push_path(const mx_json_t *ev, const char *path, size_t len)
 /* --- conditions ------------------------------------------------------ */
 
 
+/*
+ * The spec's placeholders of a template ruleset (mx_push_template()) as
+ * the context's user: the user ID or its localpart; anything else as is.
+ */
+
+static const char *
+mx_pe_fill(const mx_push_ctx_t *ctx, const char *s, size_t *len)
+{
+    const char  *u, *colon;
+
+    u = ctx->user_id;
+
+    if (u == NULL || *len == 0 || s[0] != '[') {
+        return s;
+    }
+
+    if (*len == sizeof(MX_PUSH_USER_ID) - 1
+        && memcmp(s, MX_PUSH_USER_ID, *len) == 0)
+    {
+        *len = strlen(u);
+        return u;
+    }
+
+    if (*len == sizeof(MX_PUSH_LOCALPART) - 1
+        && memcmp(s, MX_PUSH_LOCALPART, *len) == 0)
+    {
+        colon = strchr(u, ':');
+
+        if (u[0] != '@' || colon == NULL) {
+            *len = strlen(u);
+            return u;
+        }
+
+        *len = (size_t) (colon - u) - 1;
+        return u + 1;
+    }
+
+    return s;
+}
+
+
+/* exact equality of scalars, a placeholder string standing for its value */
+
+static int
+mx_pe_equal(const mx_push_ctx_t *ctx, const mx_json_t *v,
+    const mx_json_t *value)
+{
+    const char  *s;
+    size_t       len;
+
+    if (value->type != MX_JSON_STRING) {
+        return mx_json_equal(v, value);
+    }
+
+    len = value->u.s.len;
+    s = mx_pe_fill(ctx, value->u.s.p, &len);
+
+    return v->type == MX_JSON_STRING && v->u.s.len == len
+           && memcmp(v->u.s.p, s, len) == 0;
+}
+
+
 /* string, integer, boolean or null: what the exact conditions compare */
 
 static int
@@ -381,6 +443,8 @@ mx_pe_condition(mx_pool_t *pool, const mx_json_t *c, const mx_json_t *ev,
             return 0;
         }
 
+        pattern = mx_pe_fill(ctx, pattern, &plen);
+
         return mx_push_glob(pool, pattern, plen, prop->u.s.p, prop->u.s.len,
                             strcmp(key, "content.body") == 0
                             ? MX_GLOB_WORDS : MX_GLOB_WHOLE);
@@ -397,7 +461,7 @@ mx_pe_condition(mx_pool_t *pool, const mx_json_t *c, const mx_json_t *ev,
         prop = mx_push_path(ev, key, klen);
 
         if (kind[15] == 'i') {
-            return mx_pe_scalar(prop) && mx_json_equal(prop, value);
+            return mx_pe_scalar(prop) && mx_pe_equal(ctx, prop, value);
         }
 
         if (!mx_json_is(prop, MX_JSON_ARRAY)) {
@@ -406,7 +470,7 @@ mx_pe_condition(mx_pool_t *pool, const mx_json_t *c, const mx_json_t *ev,
 
         for (i = 0; i < prop->u.a.n; i++) {
             v = prop->u.a.v[i];
-            if (mx_pe_scalar(v) && mx_json_equal(v, value)) {
+            if (mx_pe_scalar(v) && mx_pe_equal(ctx, v, value)) {
                 return 1;
             }
         }
@@ -522,6 +586,8 @@ mx_pe_rule(mx_pool_t *pool, mx_push_kind_t kind, const mx_json_t *rule,
         if (pattern == NULL || !mx_json_is(body, MX_JSON_STRING)) {
             return 0;
         }
+
+        pattern = mx_pe_fill(ctx, pattern, &plen);
 
         return mx_push_glob(pool, pattern, plen, body->u.s.p, body->u.s.len,
                             MX_GLOB_WORDS);

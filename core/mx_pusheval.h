@@ -3,7 +3,9 @@
  * module of the spec evaluates them ("Push Rules", "Conditions").
  *
  * The ruleset is the merged one of mx_push_ruleset() (or
- * mx_push_defaults()): five arrays, walked in order, override, content,
+ * mx_push_defaults(), or the template of mx_push_template(), whose
+ * placeholders stand for the context's user): five arrays, walked in
+ * order, override, content,
  * room, sender, underride, each most important rule first.  The first
  * enabled rule that matches decides; its actions say whether the event
  * notifies the user and whether it is highlighted:
@@ -38,7 +40,9 @@
 
 
 typedef struct {
-    const char               *user_id;        /* whose rules these are */
+    const char               *user_id;        /* whose rules these are:
+                                                 fills a template's
+                                                 placeholders */
     const char               *display_name;   /* in the room; NULL: none */
     const char               *room_id;
     int64_t                   member_count;   /* joined members */

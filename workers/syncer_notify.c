@@ -41,7 +41,8 @@
 
 
 #define SN_ROOMS        256         /* rooms whose view is cached */
-#define SN_USERS        4096        /* users whose rules are cached */
+#define SN_USERS        16384       /* users whose rules are cached */
+#define SN_OWN_MAX      1024        /* of them, with rules of their own */
 #define SN_CHANGES_MAX  256         /* rule changes read at once */
 
 
@@ -58,16 +59,25 @@ typedef struct {
     const char              **names;          /* their display names */
 } sn_room_t;
 
+/*
+ * A user who has stored nothing (most users) shares the template of the
+ * server defaults (mx_push_template()): a slot is their ID alone.  A
+ * merged ruleset of someone's own takes some 20 KiB; at most SN_OWN_MAX
+ * are kept, the others are merged again for each event.
+ */
 typedef struct {
     char                     *user_id;        /* NULL: an empty slot */
-    mx_pool_t                *pool;
-    const mx_json_t          *ruleset;
+    mx_pool_t                *pool;           /* of ruleset, when own */
+    const mx_json_t          *ruleset;        /* NULL: the template */
 } sn_user_t;
 
 
-static sn_room_t   sn_rooms[SN_ROOMS];
-static sn_user_t   sn_users[SN_USERS];
-static long long   sn_ver = -1;               /* rule changes seen up to */
+static sn_room_t         sn_rooms[SN_ROOMS];
+static sn_user_t         sn_users[SN_USERS];
+static size_t            sn_own;              /* slots with a pool */
+static mx_pool_t        *sn_template_pool;
+static const mx_json_t  *sn_template;
+static long long         sn_ver = -1;         /* rule changes seen up to */
 
 
 /* FNV-1a */
@@ -101,8 +111,10 @@ sn_user_drop(sn_user_t *u)
 {
     if (u->pool) {
         mx_pool_destroy(u->pool);
+        sn_own--;
     }
 
+    free(u->user_id);
     memset(u, 0, sizeof(sn_user_t));
 }
 
@@ -355,6 +367,31 @@ sn_rules_changes(mxw_t *w)
 }
 
 
+/* has the user stored nothing at all (mx_pushrules_get's reply)? */
+
+static int
+sn_push_nothing(redisReply *reply)
+{
+    size_t  i;
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != MX_PUSH_KINDS + 1)
+    {
+        return 1;
+    }
+
+    for (i = 0; i <= MX_PUSH_KINDS; i++) {
+        if (reply->element[i]->type == REDIS_REPLY_ARRAY
+            && reply->element[i]->elements > 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /*
  * The reply of mx_pushrules_get as core's mx_push_user_t (the module's
  * ngx_matrix_pushrules.c reads it the same way); what does not parse is
@@ -453,20 +490,63 @@ sn_push_user(mx_pool_t *pool, redisReply *reply, mx_push_user_t *user)
 }
 
 
-/* a user's merged ruleset, cached; NULL with *failed when Redis failed */
+/* at exit: the caches go, so that a leak checker sees only real leaks */
+
+static void
+sn_fini(void)
+{
+    size_t  i;
+
+    for (i = 0; i < SN_ROOMS; i++) {
+        sn_room_drop(&sn_rooms[i]);
+    }
+
+    for (i = 0; i < SN_USERS; i++) {
+        sn_user_drop(&sn_users[i]);
+    }
+
+    if (sn_template_pool) {
+        mx_pool_destroy(sn_template_pool);
+        sn_template_pool = NULL;
+        sn_template = NULL;
+    }
+}
+
+
+/*
+ * A user's ruleset: the shared template, or their own merged one, cached
+ * (or, past SN_OWN_MAX, made in the event's pool).  NULL with *failed when
+ * Redis failed or memory ran out.
+ */
 
 static const mx_json_t *
-sn_user_rules(mxw_t *w, const char *user, int *failed)
+sn_user_rules(mxw_t *w, mx_pool_t *evpool, const char *user, int *failed)
 {
-    sn_user_t       *u;
-    redisReply      *rep;
-    mx_push_user_t   pu;
-    char             key[600];
+    sn_user_t        *u;
+    redisReply       *rep;
+    mx_push_user_t    pu;
+    mx_pool_t        *pool;
+    const mx_json_t  *set;
+    char              key[600];
+
+    if (sn_template == NULL) {
+        if (sn_template_pool == NULL) {
+            atexit(sn_fini);
+        }
+
+        sn_template_pool = mx_pool_create(8192);
+        sn_template = sn_template_pool ? mx_push_template(sn_template_pool)
+                                       : NULL;
+        if (sn_template == NULL) {
+            *failed = 1;
+            return NULL;
+        }
+    }
 
     u = &sn_users[sn_hash(user) % SN_USERS];
 
     if (u->user_id && strcmp(u->user_id, user) == 0) {
-        return u->ruleset;
+        return u->ruleset ? u->ruleset : sn_template;
     }
 
     sn_user_drop(u);
@@ -478,22 +558,39 @@ sn_user_rules(mxw_t *w, const char *user, int *failed)
         return NULL;
     }
 
-    u->pool = mx_pool_create(8192);
-
-    if (u->pool == NULL || sn_push_user(u->pool, rep, &pu) != 0
-        || (u->ruleset = mx_push_ruleset(u->pool, user, strlen(user), &pu))
-           == NULL
-        || (u->user_id = mx_pstrndup(u->pool, user, strlen(user))) == NULL)
-    {
+    if (sn_push_nothing(rep)) {
         freeReplyObject(rep);
-        sn_user_drop(u);
-        *failed = 1;
-        return NULL;
+        u->user_id = strdup(user);
+        return sn_template;
+    }
+
+    /* rules of the user's own */
+    pool = sn_own < SN_OWN_MAX ? mx_pool_create(8192) : evpool;
+
+    set = NULL;
+    if (pool != NULL && sn_push_user(pool, rep, &pu) == 0) {
+        set = mx_push_ruleset(pool, user, strlen(user), &pu);
     }
 
     freeReplyObject(rep);
 
-    return u->ruleset;
+    if (set == NULL) {
+        if (pool != evpool && pool != NULL) {
+            mx_pool_destroy(pool);
+        }
+
+        *failed = 1;
+        return NULL;
+    }
+
+    if (pool != evpool) {
+        u->user_id = strdup(user);
+        u->pool = pool;
+        u->ruleset = set;
+        sn_own++;
+    }
+
+    return set;
 }
 
 
@@ -572,9 +669,9 @@ sn_user_eval(mxw_t *w, mx_pool_t *pool, sn_args_t *a, const mx_json_t *ev,
     int               failed;
 
     failed = 0;
-    ruleset = sn_user_rules(w, user, &failed);
+    ruleset = sn_user_rules(w, pool, user, &failed);
     if (ruleset == NULL) {
-        return failed ? -2 : 0;
+        return -2;
     }
 
     ctx->user_id = user;

@@ -3,7 +3,9 @@
  * spec's examples), dot-separated paths, each condition kind, and the
  * server-default rules deciding for the usual events: messages, one to
  * one rooms, mentions by name, display name, m.mentions and @room, notices,
- * member events, reactions, edits; the user's own rules above them.
+ * member events, reactions, edits (the same with the shared template,
+ * its placeholders filled from the context); the user's own rules above
+ * them.
  */
 
 #include <stdarg.h>
@@ -181,10 +183,9 @@ test_defaults(void **state)
     mx_push_ctx_t    ctx;
     mx_push_match_t  m;
 
-    (void) state;
-
     pool = mx_pool_create(4096);
-    set = mx_push_defaults(pool, ALICE, strlen(ALICE));
+    set = state && *state ? mx_push_template(pool)
+                          : mx_push_defaults(pool, ALICE, strlen(ALICE));
     assert_non_null(set);
 
     memset(&ctx, 0, sizeof(ctx));
@@ -441,6 +442,7 @@ main(void)
         cmocka_unit_test(test_glob),
         cmocka_unit_test(test_path),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test_prestate(test_defaults, (void *) "template"),
         cmocka_unit_test(test_user_rules),
         cmocka_unit_test(test_conditions),
     };
