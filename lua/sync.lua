@@ -118,6 +118,8 @@ end
 -- or full state is asked for.  Unless include_redundant_members (or
 -- full_state), one already sent to this device and unchanged since is not
 -- sent again; a member event in the timeline is not repeated in the state.
+-- Member events st holds already (the gap of a limited timeline) count as
+-- sent.
 --
 --   mx:{<user_id>}:lazy:<device_id>  hash: "<room_id>\31<member>" -> the
 --                                    member event last sent to the device;
@@ -146,10 +148,21 @@ local function lazy_members(room, user, device, st, tl, extra, redundant)
     for u, id in pairs(in_tl) do
         redis.call('HSET', key, room .. SEP .. u, id)
     end
+    -- member events the state has already (those of a gap)
+    local have = {}
+    for k = 2, #st, 2 do
+        if string.find(st[k], '"type":"m.room.member"', 1, true) then
+            local u = string.match(st[k], '"state_key":"([^"]*)"')
+            if u then
+                have[u] = true
+                redis.call('HSET', key, room .. SEP .. u, st[k - 1])
+            end
+        end
+    end
     for _, u in ipairs(order) do
         local id = redis.call('HGET', sk, 'm.room.member' .. SEP .. u)
         local f = room .. SEP .. u
-        if id and in_tl[u] ~= id
+        if id and in_tl[u] ~= id and not have[u]
            and (redundant or redis.call('HGET', key, f) ~= id) then
             st[#st + 1] = id
             st[#st + 1] = redis.call('HGET', pk, id) or ''
@@ -234,14 +247,22 @@ redis.register_function{
             if room then ad_add(room, t) end
         end
 
-        -- the current state; lazily, the member events left to
-        -- lazy_members
-        local function state_of(room, list)
+        -- the current state; lazily, the member events are left to
+        -- lazy_members, but for those placed in the gap of a limited
+        -- timeline, (gap_from, gap_to]: the spec wants them, redundant
+        -- or not
+        local function state_of(room, list, gap_from, gap_to)
             local st = redis.call('HGETALL', rkey(room, 'state'))
             local pk = rkey(room, 'pdu')
             for i = 2, #st, 2 do
-                if not (lazy and string.sub(st[i - 1], 1, 14)
-                                 == 'm.room.member' .. SEP) then
+                local keep = not (lazy and string.sub(st[i - 1], 1, 14)
+                                           == 'm.room.member' .. SEP)
+                if not keep and gap_from then
+                    local p = tonumber(redis.call('HGET', rkey(room, 'spos'),
+                                                  st[i]) or '0')
+                    keep = p > gap_from and p <= gap_to
+                end
+                if keep then
                     list[#list + 1] = st[i]
                     list[#list + 1] = redis.call('HGET', pk, st[i]) or ''
                 end
@@ -303,7 +324,10 @@ redis.register_function{
                 if fresh or full or #tl > 0 or ad[room] or typing
                    or #receipts > 0 then
                     local st = {}
-                    if fresh or full or limited == 1 then state_of(room, st) end
+                    if fresh or full or limited == 1 then
+                        state_of(room, st, not (fresh or full) and since,
+                                 before)
+                    end
                     -- the summary when it may have changed: a new room,
                     -- or member events in the timeline (it costs a read
                     -- of every member, which a busy room's syncs skip)
@@ -360,7 +384,9 @@ redis.register_function{
                 local from = since and mpos > since and since or nil
                 local tl, limited, before = timeline_of(room, from, mpos, m)
                 local st = {}
-                if limited == 1 or not from then state_of(room, st) end
+                if limited == 1 or not from then
+                    state_of(room, st, from, before)
+                end
                 if lazy then
                     lazy_members(room, user, a[6], st, tl, {}, redundant)
                 end

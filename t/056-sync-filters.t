@@ -97,6 +97,21 @@ $j = sync($alice, $lazy);
 is_deeply(members($j, $r), [ '@alice:localhost', '@carol:localhost', '@dave:localhost' ],
           "an initial sync starts the record again (bob's is in its timeline)");
 
+# a limited sync: member changes in the gap come, redundant or not
+$next = $j->{next_batch};
+($s) = $carol->put("$api/rooms/$r/state/m.room.member/\@carol:localhost", { membership => 'join', displayname => 'Caroline' });
+is($s, 200, 'carol changes her name');
+say($bob, $r, "filler $_") for 1 .. 12;
+$j = sync($alice, $lazy, $next);
+ok($j->{rooms}{join}{$r}{timeline}{limited}, 'twelve messages later: a limited timeline');
+is_deeply(members($j, $r), ['@carol:localhost'], "carol's change in the gap is in the state, bob's is not (he has it)");
+my ($cm) = grep { $_->{type} eq 'm.room.member' } @{ $j->{rooms}{join}{$r}{state}{events} };
+is($cm->{content}{displayname}, 'Caroline', 'her new member event');
+$next = $j->{next_batch};
+say($carol, $r, 'carol speaks');
+$j = sync($alice, $lazy, $next);
+is_deeply(members($j, $r), [], 'and it counts as sent');
+
 # --- include_redundant_members ---------------------------------------------------------------
 
 my $redundant = '{"room":{"state":{"lazy_load_members":true,"include_redundant_members":true},"timeline":{"limit":10}}}';
