@@ -773,9 +773,13 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         || mx_json_set(pool, out, "to_device",
                        ngx_matrix_sync_todevice(mr, reply->element[3])) != 0
         || mx_json_set(pool, out, "device_one_time_keys_count",
-                       mx_json_object(pool)) != 0
-        || ngx_matrix_sync_top_filter(mr, sy->filter, out) != NGX_OK)
+                       mx_json_object(pool)) != 0)
     {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the global account data and presence filters */
+    if (ngx_matrix_sync_top_filter(mr, sy->filter, out) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
