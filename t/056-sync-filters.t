@@ -198,6 +198,9 @@ is_deeply($ra, ['com.other.c'], 'room.account_data types');
 is_deeply($g, [qw(com.other.c org.example.a org.example.b)], 'not the global ones');
 ($g, $ra) = ad('{"room":{"account_data":{"not_rooms":["' . $r . '"]}}}');
 is_deeply($ra, [], 'room.account_data not_rooms');
+($g, $ra) = ad('{"room":{"account_data":{"limit":1,"not_types":["com.*"]}}}');
+is(scalar @$ra, 1, 'room.account_data limit');
+like($ra->[0], qr/^org\.example\./, 'and not_types');
 
 # --- presence -------------------------------------------------------------------------------------------
 
@@ -217,6 +220,7 @@ ok((grep { $_ eq '@bob:localhost' } @$p) && (grep { $_ eq '@carol:localhost' } @
 is_deeply(pres('{"presence":{"senders":["@bob:localhost"]}}'), ['@bob:localhost'], 'presence senders');
 ok(!grep({ $_ eq '@bob:localhost' } @{ pres('{"presence":{"not_senders":["@bob:localhost"]}}') }), 'presence not_senders');
 is_deeply(pres('{"presence":{"types":["m.nothing"]}}'), [], 'presence types');
+is_deeply(pres('{"presence":{"not_types":["m.presence"]}}'), [], 'presence not_types');
 is(scalar @{ pres('{"presence":{"limit":1}}') }, 1, 'presence limit');
 
 # --- include_leave -----------------------------------------------------------------------------------------
