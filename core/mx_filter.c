@@ -436,3 +436,109 @@ mx_filter_allows_event(const mx_event_filter_t *f, const char *type,
 
     return 1;
 }
+
+
+/*
+ * One step of an event_fields path, unescaped ("\." and "\\"), into the
+ * pool; *next is where the following step starts (past len: none).
+ */
+
+static char *
+mx_filter_field_step(mx_pool_t *pool, const char *path, size_t len,
+    size_t *start, size_t *out_len)
+{
+    char    *key;
+    size_t   i, n;
+
+    key = mx_palloc(pool, len - *start + 1);
+    if (key == NULL) {
+        return NULL;
+    }
+
+    for (i = *start, n = 0; i < len && path[i] != '.'; i++) {
+        if (path[i] == '\\' && i + 1 < len
+            && (path[i + 1] == '.' || path[i + 1] == '\\'))
+        {
+            i++;
+        }
+
+        key[n++] = path[i];
+    }
+
+    key[n] = '\0';
+    *out_len = n;
+    *start = i + 1;
+
+    return key;
+}
+
+
+mx_json_t *
+mx_filter_event_fields(mx_pool_t *pool, const mx_json_t *ev,
+    const mx_filter_list_t *fields)
+{
+    mx_json_t        *out, *dst, *sub;
+    const mx_json_t  *src, *v;
+    const char       *path;
+    char             *key;
+    size_t            i, len, start, klen;
+
+    if (!fields->set || !mx_json_is(ev, MX_JSON_OBJECT)) {
+        return (mx_json_t *) ev;
+    }
+
+    out = mx_json_object(pool);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < fields->n; i++) {
+        path = fields->v[i].p;
+        len = fields->v[i].len;
+        src = ev;
+        dst = out;
+        start = 0;
+
+        while (start <= len) {
+            key = mx_filter_field_step(pool, path, len, &start, &klen);
+            if (key == NULL) {
+                return NULL;
+            }
+
+            v = mx_json_getn(src, key, klen);
+            if (v == NULL) {
+                break;
+            }
+
+            if (start > len) {
+                /* the last step: the value, whole */
+                if (mx_json_setn(pool, dst, key, klen, (mx_json_t *) v)
+                    != 0)
+                {
+                    return NULL;
+                }
+
+                break;
+            }
+
+            if (!mx_json_is(v, MX_JSON_OBJECT)) {
+                break;
+            }
+
+            sub = mx_json_getn(dst, key, klen);
+            if (sub == NULL) {
+                sub = mx_json_object(pool);
+                if (sub == NULL
+                    || mx_json_setn(pool, dst, key, klen, sub) != 0)
+                {
+                    return NULL;
+                }
+            }
+
+            src = v;
+            dst = sub;
+        }
+    }
+
+    return out;
+}

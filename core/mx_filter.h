@@ -128,4 +128,13 @@ int mx_filter_allows_event(const mx_event_filter_t *f, const char *type,
     size_t type_len, const char *sender, size_t sender_len,
     const char *room_id, size_t room_len, int has_url);
 
+/*
+ * An event with only the fields of event_fields (dot-separated paths, "\."
+ * for a dot in a name, "\\" for a backslash): a new object sharing the
+ * values it keeps.  The event itself when the filter has no event_fields.
+ * NULL on ENOMEM.
+ */
+mx_json_t *mx_filter_event_fields(mx_pool_t *pool, const mx_json_t *ev,
+    const mx_filter_list_t *fields);
+
 #endif /* MX_FILTER_H */

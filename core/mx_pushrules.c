@@ -15,10 +15,6 @@
 #include "mx_pushrules.h"
 
 
-#define MX_PUSH_USER_ID    "[the user's Matrix ID]"
-#define MX_PUSH_LOCALPART  "[the local part of the user's Matrix ID]"
-
-
 static const char  *mx_push_kinds[] = {
     "override", "content", "room", "sender", "underride"
 };
@@ -305,7 +301,7 @@ mx_push_default_make(mx_pool_t *pool, const mx_push_default_t *d,
     rule = mx_json_parse(pool, d->json, strlen(d->json), &err);
 
     if (rule == NULL
-        || mx_push_fill(pool, rule, user_id, len) != 0
+        || (user_id != NULL && mx_push_fill(pool, rule, user_id, len) != 0)
         || mx_json_set_str(pool, rule, "rule_id", d->id) != 0
         || mx_json_set(pool, rule, "default", mx_json_bool(pool, 1)) != 0)
     {
@@ -458,6 +454,13 @@ mx_json_t *
 mx_push_defaults(mx_pool_t *pool, const char *user_id, size_t len)
 {
     return mx_push_ruleset(pool, user_id, len, NULL);
+}
+
+
+mx_json_t *
+mx_push_template(mx_pool_t *pool)
+{
+    return mx_push_ruleset(pool, NULL, 0, NULL);
 }
 
 

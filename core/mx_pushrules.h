@@ -49,6 +49,10 @@ const char *mx_push_kind_name(mx_push_kind_t kind);
 int mx_push_kind(const char *name, size_t len);
 
 
+/* the spec's placeholders in the server-default rules */
+#define MX_PUSH_USER_ID    "[the user's Matrix ID]"
+#define MX_PUSH_LOCALPART  "[the local part of the user's Matrix ID]"
+
 /* the server-default rules, in the spec's order: the ID and kind of the
  * i-th, NULL past the end */
 const char *mx_push_default_id(size_t i, mx_push_kind_t *kind);
@@ -64,6 +68,14 @@ int mx_push_is_default(mx_push_kind_t kind, const char *id, size_t len);
  */
 mx_json_t *mx_push_defaults(mx_pool_t *pool, const char *user_id,
     size_t len);
+
+
+/*
+ * The server-default rules with the placeholders left in: one ruleset for
+ * every user who has stored nothing, which mx_push_eval() fills in from
+ * its context as it walks it.  NULL when the pool is out of memory.
+ */
+mx_json_t *mx_push_template(mx_pool_t *pool);
 
 
 /*

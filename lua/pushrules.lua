@@ -17,6 +17,16 @@
 
 local PUSH_KINDS = { 'override', 'content', 'room', 'sender', 'underride' }
 
+-- every change is logged for the syncer, which caches rules to evaluate
+-- them (lua/notify.lua): mx:pushrules:changed, user by the change's number
+local function pushrules_changed(h)
+    local user = string.match(h, '^mx:{(.*)}:pushrules$')
+    if user then
+        redis.call('ZADD', 'mx:pushrules:changed',
+                   redis.call('INCR', 'mx:pushrules:ver'), user)
+    end
+end
+
 -- mx_pushrules_get: everything stored about a user's push rules
 --   KEYS[1]  mx:{<user_id>}:pushrules
 --   reply:   { override, content, room, sender, underride, changes }: one
@@ -97,6 +107,7 @@ redis.register_function{
         redis.call('HSET', h, 'rule:' .. name, args[3])
         redis.call('HDEL', h, 'actions:' .. name)
         if not exists then redis.call('HDEL', h, 'enabled:' .. name) end
+        pushrules_changed(h)
         return 'OK'
     end
 }
@@ -117,6 +128,7 @@ redis.register_function{
         end
         redis.call('HDEL', h, 'enabled:' .. name, 'actions:' .. name)
         redis.call('LREM', h .. ':' .. kind, 0, id)
+        pushrules_changed(h)
         return 'OK'
     end
 }
@@ -139,6 +151,7 @@ redis.register_function{
                                    'The push rule was not found.')
         end
         redis.call('HSET', h, args[3] .. ':' .. name, args[4])
+        pushrules_changed(h)
         return 'OK'
     end
 }

@@ -114,6 +114,73 @@ local function summary_of(room, user)
 end
 
 
+-- Lazy-loaded members (the state filter's lazy_load_members): of the member
+-- events, a response carries those of the timeline's senders, the heroes
+-- of a summary sent (for a room without a name), and the user's own when the room is new to the client
+-- or full state is asked for.  Unless include_redundant_members (or
+-- full_state), one already sent to this device and unchanged since is not
+-- sent again; a member event in the timeline is not repeated in the state.
+-- Member events st holds already (the gap of a limited timeline) count as
+-- sent.
+--
+--   mx:{<user_id>}:lazy:<device_id>  hash: "<room_id>\31<member>" -> the
+--                                    member event last sent to the device;
+--                                    emptied by an initial sync
+--
+-- st gets the member events, {id, pdu, ...}, appended.
+local function lazy_members(room, user, device, st, tl, extra, redundant)
+    local key = 'mx:{' .. user .. '}:lazy:' .. device
+    local want, order, in_tl = {}, {}, {}
+    local function add(u)
+        if u and not want[u] then
+            want[u] = true
+            order[#order + 1] = u
+        end
+    end
+    for k = 2, #tl, 2 do
+        add(string.match(tl[k], '"sender":"([^"]*)"'))
+        if string.find(tl[k], '"type":"m.room.member"', 1, true) then
+            local sk = string.match(tl[k], '"state_key":"([^"]*)"')
+            if sk then in_tl[sk] = tl[k - 1] end
+        end
+    end
+    for _, u in ipairs(extra) do add(u) end
+
+    local sk, pk = rkey(room, 'state'), rkey(room, 'pdu')
+    for u, id in pairs(in_tl) do
+        redis.call('HSET', key, room .. SEP .. u, id)
+    end
+    -- member events the state has already (those of a gap)
+    local have = {}
+    for k = 2, #st, 2 do
+        if string.find(st[k], '"type":"m.room.member"', 1, true) then
+            local u = string.match(st[k], '"state_key":"([^"]*)"')
+            if u then
+                have[u] = true
+                redis.call('HSET', key, room .. SEP .. u, st[k - 1])
+            end
+        end
+    end
+    for _, u in ipairs(order) do
+        local id = redis.call('HGET', sk, 'm.room.member' .. SEP .. u)
+        local f = room .. SEP .. u
+        if id and in_tl[u] ~= id and not have[u]
+           and (redundant or redis.call('HGET', key, f) ~= id) then
+            st[#st + 1] = id
+            st[#st + 1] = redis.call('HGET', pk, id) or ''
+            redis.call('HSET', key, f, id)
+        end
+    end
+end
+
+
+-- does the room have a name or an alias to show (heroes not needed)?
+local function room_named(room)
+    local sk = rkey(room, 'state')
+    return redis.call('HEXISTS', sk, 'm.room.name' .. SEP) == 1
+           or redis.call('HEXISTS', sk, 'm.room.canonical_alias' .. SEP) == 1
+end
+
 -- the stripped state an invitee sees of a room
 local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
                    'm.room.avatar', 'm.room.canonical_alias',
@@ -122,9 +189,12 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 -- mx_sync: what /sync gives a user since a position
 --   KEYS[1]  mx:{<user_id>}:rooms
 --   ARGV     user_id, since ('' for an initial sync), timeline limit,
---            full_state ('1' or '0'), now (ms), device_id
+--            full_state ('1' or '0'), now (ms), device_id, filter
+--            options: a string of letters, l lazy_load_members, r
+--            include_redundant_members, L include_leave, t
+--            unread_thread_notifications
 -- It writes: the device's to-device messages up to since are delivered
--- and deleted.
+-- and deleted; with l, the device's record of the members sent.
 --   reply:   {next position, {room_id, ...} (every room the user has a
 --            membership in: for wakeups), {type, content, ...} (global
 --            account data), {to-device event JSON, ...}, {presence:
@@ -135,8 +205,10 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 --            {timeline id, pdu, ...}, {account data type, content, ...},
 --            and for joined rooms {typing changed (0/1), {user_id, ...},
 --            {receipt type, user_id, thread, receipt JSON, ...}},
---            {joined count, invited count, heroes...}}; for invites (and
---            knocks) the state is the stripped state
+--            {joined count, invited count, heroes...}, {unread
+--            notification count, highlight count, {thread root, count,
+--            highlight count, ...}}}; for invites (and knocks) the state
+--            is the stripped state
 redis.register_function{
     function_name = 'mx_sync',
     callback = function(keys, a)
@@ -144,6 +216,14 @@ redis.register_function{
         local since = a[2] ~= '' and tonumber(a[2]) or nil
         local full = a[4] == '1'
         local now = tonumber(a[5])
+        local opts = a[7] or ''
+        local lazy = string.find(opts, 'l', 1, true) ~= nil
+        local redundant = full or string.find(opts, 'r', 1, true) ~= nil
+        local include_leave = string.find(opts, 'L', 1, true) ~= nil
+        local threads = string.find(opts, 't', 1, true) ~= nil
+        if lazy and not since then
+            redis.call('DEL', 'mx:{' .. user .. '}:lazy:' .. a[6])
+        end
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
         local out = { next_pos, {}, {}, todevice(user, a[6], since),
                       presence_of(user, since), keys_sync(user, a[6], since) }
@@ -170,12 +250,25 @@ redis.register_function{
             if room then ad_add(room, t) end
         end
 
-        local function state_of(room, list)
+        -- the current state; lazily, the member events are left to
+        -- lazy_members, but for those placed in the gap of a limited
+        -- timeline, (gap_from, gap_to]: the spec wants them, redundant
+        -- or not
+        local function state_of(room, list, gap_from, gap_to)
             local st = redis.call('HGETALL', rkey(room, 'state'))
             local pk = rkey(room, 'pdu')
             for i = 2, #st, 2 do
-                list[#list + 1] = st[i]
-                list[#list + 1] = redis.call('HGET', pk, st[i]) or ''
+                local keep = not (lazy and string.sub(st[i - 1], 1, 14)
+                                           == 'm.room.member' .. SEP)
+                if not keep and gap_from then
+                    local p = tonumber(redis.call('HGET', rkey(room, 'spos'),
+                                                  st[i]) or '0')
+                    keep = p > gap_from and p <= gap_to
+                end
+                if keep then
+                    list[#list + 1] = st[i]
+                    list[#list + 1] = redis.call('HGET', pk, st[i]) or ''
+                end
             end
         end
 
@@ -234,7 +327,10 @@ redis.register_function{
                 if fresh or full or #tl > 0 or ad[room] or typing
                    or #receipts > 0 then
                     local st = {}
-                    if fresh or full or limited == 1 then state_of(room, st) end
+                    if fresh or full or limited == 1 then
+                        state_of(room, st, not (fresh or full) and since,
+                                 before)
+                    end
                     -- the summary when it may have changed: a new room,
                     -- or member events in the timeline (it costs a read
                     -- of every member, which a busy room's syncs skip)
@@ -246,11 +342,22 @@ redis.register_function{
                                               true) ~= nil
                     end
                     if members then summary = summary_of(room, user) end
+                    if lazy then
+                        -- heroes name a room that has no name of its own
+                        local extra = {}
+                        if #summary > 2 and not room_named(room) then
+                            extra = { unpack(summary, 3) }
+                        end
+                        if fresh or full then extra[#extra + 1] = user end
+                        lazy_members(room, user, a[6], st, tl, extra,
+                                     redundant)
+                    end
                     out[#out + 1] = { room, 'join', limited, before, st, tl,
                                       ad[room] or {},
                                       { typing and 1 or 0, typing or {},
                                         receipts },
-                                      summary }
+                                      summary,
+                                      unread_counts(room, user, threads) }
                 end
 
             elseif (m == 'invite' or m == 'knock')
@@ -272,11 +379,20 @@ redis.register_function{
                 end
                 out[#out + 1] = { room, m, 0, 0, st, {}, {} }
 
-            elseif (m == 'leave' or m == 'ban') and since and mpos > since then
-                -- what happened since, up to and including the leave
-                local tl, limited, before = timeline_of(room, since, mpos, m)
+            elseif (m == 'leave' or m == 'ban')
+                   and ((since and mpos > since)
+                        or (include_leave and (full or not since))) then
+                -- what happened since, up to and including the leave (all
+                -- of it, to the timeline's limit, for include_leave)
+                local from = since and mpos > since and since or nil
+                local tl, limited, before = timeline_of(room, from, mpos, m)
                 local st = {}
-                if limited == 1 then state_of(room, st) end
+                if limited == 1 or not from then
+                    state_of(room, st, from, before)
+                end
+                if lazy then
+                    lazy_members(room, user, a[6], st, tl, {}, redundant)
+                end
                 out[#out + 1] = { room, 'leave', limited, before, st, tl,
                                   ad[room] or {} }
             end

@@ -336,6 +336,9 @@ ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_sync(ngx_matrix_req_t *mr);
 void ngx_matrix_sync_wake(ngx_str_t *message);
 
+/* ngx_matrix_notifications.c */
+ngx_int_t ngx_matrix_notifications(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_ephemeral.c */
 ngx_int_t ngx_matrix_typing(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_receipt(ngx_matrix_req_t *mr);

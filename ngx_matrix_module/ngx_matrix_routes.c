@@ -99,6 +99,7 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
 
     /* sync (ngx_matrix_sync.c) */
     { CS "/sync", GET, ngx_matrix_sync, NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
+    { CS "/notifications", GET, ngx_matrix_notifications, NGX_MATRIX_AUTH },
     { CS "/rooms/:roomId/typing/:userId", PUT, ngx_matrix_typing,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
     { CS "/presence/:userId/status", GET|PUT, ngx_matrix_presence,

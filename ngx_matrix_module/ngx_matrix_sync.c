@@ -23,8 +23,11 @@
  * To-device messages wait per device until it syncs past them.
  *
  * Filters (a stored filter's ID or inline JSON): rooms and not_rooms,
- * the timeline's and the state's event filters and limit, and
- * lazy_load_members (member events of the timeline's senders only).
+ * the timeline's and the state's event filters and limit here;
+ * lazy_load_members, include_redundant_members and include_leave in
+ * mx_sync; the ephemeral, account data and presence filters and
+ * event_fields in ngx_matrix_sync_filter.c, which also writes the unread
+ * notification counts.
  *
  * Presence: each /sync marks the user active (set_presence, online unless
  * said otherwise); m.presence events of the users sharing a room whose
@@ -32,9 +35,6 @@
  *
  * End-to-end encryption (ngx_matrix_keys.c): device_lists (incremental
  * syncs), device_one_time_keys_count, device_unused_fallback_key_types.
- *
- * Not yet here (issue 7): include_redundant_members, the ephemeral and
- * account data filters.
  */
 
 #include <ngx_config.h>
@@ -46,6 +46,7 @@
 
 #include "ngx_matrix_module.h"
 #include "ngx_matrix_room.h"
+#include "ngx_matrix_sync.h"
 
 
 #define NGX_MATRIX_SYNC_LIMIT        20
@@ -188,7 +189,8 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
 {
     ngx_matrix_sync_t  *sy;
     ngx_matrix_cmd_t    c;
-    ngx_str_t           key;
+    ngx_str_t           key, opts;
+    u_char              obuf[NGX_MATRIX_SYNC_OPTIONS_LEN];
 
     sy = mr->data;
 
@@ -216,6 +218,9 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
     }
 
     ngx_matrix_cmd_str(&c, &mr->device_id);
+
+    ngx_matrix_sync_options(sy->filter, obuf, &opts);
+    ngx_matrix_cmd_str(&c, &opts);
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_sync_done);
 }
@@ -470,55 +475,6 @@ ngx_matrix_sync_ephemeral(ngx_matrix_req_t *mr, redisReply *eph)
 }
 
 
-/*
- * lazy_load_members: of the state's member events only those of the
- * timeline's senders (and the user's own).  0, or -1 on ENOMEM.
- */
-
-static int
-ngx_matrix_sync_lazy(ngx_matrix_req_t *mr, mx_json_t *state,
-    mx_json_t *timeline)
-{
-    ngx_matrix_sync_t  *sy;
-    mx_json_t          *ev;
-    const char         *type, *key, *sender;
-    size_t              i, j, k, klen;
-    ngx_uint_t          keep;
-
-    sy = mr->data;
-
-    if (sy->filter == NULL || !sy->filter->room.state.lazy_load_members) {
-        return 0;
-    }
-
-    for (i = 0, k = 0; i < state->u.a.n; i++) {
-        ev = state->u.a.v[i];
-        type = mx_json_get_str(ev, "type", NULL);
-        key = mx_json_get_str(ev, "state_key", &klen);
-        keep = 1;
-
-        if (type && key && ngx_strcmp(type, "m.room.member") == 0) {
-            keep = klen == mr->user_id.len
-                   && ngx_strncmp(key, mr->user_id.data, klen) == 0;
-
-            for (j = 0; !keep && j < timeline->u.a.n; j++) {
-                sender = mx_json_get_str(timeline->u.a.v[j], "sender",
-                                         NULL);
-                keep = sender && ngx_strcmp(sender, key) == 0;
-            }
-        }
-
-        if (keep) {
-            state->u.a.v[k++] = ev;
-        }
-    }
-
-    state->u.a.n = k;
-
-    return 0;
-}
-
-
 /* {"events": [m.presence...]} from {user, presence, msg, active_ts, ...} */
 
 static mx_json_t *
@@ -769,7 +725,6 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
                    sy->filter ? &sy->filter->room.state : NULL) != NGX_OK
             || ngx_matrix_sync_events(mr, r->element[5], events, room_id, 0,
                    sy->filter ? &sy->filter->room.timeline : NULL) != NGX_OK
-            || ngx_matrix_sync_lazy(mr, state, events)
             || mx_json_set(pool, tl, "events", events) != 0
             || mx_json_set(pool, tl, "limited",
                            mx_json_bool(pool, r->element[2]->integer)) != 0
@@ -801,7 +756,12 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (mx_json_set(pool, sec, room_id, room) != 0) {
+        if (ngx_matrix_sync_room_filter(mr, sy->filter, room, room_id,
+                                        sec == join && r->elements > 9
+                                        ? r->element[9] : NULL)
+            != NGX_OK
+            || mx_json_set(pool, sec, room_id, room) != 0)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -821,6 +781,11 @@ ngx_matrix_sync_done(ngx_matrix_req_t *mr, redisReply *reply)
         || mx_json_set(pool, out, "to_device",
                        ngx_matrix_sync_todevice(mr, reply->element[3])) != 0)
     {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the global account data and presence filters */
+    if (ngx_matrix_sync_top_filter(mr, sy->filter, out) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -24,6 +24,7 @@
 #include <mx_json.h>
 
 #include "mxw.h"
+#include "syncer.h"
 
 
 /* the membership in a member event's content, or "" */
@@ -299,6 +300,11 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         snprintf(why, why_len, "an event entry needs room, event_id and"
                  " event");
         return MXW_REJECT;
+    }
+
+    /* its notifications first: visible with the event or not at all */
+    if (sy_notify(w, e) != 0) {
+        return MXW_RETRY;
     }
 
     /*

@@ -333,6 +333,47 @@ test_lists(void **state)
 }
 
 
+/* event_fields: the paths kept, nested objects rebuilt, escapes */
+
+static void
+test_event_fields(void **state)
+{
+    mx_filter_t       f;
+    char              err[160];
+    mx_json_error_t   jerr;
+    const char       *text;
+    mx_json_t        *ev, *out;
+    size_t            len;
+
+    (void) state;
+
+    text = "{\"type\":\"m.room.message\",\"sender\":\"@a:x\","
+           "\"event_id\":\"$e\",\"content\":{\"body\":\"hi\","
+           "\"msgtype\":\"m.text\",\"m.new\":{\"a\":1}},"
+           "\"unsigned\":{\"age\":5}}";
+    ev = mx_json_parse(pool, text, strlen(text), &jerr);
+    assert_non_null(ev);
+
+    /* none given: the event itself */
+    assert_int_equal(parse("{}", &f, err), 0);
+    assert_ptr_equal(mx_filter_event_fields(pool, ev, &f.event_fields), ev);
+
+    assert_int_equal(parse(
+        "{\"event_fields\":[\"type\",\"content.body\",\"content.m\\\\.new.a\","
+        "\"content.body.x\",\"nope\",\"unsigned.nope\"]}", &f, err), 0);
+    out = mx_filter_event_fields(pool, ev, &f.event_fields);
+    assert_non_null(out);
+    assert_string_equal(mx_json_encode(pool, out, 0, &len),
+        "{\"content\":{\"body\":\"hi\",\"m.new\":{\"a\":1}},"
+        "\"type\":\"m.room.message\",\"unsigned\":{}}");
+
+    /* an empty list keeps nothing */
+    assert_int_equal(parse("{\"event_fields\":[]}", &f, err), 0);
+    out = mx_filter_event_fields(pool, ev, &f.event_fields);
+    assert_string_equal(mx_json_encode(pool, out, 0, &len), "{}");
+}
+
+
 int
 main(void)
 {
@@ -342,6 +383,7 @@ main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_wildcards),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_event_fields),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
