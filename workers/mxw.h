@@ -166,6 +166,10 @@ typedef struct {
     int              claim_every_ms;  /* how often to look, default 5000 */
     int              gather_ms;       /* after a short read, let entries
                                          gather this long (0: none) */
+    int            (*begin)(mxw_t *w, void *data);
+                                      /* before a batch's first entry: a
+                                         look-up once per batch; -1 takes
+                                         the batch again later */
     void           (*failed)(mxw_t *w, void *data);
                                       /* a batch's pipelined commands
                                          failed: it will come again */

@@ -829,7 +829,14 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
             continue;
         }
 
-        rc = mxw_process_read(&lp, r, history, &count);
+        if (cs->begin && r->type == REDIS_REPLY_ARRAY && r->elements
+            && cs->begin(w, cs->data) != 0)
+        {
+            rc = MXW_RETRY;
+            count = 0;
+        } else {
+            rc = mxw_process_read(&lp, r, history, &count);
+        }
         freeReplyObject(r);
 
         if (mxw_ack_flush(&lp) != 0) {

@@ -427,6 +427,7 @@ main(int argc, char **argv)
     cs.nstreams = 1;
     cs.handler = mxw_dispatch;
     cs.data = kinds;
+    cs.begin = sy_notify_begin;
 
     mxw_info(&w, "consuming mx:output as %s", consumer);
 

@@ -22,4 +22,7 @@
  */
 int sy_notify(mxw_t *w, const mxw_entry_t *e);
 
+/* before each batch: forget the push rules of users who changed theirs */
+int sy_notify_begin(mxw_t *w, void *data);
+
 #endif /* SYNCER_H */

@@ -699,6 +699,38 @@ sn_user_eval(mxw_t *w, mx_pool_t *pool, sn_args_t *a, const mx_json_t *ev,
 }
 
 
+/*
+ * mx_notify_put's reply: a position, or an error, which a retry would not
+ * mend (a fault of ours): the event goes on without its notifications
+ * rather than stopping the syncer.
+ */
+
+static int
+sn_put_check(redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "syncer: mx_notify_put: %s\n", r->str);
+    }
+
+    return 0;
+}
+
+
+/*
+ * Once per batch, not per event: a rule change that comes before a batch
+ * counts for all of its events (one that comes during it is a race any
+ * order would settle).
+ */
+
+int
+sy_notify_begin(mxw_t *w, void *data)
+{
+    (void) data;
+
+    return sn_rules_changes(w);
+}
+
+
 int
 sy_notify(mxw_t *w, const mxw_entry_t *e)
 {
@@ -711,7 +743,6 @@ sy_notify(mxw_t *w, const mxw_entry_t *e)
     sn_room_t        *r;
     sn_args_t         a;
     mx_push_ctx_t     ctx;
-    redisReply       *rep;
     char              key[600];
     int               failed, rc, local_sender, reads, invitee;
 
@@ -763,13 +794,8 @@ sy_notify(mxw_t *w, const mxw_entry_t *e)
               && strcmp(membership, "invite") == 0 && target
               && strcmp(target, sender) != 0 && sn_is_local(w, target);
 
-    /* whose rules are read: anyone's that changed are forgotten first */
-    if ((invitee || r->nlocal > (size_t) local_sender)
-        && sn_rules_changes(w) != 0)
-    {
-        rc = -1;
-        goto done;
-    }
+    /* whose rules are read: anyone's that changed were forgotten when
+     * the batch began (sy_notify_begin) */
 
     memset(&a, 0, sizeof(a));
     snprintf(key, sizeof(key), "mx:{%s}:spos", room);
@@ -819,17 +845,11 @@ sy_notify(mxw_t *w, const mxw_entry_t *e)
         goto done;
     }
 
-    rep = mxw_commandv(w, (int) a.n, a.v, a.len);
-    if (rep == NULL) {
+    /* pipelined: it leaves before the event's mx_sync_position */
+    if (mxw_append(w, sn_put_check, (int) a.n, a.v, a.len) != 0) {
         rc = -1;
         goto done;
     }
-
-    if (rep->type == REDIS_REPLY_ERROR) {
-        mxw_warn(w, "mx_notify_put %s %s: %s", room, event_id, rep->str);
-    }
-
-    freeReplyObject(rep);
 
 done:
 
