@@ -159,7 +159,9 @@ rooms_bench() {
         rooms+=("$room")
     done
 
-    # rooms_lua N: a wrk script sending to the first N rooms in turn
+    # rooms_lua N [PAUSE_MS]: a wrk script sending to the first N rooms in
+    # turn, each connection pausing PAUSE_MS before each request (a paced
+    # load: about connections / (pause + latency) requests a second)
     rooms_lua() {
         local list
         list=$(printf '"%s",' "${rooms[@]:0:$1}" | sed 's/!/%21/g')
@@ -167,6 +169,10 @@ rooms_bench() {
 local rooms = { ${list%,} }
 local run = "$(date +%s%N)-$1"
 local n = 0
+local pause = ${2:-0}
+if pause > 0 then
+    delay = function() return pause end
+end
 request = function()
     n = n + 1
     local room = rooms[(n % #rooms) + 1]
@@ -194,6 +200,13 @@ EOS
     rooms_lua 1
     read -r one_rps one_p50 one_p99 < <(run_wrk_script "$base" "$script")
     read -r onel_rps onel_p50 onel_p99 < <(BENCH_CONNS=4 run_wrk_script "$base" "$script")
+
+    # half the one-room rate, paced: 32 connections, each pausing so that
+    # together they ask for half of what the room took
+    local pause
+    pause=$(awk -v r="$one_rps" 'BEGIN { printf "%d", (r > 0 ? 32000 / (r / 2) : 100) }')
+    rooms_lua 1 "$pause"
+    read -r half_rps half_p50 half_p99 < <(BENCH_CONNS=32 run_wrk_script "$base" "$script")
     rooms_lua 100
     read -r many_rps many_p50 many_p99 < <(run_wrk_script "$base" "$script")
 
@@ -210,6 +223,7 @@ EOS
     printf '%-44s %12s %9s %9s %9s\n' "GET /account/whoami (baseline)" "$w_rps" "$w_p50" "$w_p99" "1.00"
     printf '%-44s %12s %9s %9s %9s\n' "PUT send, one room" "$one_rps" "$one_p50" "$one_p99" "$(ratio "$one_rps" "$w_rps")"
     printf '%-44s %12s %9s %9s %9s\n' "PUT send, one room, 4 connections" "$onel_rps" "$onel_p50" "$onel_p99" "$(ratio "$onel_rps" "$w_rps")"
+    printf '%-44s %12s %9s %9s %9s\n' "PUT send, one room, paced at half its rate" "$half_rps" "$half_p50" "$half_p99" "$(ratio "$half_rps" "$w_rps")"
     printf '%-44s %12s %9s %9s %9s\n' "PUT send, 100 rooms" "$many_rps" "$many_p50" "$many_p99" "$(ratio "$many_rps" "$w_rps")"
     echo "Redis: $(( (mem1 - mem0) / (n > 0 ? n : 1) )) bytes per stored event ($n events), the event's JSON ${size} bytes:" \
          "$(ratio $(( (mem1 - mem0) / (n > 0 ? n : 1) )) "$size")x"
