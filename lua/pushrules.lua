@@ -33,30 +33,47 @@ end
 --            array per kind of the user's rules (JSON) most important
 --            first, then a flat array of field, value of the
 --            enabled:... and actions:... fields
+local function pushrules_get(h)
+    local reply = {}
+    for i, kind in ipairs(PUSH_KINDS) do
+        local rules = {}
+        for _, id in ipairs(redis.call('LRANGE', h .. ':' .. kind, 0, -1)) do
+            local r = redis.call('HGET', h, 'rule:' .. kind .. '/' .. id)
+            if r then rules[#rules + 1] = r end
+        end
+        reply[i] = rules
+    end
+    local changes = {}
+    local all = redis.call('HGETALL', h)
+    for i = 1, #all, 2 do
+        local f = all[i]
+        if f:sub(1, 8) == 'enabled:' or f:sub(1, 8) == 'actions:' then
+            changes[#changes + 1] = f
+            changes[#changes + 1] = all[i + 1]
+        end
+    end
+    reply[#PUSH_KINDS + 1] = changes
+    return reply
+end
+
 redis.register_function{
     function_name = 'mx_pushrules_get',
+    callback = function(keys) return pushrules_get(keys[1]) end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_pushrules_get_many: mx_pushrules_get of several users at once (the
+-- syncer, for the members of a room whose rules it has not cached)
+--   KEYS     mx:{<user_id>}:pushrules, ...
+--   ARGV     none
+--   reply:   one mx_pushrules_get reply per key
+redis.register_function{
+    function_name = 'mx_pushrules_get_many',
     callback = function(keys)
-        local h = keys[1]
-        local reply = {}
-        for i, kind in ipairs(PUSH_KINDS) do
-            local rules = {}
-            for _, id in ipairs(redis.call('LRANGE', h .. ':' .. kind, 0, -1)) do
-                local r = redis.call('HGET', h, 'rule:' .. kind .. '/' .. id)
-                if r then rules[#rules + 1] = r end
-            end
-            reply[i] = rules
-        end
-        local changes = {}
-        local all = redis.call('HGETALL', h)
-        for i = 1, #all, 2 do
-            local f = all[i]
-            if f:sub(1, 8) == 'enabled:' or f:sub(1, 8) == 'actions:' then
-                changes[#changes + 1] = f
-                changes[#changes + 1] = all[i + 1]
-            end
-        end
-        reply[#PUSH_KINDS + 1] = changes
-        return reply
+        local out = {}
+        for i, k in ipairs(keys) do out[i] = pushrules_get(k) end
+        return out
     end,
     flags = { 'no-writes' }
 }

@@ -6,6 +6,10 @@
 #             answer: p50, p99, max
 #   initial   a user in 100 rooms of 100 messages each: an initial /sync,
 #             the best and the median of 5
+#   parked    BENCH_PARKED (10,000) /sync requests parked at once: the
+#             memory of nginx (RSS of its workers) and Redis (used_memory)
+#             per parked request; needs BENCH_DATA (the server's data
+#             folder, for nginx's pid)
 #
 # Users get tokens straight in Redis, as the HTTP bench does; everything
 # else goes through the API.
@@ -113,12 +117,65 @@ for my $i (1 .. 100) {
     }
 }
 
+# the time until the whole response is in: the client's JSON decoding
+# (JSON::PP takes longer than the server) is not the server's
 my @t;
+my $bytes = 0;
 for (1 .. 5) {
     my $s = time;
-    my $res = call('GET', "$api/sync", $heavy);
+    my $raw = $http->request('GET', "$base$api/sync", { headers => { Authorization => "Bearer $heavy" } });
     push @t, (time - $s) * 1000;
+    die "initial sync: $raw->{status}\n" unless $raw->{status} == 200;
+    $bytes = length $raw->{content};
+    my $res = $json->decode($raw->{content});
     die "initial sync: not 100 rooms\n" unless keys %{ $res->{rooms}{join} } >= 100;
 }
 printf "== initial sync of a user in 100 rooms of 100 messages\n";
-printf "  best %.0f ms, median %.0f ms (target under 200 ms)\n", pct(0, @t), pct(0.5, @t);
+printf "  best %.0f ms, median %.0f ms, %d KiB (target under 200 ms)\n", pct(0, @t), pct(0.5, @t), $bytes / 1024;
+
+# --- memory of parked /sync requests --------------------------------------------
+
+my $P = $ENV{BENCH_PARKED} // 10000;
+my $data = $ENV{BENCH_DATA};
+if ($P > 0 && $data && -r "$data/run/nginx.pid") {
+    open my $pf, '<', "$data/run/nginx.pid" or die;
+    chomp(my $master = <$pf>);
+
+    my $rss = sub {
+        my $kib = 0;
+        for my $pid (split ' ', `pgrep -P $master`) {
+            open my $st, '<', "/proc/$pid/status" or next;
+            while (<$st>) { $kib += $1 if /^VmRSS:\s+(\d+)/ }
+        }
+        return $kib;
+    };
+    my $redis_mem = sub {
+        my ($m) = `redis-cli -s $sock INFO memory` =~ /^used_memory:(\d+)/m;
+        return $m / 1024;
+    };
+
+    # 100 users, each parked 1/100th of the requests
+    my @parkers = map { token("\@parked$_:localhost") } 1 .. 100;
+    my %since = map { $_ => call('GET', "$api/sync", $_)->{next_batch} } @parkers;
+    sleep 1;
+
+    my ($n0, $r0) = ($rss->(), $redis_mem->());
+    my @open;
+    for my $i (0 .. $P - 1) {
+        my $t = $parkers[$i % @parkers];
+        my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port) or last;
+        print {$s} "GET $api/sync?since=$since{$t}&timeout=120000 HTTP/1.1\r\nHost: $host\r\n"
+                 . "Authorization: Bearer $t\r\nConnection: close\r\n\r\n";
+        push @open, $s;
+    }
+    sleep 3;        # every request parked
+    my $sel = IO::Select->new(@open);
+    my $answered = () = $sel->can_read(0);
+    my ($n1, $r1) = ($rss->(), $redis_mem->());
+    my $n = scalar @open;
+    printf "== %d /sync requests parked at once (%d answered early)\n", $n, $answered;
+    printf "  nginx workers RSS %+.1f MiB: %.2f KiB per parked request; Redis used_memory %+.1f MiB: %.2f KiB each"
+           . " (target under 16 KiB each)\n",
+           ($n1 - $n0) / 1024, $n ? ($n1 - $n0) / $n : 0, ($r1 - $r0) / 1024, $n ? ($r1 - $r0) / $n : 0;
+    close $_ for @open;
+}

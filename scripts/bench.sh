@@ -250,7 +250,8 @@ run_wrk_script() {
 
 sync_bench() {
     echo
-    ( ulimit -n 8192 2>/dev/null; perl scripts/bench-sync.pl "$base" "$data/run/redis.sock" ) \
+    ( ulimit -n 16384 2>/dev/null || ulimit -n 8192 2>/dev/null
+      BENCH_DATA=$data perl scripts/bench-sync.pl "$base" "$data/run/redis.sock" ) \
         || echo "bench: sync failed"
 }
 

@@ -519,13 +519,15 @@ sn_fini(void)
  * Redis failed or memory ran out.
  */
 
+static const mx_json_t *sn_user_fill(sn_user_t *u, mx_pool_t *evpool,
+    const char *user, redisReply *rep);
+
+
 static const mx_json_t *
 sn_user_rules(mxw_t *w, mx_pool_t *evpool, const char *user, int *failed)
 {
     sn_user_t        *u;
     redisReply       *rep;
-    mx_push_user_t    pu;
-    mx_pool_t        *pool;
     const mx_json_t  *set;
     char              key[600];
 
@@ -558,8 +560,32 @@ sn_user_rules(mxw_t *w, mx_pool_t *evpool, const char *user, int *failed)
         return NULL;
     }
 
+    set = sn_user_fill(u, evpool, user, rep);
+    freeReplyObject(rep);
+
+    if (set == NULL) {
+        *failed = 1;
+    }
+
+    return set;
+}
+
+
+/*
+ * Cache what mx_pushrules_get said of a user in slot u: the template for a
+ * user with no rules of their own, else their merged ruleset.  NULL when
+ * memory ran out.
+ */
+
+static const mx_json_t *
+sn_user_fill(sn_user_t *u, mx_pool_t *evpool, const char *user,
+    redisReply *rep)
+{
+    mx_push_user_t    pu;
+    mx_pool_t        *pool;
+    const mx_json_t  *set;
+
     if (sn_push_nothing(rep)) {
-        freeReplyObject(rep);
         u->user_id = strdup(user);
         return sn_template;
     }
@@ -572,14 +598,11 @@ sn_user_rules(mxw_t *w, mx_pool_t *evpool, const char *user, int *failed)
         set = mx_push_ruleset(pool, user, strlen(user), &pu);
     }
 
-    freeReplyObject(rep);
-
     if (set == NULL) {
         if (pool != evpool && pool != NULL) {
             mx_pool_destroy(pool);
         }
 
-        *failed = 1;
         return NULL;
     }
 
@@ -717,6 +740,86 @@ sn_put_check(redisReply *r)
 
 
 /*
+ * The rules of the room's local members not cached yet, in one call per
+ * SN_PREFETCH of them rather than one each: the first message after many
+ * joins would otherwise wait for a round trip per member.
+ */
+
+#define SN_PREFETCH  256
+
+static int
+sn_prefetch(mxw_t *w, mx_pool_t *evpool, sn_room_t *r)
+{
+    const char   *argv[SN_PREFETCH + 3];
+    size_t        lens[SN_PREFETCH + 3];
+    const char   *who[SN_PREFETCH];
+    char         *keys, num[32];
+    size_t        i, n, k;
+    sn_user_t    *u;
+    redisReply   *rep;
+    int           rc;
+
+    keys = malloc(SN_PREFETCH * 600);
+    if (keys == NULL) {
+        return -1;
+    }
+
+    rc = 0;
+    i = 0;
+
+    while (i < r->nlocal && rc == 0) {
+        n = 0;
+
+        for ( ; i < r->nlocal && n < SN_PREFETCH; i++) {
+            u = &sn_users[sn_hash(r->local[i]) % SN_USERS];
+            if (u->user_id && strcmp(u->user_id, r->local[i]) == 0) {
+                continue;
+            }
+
+            snprintf(keys + n * 600, 600, "mx:{%s}:pushrules", r->local[i]);
+            who[n] = r->local[i];
+            argv[3 + n] = keys + n * 600;
+            lens[3 + n] = strlen(argv[3 + n]);
+            n++;
+        }
+
+        if (n < 2) {
+            break;      /* one at most: sn_user_rules does it */
+        }
+
+        snprintf(num, sizeof(num), "%zu", n);
+        argv[0] = "FCALL";
+        argv[1] = "mx_pushrules_get_many";
+        argv[2] = num;
+        lens[0] = 5;
+        lens[1] = strlen(argv[1]);
+        lens[2] = strlen(num);
+
+        rep = mxw_commandv(w, (int) n + 3, argv, lens);
+
+        if (rep == NULL) {
+            rc = -1;
+            break;
+        }
+
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == n) {
+            for (k = 0; k < n; k++) {
+                u = &sn_users[sn_hash(who[k]) % SN_USERS];
+                sn_user_drop(u);
+                (void) sn_user_fill(u, evpool, who[k], rep->element[k]);
+            }
+        }
+
+        freeReplyObject(rep);
+    }
+
+    free(keys);
+
+    return rc;
+}
+
+
+/*
  * Once per batch, not per event: a rule change that comes before a batch
  * counts for all of its events (one that comes during it is a race any
  * order would settle).
@@ -820,6 +923,11 @@ sy_notify(mxw_t *w, const mxw_entry_t *e)
     ctx.sender_level = mx_auth_user_level(r->rv, r->create, r->pl, sender);
     ctx.notifications = r->notifications;
     ctx.rv = r->rv;
+
+    if (r->nlocal > 1 && sn_prefetch(w, pool, r) != 0) {
+        rc = -1;
+        goto done;
+    }
 
     for (i = 0; i < r->nlocal; i++) {
         if (strcmp(r->local[i], sender) == 0) {
