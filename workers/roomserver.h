@@ -103,6 +103,17 @@ mx_state_t *rs_ids_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool,
 
 /* rs_process.c */
 void rs_failed(mxw_t *w, void *data);
+
+/* roomserver_verify.c: an event from another server */
+typedef enum {
+    RS_VERIFY_OK = 0,       /* *redacted set when it is to be kept redacted */
+    RS_VERIFY_DROP,         /* a signature failed (why says which) */
+    RS_VERIFY_RETRY         /* Redis or memory failed */
+} rs_verify_t;
+
+rs_verify_t rs_verify(mxw_t *w, const mx_room_version_t *rv,
+    const char *event_id, const char *pdu, size_t len, char **redacted, size_t *redacted_len,
+    char *why, size_t why_len);
 mxw_result_t rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data,
     char *why, size_t why_len);
 

@@ -494,6 +494,8 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     int64_t                  sg_before;
     int                      failed, rc, is_state, local, sole, snapshot;
     int                      fresh;
+    char                    *vpdu;
+    size_t                   vlen;
     int                      resolved;
     int64_t                  chain_n;
     size_t                   i, k, n;
@@ -559,7 +561,34 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         return rs_output(w, e, room, old, "") == 0 ? MXW_DONE : MXW_RETRY;
     }
 
+    /* another server's event: its hashes and signatures first */
+    vpdu = NULL;
+
+    if (!local) {
+        switch (rs_verify(w, room->rv, event_id, pdu, pdu_len, &vpdu, &vlen,
+                          why, why_len))
+        {
+        case RS_VERIFY_OK:
+            break;
+
+        case RS_VERIFY_DROP:
+            mxw_info(w, "%s: %s dropped: %s", room_id, event_id, why);
+            rs_answer_error(w, e, 403, "M_FORBIDDEN", why);
+            return MXW_REJECT;
+
+        default:
+            return MXW_RETRY;
+        }
+
+        if (vpdu) {
+            pdu = vpdu;
+            pdu_len = vlen;
+        }
+    }
+
     re = rs_event_add(room, event_id, pdu, pdu_len, NULL, why, why_len);
+    free(vpdu);
+    pdu = re ? re->pdu : NULL;
     if (re == NULL) {
         rs_answer_error(w, e, 400, "M_BAD_JSON", why);
         return MXW_REJECT;
