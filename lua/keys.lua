@@ -26,7 +26,7 @@
 --                                       signing keys, own signatures)
 --   mx:{<room_id>}:mpos                 sorted set: user_id by the position
 --                                       of its last membership change in
---                                       the room (mx_sync_membership)
+--                                       the room (mx_sync_position)
 --
 -- Keys arrive as canonical JSON written by the module; they are compared
 -- as strings and stored as they come, never decoded here.

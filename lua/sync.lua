@@ -15,82 +15,94 @@
 -- follow the order in which events became visible.
 
 
--- mx_sync_position: the stream position of an event, given once (the next
--- of mx:stream), and, when a reply address is given, the sender's answer
+-- a member event's membership ('' for none), read from the room's PDUs
+local function stored_membership(room, id)
+    if id == '' then return '' end
+    local ok, ev = pcall(cjson.decode,
+        redis.call('HGET', 'mx:{' .. room .. '}:pdu', id) or '')
+    if ok and type(ev) == 'table' and type(ev.content) == 'table'
+       and type(ev.content.membership) == 'string' then
+        return ev.content.membership
+    end
+    return ''
+end
+
+
+-- a user's membership of the room changed at a position: the user's room
+-- list, the room's history of the user (history visibility) and who moved
+-- when (device list changes, lua/keys.lua)
+local function set_membership(room, user, membership, pos, id)
+    local key = 'mx:{' .. user .. '}:rooms'
+    if membership == '' then
+        redis.call('HDEL', key, room)
+    else
+        redis.call('HSET', key, room, membership .. ' ' .. pos)
+    end
+    redis.call('ZADD', 'mx:{' .. room .. '}:mhist:' .. user, pos,
+               pos .. ' ' .. (membership == '' and 'leave' or membership) ..
+               ' ' .. id)
+    redis.call('ZADD', 'mx:{' .. room .. '}:mpos', pos, user)
+end
+
+
+-- the room's history visibility changed at a position (id: the
+-- m.room.history_visibility event, '' when the state entry went)
+local function set_visibility(room, id, pos)
+    local v = 'shared'
+    if id ~= '' then
+        local ok, ev = pcall(cjson.decode,
+            redis.call('HGET', 'mx:{' .. room .. '}:pdu', id) or '')
+        if ok and type(ev) == 'table' and type(ev.content) == 'table'
+           and type(ev.content.history_visibility) == 'string' then
+            v = ev.content.history_visibility
+        end
+    end
+    redis.call('ZADD', 'mx:{' .. room .. '}:hvhist', pos, pos .. ' ' .. v)
+end
+
+
+-- mx_sync_position: an event becomes visible to /sync.  It gets the next
+-- stream position (mx:stream), once; the membership and history
+-- visibility changes it brings are recorded in the same call, so no
+-- /sync sees the position without what it means; the parked /sync
+-- requests of the room and of the users whose membership changed wake
+-- up; the sender, when a reply address is given, hears its answer.
+-- Seen again (a redelivery), the event keeps its position and the rest is
+-- done again, the same.
 --   KEYS[1]  mx:{<room_id>}:spos
 --   ARGV     room_id, event_id, reply channel ('' for none), request,
---            wake ('1': publish the room on mx:wake for parked /sync)
+--            history visibility ('-': unchanged, else as set_visibility),
+--            then pairs: user_id, the user's member event now ('' when
+--            the state entry went)
 --   reply:   {position, new (1) or seen before (0)}
 redis.register_function{
     function_name = 'mx_sync_position',
     callback = function(keys, a)
+        local room = a[1]
         local pos = redis.call('HGET', keys[1], a[2])
         local new = 0
         if not pos then
             pos = redis.call('INCR', 'mx:stream')
             redis.call('HSET', keys[1], a[2], pos)
-            redis.call('ZADD', 'mx:{' .. a[1] .. '}:timeline', pos, a[2])
+            redis.call('ZADD', 'mx:{' .. room .. '}:timeline', pos, a[2])
             new = 1
+        end
+        pos = tonumber(pos)
+        if a[5] ~= '-' then set_visibility(room, a[5], pos) end
+        local wake = { room }
+        for i = 6, #a - 1, 2 do
+            set_membership(room, a[i], stored_membership(room, a[i + 1]),
+                           pos, a[i + 1])
+            wake[#wake + 1] = a[i]
         end
         if a[3] ~= '' then
             redis.call('PUBLISH', a[3],
                        a[4] .. ' ' .. cjson.encode({ event_id = a[2] }))
         end
-        if a[5] == '1' then
-            -- parked /sync requests of the room's users wake up
-            redis.call('PUBLISH', 'mx:wake', a[1])
-        end
-        return { tonumber(pos), new }
-    end
-}
-
-
--- mx_sync_membership: a user's membership of a room changed
---   KEYS[1]  mx:{<user_id>}:rooms
---   ARGV     room_id, membership ('' when gone), position, the member
---            event's ID ('' when gone)
---   reply:   'OK'
-redis.register_function{
-    function_name = 'mx_sync_membership',
-    callback = function(keys, a)
-        if a[2] == '' then
-            redis.call('HDEL', keys[1], a[1])
-        else
-            redis.call('HSET', keys[1], a[1], a[2] .. ' ' .. a[3])
-        end
-        -- the room keeps the history, for history visibility
-        local user = string.match(keys[1], '^mx:{(.*)}:rooms$')
-        if user then
-            redis.call('ZADD', 'mx:{' .. a[1] .. '}:mhist:' .. user, a[3],
-                       a[3] .. ' ' .. (a[2] == '' and 'leave' or a[2]) ..
-                       ' ' .. (a[4] or ''))
-            -- who moved when, for device list changes (lua/keys.lua)
-            redis.call('ZADD', 'mx:{' .. a[1] .. '}:mpos', a[3], user)
-        end
-        return 'OK'
-    end
-}
-
-
--- mx_sync_visibility: the room's history visibility changed at a position
---   KEYS[1]  mx:{<room_id>}:hvhist
---   ARGV     room_id, event_id of the m.room.history_visibility event ('' if
---            the state entry went), position
---   reply:   the visibility recorded
-redis.register_function{
-    function_name = 'mx_sync_visibility',
-    callback = function(keys, a)
-        local v = 'shared'
-        if a[2] ~= '' then
-            local ok, ev = pcall(cjson.decode,
-                redis.call('HGET', 'mx:{' .. a[1] .. '}:pdu', a[2]) or '')
-            if ok and type(ev) == 'table' and type(ev.content) == 'table'
-               and type(ev.content.history_visibility) == 'string' then
-                v = ev.content.history_visibility
-            end
-        end
-        redis.call('ZADD', keys[1], a[3], a[3] .. ' ' .. v)
-        return v
+        -- parked /sync requests of the room's users, and of the users
+        -- named (an invitee is no member yet), wake up
+        redis.call('PUBLISH', 'mx:wake', table.concat(wake, ' '))
+        return { pos, new }
     end
 }
 

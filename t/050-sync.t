@@ -225,6 +225,62 @@ is($status, 200, 'eve knocks');
 my %ks = map { $_->{type} => $_ } @{ $json->{rooms}{knock}{$kr}{knock_state}{events} // [] };
 ok($ks{'m.room.name'} && $ks{'m.room.member'}, 'the room is under rooms.knock with its stripped state');
 
+# --- a position is never visible before what it means -------------------------------------
+
+# mx_sync_position records the memberships an event changes in the same call that gives it
+# its position: right after the call, the user's room list, the room's history of the user
+# and the wakeup are all there.
+{
+    my $fr = '!atomic:localhost';
+    $srv->redis_cmd('HSET', "mx:{$fr}:pdu", '$m1', '{"type":"m.room.member","state_key":"@zed:localhost","content":{"membership":"invite"}}');
+    my $before = $srv->redis_cmd('GET', 'mx:stream');
+    my $res = $srv->redis_cmd('FCALL', 'mx_sync_position', 1, "mx:{$fr}:spos", $fr, '$m1', '', '', '-',
+                              '@zed:localhost', '$m1');
+    is_deeply($res, [$before + 1, 1], 'the next position, new');
+    is($srv->redis_cmd('HGET', 'mx:{@zed:localhost}:rooms', $fr), 'invite ' . ($before + 1),
+       'the membership recorded with the position');
+    is_deeply($srv->redis_cmd('ZRANGE', "mx:{$fr}:mhist:\@zed:localhost", 0, -1),
+              [($before + 1) . ' invite $m1'], 'and in the room\'s history of the user');
+    $res = $srv->redis_cmd('FCALL', 'mx_sync_position', 1, "mx:{$fr}:spos", $fr, '$m1', '', '', '-',
+                           '@zed:localhost', '$m1');
+    is_deeply($res, [$before + 1, 0], 'seen again: the same position, not new');
+    $srv->redis_cmd('FCALL', 'mx_sync_position', 1, "mx:{$fr}:spos", $fr, '$m2', '', '', '-',
+                    '@zed:localhost', '');
+    is($srv->redis_cmd('HGET', 'mx:{@zed:localhost}:rooms', $fr), undef, 'a state entry gone: no longer listed');
+}
+
+# Non-parked syncs racing a stream of invites: every invite comes in one of them.
+{
+    my $zoe = client(token => $srv->make_token(user_id => '@zoe:localhost'));
+    ($status, $json) = $zoe->get("$api/sync");
+    my $zn = $json->{next_batch};
+    my $seen = "/tmp/mx-sync-race-$$";
+    my $n = 25;
+    if (my $pid = fork // die) {
+        for my $i (1 .. $n) {
+            my ($s, $j) = $alice->post("$api/createRoom", { invite => ['@zoe:localhost'] });
+        }
+        waitpid $pid, 0;
+        open my $f, '<', $seen or die;
+        chomp(my $got = <$f>);
+        unlink $seen;
+        is($got, $n, "all $n invites came through back-to-back incremental syncs");
+    } else {
+        my %inv;
+        my $end = time + 30;
+        while (keys %inv < $n && time < $end) {
+            my ($s, $j) = $zoe->get("$api/sync?since=$zn&timeout=0");
+            next unless $s == 200;
+            $inv{$_} = 1 for keys %{ $j->{rooms}{invite} // {} };
+            $zn = $j->{next_batch};
+        }
+        open my $f, '>', $seen or die;
+        print $f scalar(keys %inv), "\n";
+        close $f;
+        exit 0;
+    }
+}
+
 # --- refusals ---------------------------------------------------------------------------------
 
 for my $bad ('x', 'p12', 's', 'sabc') {

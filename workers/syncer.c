@@ -27,134 +27,38 @@
 #include "syncer.h"
 
 
-/* the membership in a member event's content, or "" */
-
-static const char *
-sy_membership(mx_pool_t *pool, const char *pdu, size_t len)
-{
-    mx_json_t        *ev;
-    mx_json_error_t   err;
-    const char       *m;
-
-    ev = mx_json_parse(pool, pdu, len, &err);
-    m = mx_json_get_str(mx_json_get_obj(ev, "content"), "membership", NULL);
-
-    return m ? m : "";
-}
-
-
-static int
-sy_membership_set(mxw_t *w, const char *user, const char *room,
-    const char *membership, long long pos, const char *event_id)
-{
-    redisReply  *r;
-    char         key[600], p[32];
-
-    snprintf(key, sizeof(key), "mx:{%s}:rooms", user);
-    snprintf(p, sizeof(p), "%lld", pos);
-
-    r = mxw_command(w, "FCALL mx_sync_membership 1 %s %s %s %s %s", key,
-                    room, membership, p, event_id);
-    if (r == NULL) {
-        return -1;
-    }
-
-    freeReplyObject(r);
-    return 0;
-}
-
-
 /*
- * The membership changes in "key\037id\036..." (key "<type>\037<state_key>"):
- * the event itself gives its membership; another event is read from the
- * room.
+ * The arguments of mx_sync_position for the state changes in
+ * "key\037id\036..." (key "<type>\037<state_key>"): the history visibility
+ * event ("-" when it did not change) and a pair (user, member event) per
+ * membership that changed.  They point into changes, lengths given.
  */
 
 static int
-sy_memberships(mxw_t *w, mx_pool_t *pool, const char *room,
-    const char *event_id, const char *pdu, size_t pdu_len,
-    const char *changes, long long pos)
-{
-    const char  *p, *end, *sep, *user_end, *id;
-    char         user[300], idbuf[300], key[600];
-    const char  *m;
-    size_t       ulen, ilen;
-    redisReply  *r;
-
-    for (p = changes; *p; p = *end ? end + 1 : end) {
-        end = strchr(p, '\036');
-        if (end == NULL) {
-            end = p + strlen(p);
-        }
-
-        if (strncmp(p, "m.room.member\037", 14) != 0) {
-            continue;
-        }
-
-        user_end = p + 14;
-        sep = memchr(user_end, '\037', (size_t) (end - user_end));
-        if (sep == NULL) {
-            continue;
-        }
-
-        ulen = (size_t) (sep - user_end);
-        ilen = (size_t) (end - sep - 1);
-        if (ulen >= sizeof(user) || ilen >= sizeof(idbuf)) {
-            continue;
-        }
-
-        memcpy(user, user_end, ulen);
-        user[ulen] = '\0';
-        memcpy(idbuf, sep + 1, ilen);
-        idbuf[ilen] = '\0';
-        id = idbuf;
-
-        if (ilen == 0) {
-            m = "";
-
-        } else if (strcmp(id, event_id) == 0) {
-            m = sy_membership(pool, pdu, pdu_len);
-
-        } else {
-            snprintf(key, sizeof(key), "mx:{%s}:room", room);
-            r = mxw_command(w, "FCALL mx_room_events 1 %s %s %s", key, room,
-                            id);
-            if (r == NULL) {
-                return -1;
-            }
-
-            m = "";
-            if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
-                && r->element[0]->elements == 2
-                && r->element[0]->element[0]->type == REDIS_REPLY_STRING)
-            {
-                m = mx_pstrndup(pool, sy_membership(pool,
-                                       r->element[0]->element[0]->str,
-                                       r->element[0]->element[0]->len), 64);
-            }
-
-            freeReplyObject(r);
-        }
-
-        if (sy_membership_set(w, user, room, m ? m : "", pos, id) != 0) {
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* a change of m.room.history_visibility, recorded with its position */
-
-static int
-sy_visibility(mxw_t *w, const char *room, const char *changes, long long pos)
+sy_changes(mx_pool_t *pool, const char *changes, const char ***argv,
+    size_t **lens, int *argc)
 {
     static const char   hv[] = "m.room.history_visibility\037\037";
-    const char         *p, *end;
-    char                key[600], id[300], ps[32];
-    size_t              len;
-    redisReply         *r;
+    static const char   member[] = "m.room.member\037";
+    const char         *p, *end, *sep, **av;
+    size_t             *lv, n;
+    int                 ac;
+
+    n = 6;
+    for (p = changes; *p; p++) {
+        n += (*p == '\036') * 2;
+    }
+    n += 2;
+
+    av = mx_palloc(pool, n * sizeof(char *));
+    lv = mx_palloc(pool, n * sizeof(size_t));
+    if (av == NULL || lv == NULL) {
+        return -1;
+    }
+
+    ac = 0;
+    av[ac] = "-";
+    lv[ac++] = 1;
 
     for (p = changes; *p; p = *end ? end + 1 : end) {
         end = strchr(p, '\036');
@@ -162,107 +66,41 @@ sy_visibility(mxw_t *w, const char *room, const char *changes, long long pos)
             end = p + strlen(p);
         }
 
-        if ((size_t) (end - p) < sizeof(hv) - 1
-            || strncmp(p, hv, sizeof(hv) - 1) != 0)
+        if ((size_t) (end - p) >= sizeof(hv) - 1
+            && strncmp(p, hv, sizeof(hv) - 1) == 0)
+        {
+            av[0] = p + sizeof(hv) - 1;
+            lv[0] = (size_t) (end - av[0]);
+            continue;
+        }
+
+        if ((size_t) (end - p) < sizeof(member) - 1
+            || strncmp(p, member, sizeof(member) - 1) != 0)
         {
             continue;
         }
 
-        len = (size_t) (end - p) - (sizeof(hv) - 1);
-        if (len >= sizeof(id)) {
+        p += sizeof(member) - 1;
+        sep = memchr(p, '\037', (size_t) (end - p));
+        if (sep == NULL || sep == p) {
             continue;
         }
 
-        memcpy(id, p + sizeof(hv) - 1, len);
-        id[len] = '\0';
-
-        snprintf(key, sizeof(key), "mx:{%s}:hvhist", room);
-        snprintf(ps, sizeof(ps), "%lld", pos);
-
-        r = mxw_command(w, "FCALL mx_sync_visibility 1 %s %s %s %s", key,
-                        room, id, ps);
-        if (r == NULL) {
-            return -1;
-        }
-
-        freeReplyObject(r);
+        av[ac] = p;
+        lv[ac++] = (size_t) (sep - p);
+        av[ac] = sep + 1;
+        lv[ac++] = (size_t) (end - sep - 1);
     }
+
+    *argv = av;
+    *lens = lv;
+    *argc = ac;
 
     return 0;
 }
 
 
-/*
- * Wake the parked /sync requests of the room's members, and of the users
- * whose membership changed (an invitee is not a member yet):
- * "<room_id> <user_id> ..." on mx:wake.
- */
-
-static void
-sy_wake(mxw_t *w, const char *room, const char *changes)
-{
-    const char  *p, *end, *user, *sep;
-    char         msg[4096];
-    size_t       n, len;
-    redisReply  *r;
-
-    n = (size_t) snprintf(msg, sizeof(msg), "%s", room);
-
-    for (p = changes; *p && n < sizeof(msg); p = *end ? end + 1 : end) {
-        end = strchr(p, '\036');
-        if (end == NULL) {
-            end = p + strlen(p);
-        }
-
-        if (strncmp(p, "m.room.member\037", 14) != 0) {
-            continue;
-        }
-
-        user = p + 14;
-        sep = memchr(user, '\037', (size_t) (end - user));
-        len = sep ? (size_t) (sep - user) : 0;
-
-        if (len && n + len + 1 < sizeof(msg)) {
-            msg[n++] = ' ';
-            memcpy(msg + n, user, len);
-            n += len;
-            msg[n] = '\0';
-        }
-    }
-
-    r = mxw_command(w, "PUBLISH mx:wake %s", msg);
-    if (r) {
-        freeReplyObject(r);
-    }
-}
-
-
-static void
-sy_answer(mxw_t *w, const mxw_entry_t *e, const char *event_id)
-{
-    const char  *reply, *req;
-    size_t       rlen, qlen;
-    redisReply  *r;
-    char         msg[600];
-
-    reply = mxw_entry_get(e, "reply", &rlen);
-    req = mxw_entry_get(e, "req", &qlen);
-
-    if (reply == NULL || req == NULL || rlen == 0 || qlen > 64) {
-        return;
-    }
-
-    snprintf(msg, sizeof(msg), "%.*s {\"event_id\":\"%s\"}", (int) qlen, req,
-             event_id);
-
-    r = mxw_command(w, "PUBLISH %b %s", reply, rlen, msg);
-    if (r) {
-        freeReplyObject(r);
-    }
-}
-
-
-/* mx_sync_position's reply: {position, ...} */
+/* mx_sync_position's reply: {position, new} */
 
 static int
 sy_position_check(redisReply *r)
@@ -271,32 +109,34 @@ sy_position_check(redisReply *r)
 }
 
 
+/*
+ * An event becomes visible: one call gives it its position, records the
+ * memberships and history visibility it changes, wakes the parked /sync
+ * requests concerned and answers its sender.  Pipelined: mxw_drain checks
+ * every reply before the batch is acknowledged.
+ */
+
 static mxw_result_t
 sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
 {
-    const char   *room, *event_id, *pdu, *changes;
-    size_t        pdu_len;
-    redisReply   *r;
-    char          key[600];
-    const char   *reply, *req;
-    size_t        rlen, qlen;
-    long long     p;
-    int           quick;
-    mx_pool_t    *pool;
-    mxw_result_t  rc;
-    const char   *argv[9];
-    size_t        lens[9];
-    int           i;
+    const char    *room, *event_id, *changes, *reply, *req;
+    const char   **argv, **cv;
+    size_t         rlen, qlen, *lens, *cl;
+    char           key[600];
+    int            i, nc;
+    mx_pool_t     *pool;
+    mxw_result_t   rc;
 
     (void) data;
 
     room = mxw_entry_get(e, "room", NULL);
     event_id = mxw_entry_get(e, "event_id", NULL);
-    pdu = mxw_entry_get(e, "event", &pdu_len);
     changes = mxw_entry_get(e, "changes", NULL);
 
-    if (room == NULL || event_id == NULL || pdu == NULL) {
+    if (room == NULL || event_id == NULL
+        || mxw_entry_get(e, "event", NULL) == NULL)
+    {
         snprintf(why, why_len, "an event entry needs room, event_id and"
                  " event");
         return MXW_REJECT;
@@ -307,99 +147,61 @@ sy_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         return MXW_RETRY;
     }
 
-    /*
-     * An event that changes no state is answered by the same call that
-     * places it; one that does is answered once the memberships it
-     * changes are recorded too.
-     */
     reply = mxw_entry_get(e, "reply", &rlen);
     req = mxw_entry_get(e, "req", &qlen);
-    quick = !(changes && *changes) && reply && req && rlen && qlen < 64;
+    if (reply == NULL || req == NULL || rlen == 0 || qlen >= 64) {
+        reply = "";
+        req = "";
+        rlen = 0;
+        qlen = 0;
+    }
+
+    pool = mx_pool_create(1024);
+    if (pool == NULL) {
+        return MXW_RETRY;
+    }
+
+    rc = MXW_RETRY;
+
+    if (sy_changes(pool, changes ? changes : "", &cv, &cl, &nc) != 0) {
+        goto done;
+    }
+
+    argv = mx_palloc(pool, (size_t) (nc + 8) * sizeof(char *));
+    lens = mx_palloc(pool, (size_t) (nc + 8) * sizeof(size_t));
+    if (argv == NULL || lens == NULL) {
+        goto done;
+    }
 
     snprintf(key, sizeof(key), "mx:{%s}:spos", room);
 
-    if (!(changes && *changes)) {
-        /*
-         * Nothing else to do for it: pipelined, so a batch of messages
-         * costs Redis one read and one write (mxw_drain checks them all
-         * before the batch is acknowledged).
-         */
-        argv[0] = "FCALL";
-        argv[1] = "mx_sync_position";
-        argv[2] = "1";
-        argv[3] = key;
-        argv[4] = room;
-        argv[5] = event_id;
-        argv[6] = quick ? reply : "";
-        argv[7] = quick ? req : "";
-        argv[8] = "1";
+    argv[0] = "FCALL";
+    argv[1] = "mx_sync_position";
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = room;
+    argv[5] = event_id;
+    argv[6] = reply;
+    argv[7] = req;
 
-        for (i = 0; i < 9; i++) {
-            lens[i] = strlen(argv[i]);
-        }
-        lens[6] = quick ? rlen : 0;
-        lens[7] = quick ? qlen : 0;
+    for (i = 0; i < 8; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    lens[6] = rlen;
+    lens[7] = qlen;
 
-        if (mxw_append(w, sy_position_check, 9, argv, lens) != 0) {
-            return MXW_RETRY;
-        }
-
-        if (!quick) {
-            sy_answer(w, e, event_id);
-        }
-
-        return MXW_DONE;
+    for (i = 0; i < nc; i++) {
+        argv[8 + i] = cv[i];
+        lens[8 + i] = cl[i];
     }
 
-    r = mxw_command(w, "FCALL mx_sync_position 1 %s %s %s %b %b %s", key,
-                    room, event_id, quick ? reply : "",
-                    quick ? rlen : (size_t) 0, quick ? req : "",
-                    quick ? qlen : (size_t) 0,
-                    (changes && *changes) ? "0" : "1");
-    if (r == NULL) {
-        return MXW_RETRY;
+    if (mxw_append(w, sy_position_check, nc + 8, argv, lens) == 0) {
+        rc = MXW_DONE;
     }
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        snprintf(why, why_len, "mx_sync_position: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return MXW_RETRY;
-    }
+done:
 
-    /* seen before or not, the rest is idempotent and done again */
-    p = r->element[0]->integer;
-    freeReplyObject(r);
-
-    rc = MXW_DONE;
-
-    if (changes && *changes && sy_visibility(w, room, changes, p) != 0) {
-        return MXW_RETRY;
-    }
-
-    if (changes && *changes) {
-        pool = mx_pool_create(4096);
-        if (pool == NULL) {
-            return MXW_RETRY;
-        }
-
-        if (sy_memberships(w, pool, room, event_id, pdu, pdu_len, changes, p)
-            != 0)
-        {
-            rc = MXW_RETRY;
-        }
-
-        mx_pool_destroy(pool);
-    }
-
-    if (rc == MXW_DONE && changes && *changes) {
-        sy_wake(w, room, changes);
-    }
-
-    if (rc == MXW_DONE && !quick) {
-        sy_answer(w, e, event_id);
-    }
-
+    mx_pool_destroy(pool);
     return rc;
 }
 
