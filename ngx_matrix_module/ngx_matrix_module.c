@@ -147,6 +147,21 @@ static ngx_command_t  ngx_matrix_commands[] = {
       offsetof(ngx_matrix_main_conf_t, thread_pool_name),
       NULL },
 
+    /* read by the fedsender, which makes the outbound calls */
+    { ngx_string("matrix_federation_ca_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, federation_ca_file),
+      NULL },
+
+    { ngx_string("matrix_federation_allow_private"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_matrix_main_conf_t, federation_allow_private),
+      NULL },
+
     { ngx_string("matrix"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_matrix_enable,
@@ -220,6 +235,7 @@ ngx_matrix_create_main_conf(ngx_conf_t *cf)
     mcf->input_shards = NGX_CONF_UNSET;
     mcf->registration = NGX_CONF_UNSET_UINT;
     mcf->guest_access = NGX_CONF_UNSET;
+    mcf->federation_allow_private = NGX_CONF_UNSET;
     mcf->refresh_lifetime = NGX_CONF_UNSET_MSEC;
     mcf->retry_after = NGX_CONF_UNSET_MSEC;
 
@@ -237,6 +253,7 @@ ngx_matrix_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(mcf->input_shards, 4);
     ngx_conf_init_uint_value(mcf->registration, NGX_MATRIX_REG_CLOSED);
     ngx_conf_init_value(mcf->guest_access, 0);
+    ngx_conf_init_value(mcf->federation_allow_private, 0);
     ngx_conf_init_msec_value(mcf->refresh_lifetime, 300000);
     ngx_conf_init_msec_value(mcf->retry_after, 1000);
 

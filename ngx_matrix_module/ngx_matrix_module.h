@@ -69,6 +69,8 @@ typedef struct {
     ngx_msec_t             refresh_lifetime;   /* refreshable tokens */
     ngx_msec_t             retry_after;        /* in 429 answers */
     ngx_str_t              thread_pool_name;
+    ngx_str_t              federation_ca_file; /* extra CAs, outbound TLS */
+    ngx_flag_t             federation_allow_private; /* loopback, LAN */
     ngx_str_t              dummy_hash;         /* for unknown users */
     ngx_uint_t             used;               /* some location has matrix */
 } ngx_matrix_main_conf_t;

@@ -4,7 +4,7 @@
 # sender never joined, but stored as refused); a signature that does not
 # verify, or by a key nobody knows: dropped, never stored, dead-lettered
 # with the reason; a content hash that does not match: kept redacted.
-# Keys of other servers come from mx:serverkeys:<server>.
+# Keys of other servers come from mx:serverkeys:{<server>}.
 
 use strict;
 use warnings;
@@ -49,7 +49,7 @@ for my $k (qw(good bad)) {
     close $f;
 }
 my ($kid, $pk) = split ' ', ctl('', 'public-key', '-k', "$dir/good");
-$srv->redis_cmd('HSET', 'mx:serverkeys:remote.example', $kid, $pk);
+$srv->redis_cmd('HSET', 'mx:serverkeys:{remote.example}', $kid, $pk);
 
 my $shards = 4;
 my $shard = ctl('', 'shard', $room, $shards);

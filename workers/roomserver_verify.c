@@ -7,7 +7,7 @@
  * by this server's module a moment before.
  *
  * Keys: this server's own from matrix_signing_key; another server's from
- * mx:serverkeys:<server> (key ID -> unpadded base64 public key), which
+ * mx:serverkeys:{<server>} (key ID -> unpadded base64 public key), which
  * federation's key fetcher keeps.
  */
 
@@ -77,7 +77,7 @@ rs_key(void *ctx, const char *server, const char *key_id, int64_t ts)
                ? rs_own.pk : NULL;
     }
 
-    r = mxw_command(k->w, "HGET mx:serverkeys:%s %s", server, key_id);
+    r = mxw_command(k->w, "HGET mx:serverkeys:{%s} %s", server, key_id);
     if (r == NULL) {
         k->failed = 1;
         return NULL;
