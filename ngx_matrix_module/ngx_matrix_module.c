@@ -872,11 +872,42 @@ ngx_matrix_user_key(ngx_matrix_req_t *mr, ngx_str_t *user_id,
  * the route says an empty body means {}.
  */
 
+/* the raw body into mr->body, any JSON value; 400 M_NOT_JSON if it is not */
+
+ngx_int_t
+ngx_matrix_parse_body(ngx_matrix_req_t *mr)
+{
+    mx_json_error_t   err;
+    mx_pool_t        *pool;
+
+    pool = ngx_matrix_pool(mr);
+    if (pool == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mr->body = mx_json_parse(pool, (char *) mr->raw_body.data,
+                             mr->raw_body.len, &err);
+
+    if (mr->body == NULL) {
+        if (err.code == MX_JSON_ENOMEM) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_NOT_JSON",
+                                     "Content not JSON: %s at byte %uz",
+                                     err.msg, err.offset);
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_matrix_dispatch(ngx_matrix_req_t *mr)
 {
     ngx_http_request_t  *r;
-    mx_json_error_t      err;
+    ngx_int_t            rc;
     mx_pool_t           *pool;
 
     r = mr->r;
@@ -901,22 +932,12 @@ ngx_matrix_dispatch(ngx_matrix_req_t *mr)
         return mr->route->handler(mr);
     }
 
-    pool = ngx_matrix_pool(mr);
-    if (pool == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    mr->body = mx_json_parse(pool, (char *) mr->raw_body.data,
-                             mr->raw_body.len, &err);
-
+    /* federation requests have theirs parsed already: it is signed */
     if (mr->body == NULL) {
-        if (err.code == MX_JSON_ENOMEM) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_matrix_parse_body(mr);
+        if (rc != NGX_OK) {
+            return rc;
         }
-
-        return ngx_matrix_send_error(r, NGX_HTTP_BAD_REQUEST, "M_NOT_JSON",
-                                     "Content not JSON: %s at byte %uz",
-                                     err.msg, err.offset);
     }
 
     if (mr->body->type != MX_JSON_OBJECT) {
@@ -941,7 +962,9 @@ ngx_matrix_body_ready(ngx_http_request_t *r)
     rc = ngx_matrix_read_body(mr);
 
     if (rc == NGX_OK) {
-        if (mr->token.len) {
+        if (mr->route->flags & NGX_MATRIX_FED) {
+            rc = ngx_matrix_fed_authenticate(mr);
+        } else if (mr->token.len) {
             rc = ngx_matrix_authenticate(mr);
         } else {
             rc = ngx_matrix_dispatch(mr);
@@ -1035,6 +1058,18 @@ ngx_matrix_start(ngx_http_request_t *r)
         return ngx_matrix_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                      "M_MISSING_TOKEN",
                                      "Missing access token");
+    }
+
+    /* refused before its body is read (the body is checked later) */
+    if ((route->flags & NGX_MATRIX_FED)
+        && r->headers_in.authorization == NULL)
+    {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_matrix_fed_unauthorized(r, "Missing Authorization"
+                                           " headers");
     }
 
     if (!(route->flags & (NGX_MATRIX_AUTH|NGX_MATRIX_AUTH_OPTIONAL))) {

@@ -45,6 +45,9 @@ ngx_matrix_rc(ngx_int_t rc)
     return rc == NGX_MATRIX_ANSWERED ? NGX_OK : rc;
 }
 
+/* jobs of the module for the fedsender (ngx_matrix_fedauth.c) */
+#define NGX_MATRIX_FEDJOBS        "mx:fedjobs"
+
 #define NGX_MATRIX_REG_CLOSED     0
 #define NGX_MATRIX_REG_OPEN       1
 #define NGX_MATRIX_REG_TOKEN      2
@@ -104,6 +107,7 @@ typedef ngx_int_t (*ngx_matrix_reply_pt)(ngx_matrix_req_t *mr,
 #define NGX_MATRIX_AUTH_OPTIONAL  0x02   /* access token used if given */
 #define NGX_MATRIX_BODY_OPTIONAL  0x04   /* an empty body counts as {} */
 #define NGX_MATRIX_GUEST          0x08   /* guests may call it */
+#define NGX_MATRIX_FED            0x10   /* X-Matrix: another server signs */
 
 struct ngx_matrix_route_s {
     const char             *pattern;
@@ -129,6 +133,7 @@ struct ngx_matrix_req_s {
     ngx_str_t                  user_id;       /* set by authentication */
     ngx_str_t                  device_id;
     unsigned                   is_guest:1;
+    ngx_str_t                  origin;        /* the server, for X-Matrix */
 
     void                      *data;          /* the endpoint's own state */
     void                      *uia;           /* ngx_matrix_uia.c's state */
@@ -169,6 +174,7 @@ ngx_int_t ngx_matrix_split_path(ngx_http_request_t *r, ngx_str_t *path,
 ngx_int_t ngx_matrix_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
 ngx_int_t ngx_matrix_read_body(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_parse_body(ngx_matrix_req_t *mr);
 mx_pool_t *ngx_matrix_pool(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_module.c */
@@ -275,6 +281,7 @@ ngx_int_t ngx_matrix_delete_devices(ngx_matrix_req_t *mr);
 /* ngx_matrix_profile.c */
 ngx_int_t ngx_matrix_profile(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_profile_field(ngx_matrix_req_t *mr);
+mx_json_t *ngx_matrix_profile_json(ngx_matrix_req_t *mr, redisReply *reply);
 
 /* ngx_matrix_auth.c */
 ngx_int_t ngx_matrix_token(ngx_http_request_t *r, ngx_str_t *token);
@@ -375,6 +382,18 @@ ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
 ngx_uint_t ngx_matrix_localpart_valid(u_char *p, size_t len);
 ngx_int_t ngx_matrix_user_id_local(ngx_matrix_req_t *mr, ngx_str_t *user_id,
     ngx_str_t *localpart);
+
+/* ngx_matrix_fedauth.c: X-Matrix, and jobs for the fedsender */
+ngx_int_t ngx_matrix_fed_authenticate(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_unauthorized(ngx_http_request_t *r,
+    const char *why);
+void ngx_matrix_job_init(ngx_matrix_cmd_t *c, const char *kind,
+    ngx_str_t *req);
+ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
+    const char **error);
+
+/* ngx_matrix_federation.c */
+ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_discovery.c */
 ngx_int_t ngx_matrix_versions(ngx_matrix_req_t *mr);

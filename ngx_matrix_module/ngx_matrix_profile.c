@@ -25,9 +25,12 @@ ngx_matrix_profile_not_found(ngx_matrix_req_t *mr)
 }
 
 
-/* {field: JSON value, ...} from the flat reply of mx_profile_get */
+/*
+ * {field: JSON value, ...} from the flat reply of mx_profile_get; the
+ * federation's profile query reads it too
+ */
 
-static mx_json_t *
+mx_json_t *
 ngx_matrix_profile_json(ngx_matrix_req_t *mr, redisReply *reply)
 {
     mx_pool_t        *pool;

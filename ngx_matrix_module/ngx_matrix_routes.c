@@ -186,9 +186,15 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
     { CS "/capabilities", GET, ngx_matrix_capabilities,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST },
 
-    /* federation */
+    /*
+     * federation: every /_matrix/federation endpoint but version is signed
+     * by its origin (NGX_MATRIX_FED, ngx_matrix_fedauth.c); the key
+     * endpoints are not
+     */
     { "/_matrix/federation/v1/version", GET, ngx_matrix_federation_version,
       0 },
+    { "/_matrix/federation/v1/query/profile", GET,
+      ngx_matrix_fed_query_profile, NGX_MATRIX_FED },
     { "/_matrix/key/v2/server", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/server/:keyId", GET, ngx_matrix_key_server, 0 },
 

@@ -1,0 +1,173 @@
+package Test::Matrix::Fed;
+
+# Other servers, as far as the server under test can tell: signing keys
+# made with matrixctl, their key responses, requests signed with X-Matrix,
+# and a fake fedsender that answers the module's `keys` jobs on mx:fedjobs
+# the way the real one will (see /work/notes/fed-contract.md):
+#
+#   my $fed = Test::Matrix::Fed->new(server => $srv);
+#   my $k = $fed->key('remote.example');           # a key of that server
+#   $fed->store($k);                               # in the key cache
+#   my $h = $fed->xmatrix($k, GET => $uri, $content, destination => ...);
+#   $fed->fake_fedsender(fresh => [$k2], broken => ['x.example'])
+#
+# The fake runs in a child process; it stores the keys of the servers
+# given in `fresh` and answers {"ok":true}, answers an error for those in
+# `broken`, and nothing at all for any other.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use File::Temp qw(tempdir);
+use IPC::Open3;
+use JSON::PP;
+use POSIX ();
+use Time::HiRes qw(time);
+
+use Test::Matrix::Redis;
+use Test::Matrix::Server;
+
+my $JSON = JSON::PP->new->canonical;
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless { %o }, $class;
+    $self->{dir} = tempdir(CLEANUP => 1);
+    $self->{ctl} = "$Test::Matrix::Server::Build/bin/matrixctl";
+    return $self;
+}
+
+sub ctl {
+    my ($self, $input, @args) = @_;
+    my $pid = open3(my $in, my $out, undef, $self->{ctl}, @args);
+    print {$in} $input // '';
+    close $in;
+    local $/;
+    my $text = <$out>;
+    waitpid $pid, 0;
+    my $status = $? >> 8;
+    croak "matrixctl @args: exit $status" if $status > 1;
+    $text =~ s/\s+\z//;
+    return wantarray ? ($text, $status) : $text;
+}
+
+my $Seq = 0;
+
+# a new signing key of $server: {server, file, id, pk}
+sub key {
+    my ($self, $server, $version) = @_;
+    $version //= 'k' . ++$Seq;
+    my $file = "$self->{dir}/key$Seq";
+    open my $f, '>', $file or croak "$file: $!";
+    print {$f} scalar($self->ctl('', 'keygen', $version)), "\n";
+    close $f;
+    my ($id, $pk) = split ' ', $self->ctl('', 'public-key', '-k', $file);
+    return { server => $server, file => $file, id => $id, pk => $pk };
+}
+
+# sign a JSON object (a Perl structure) as $key's server; returns it signed
+sub sign {
+    my ($self, $key, $obj) = @_;
+    return $JSON->decode($self->ctl($JSON->encode($obj), 'sign', '-k', $key->{file},
+                                    '-s', $key->{server}));
+}
+
+# the server's own /_matrix/key/v2/server response, self-signed
+sub key_response {
+    my ($self, $key, $until) = @_;
+    return $self->sign($key, {
+        server_name => $key->{server},
+        valid_until_ts => $until,
+        verify_keys => { $key->{id} => { key => $key->{pk} } },
+        old_verify_keys => {},
+    });
+}
+
+# what the fedsender does with a fetched response: the cache
+sub store {
+    my ($self, $key, %o) = @_;
+    my $until = $o{until} // int(time * 1000) + 86400000;
+    my $resp = $o{response} // $self->key_response($key, $until);
+    my $s = $key->{server};
+    return $self->{server}->redis_cmd('FCALL', 'mx_serverkeys_put', 1, "mx:serverkeys:{$s}", $s,
+                                      $o{no_json} ? '' : $JSON->encode($resp),
+                                      int(time * 1000), $key->{id}, $key->{pk}, $until);
+}
+
+# an Authorization header: $key's server signs {method, uri, origin,
+# destination, content}; options override what is signed or sent
+sub xmatrix {
+    my ($self, $key, $method, $uri, $content, %o) = @_;
+    my $origin = $o{origin} // $key->{server};
+    my $dest = exists $o{destination} ? $o{destination} : $self->{server}->server_name;
+    my $req = { method => $method, uri => $uri, origin => $origin };
+    $req->{destination} = $dest if defined $dest;
+    $req->{content} = $content if defined $content;
+    my $signed = $self->sign({ %$key, server => $origin }, $req);
+    my $sig = $signed->{signatures}{$origin}{$key->{id}} or croak 'no signature';
+    my $h = qq{X-Matrix origin="$origin",key="$key->{id}",sig="$sig"};
+    $h .= qq{,destination="$dest"} if defined $dest && !$o{hide_destination};
+    return $h;
+}
+
+# the fake fedsender: a child reading mx:fedjobs from its end; returns
+# its pid (stop it with stop_fake)
+sub fake_fedsender {
+    my ($self, %o) = @_;
+    my %fresh = map { $_->{server} => $_ } @{ $o{fresh} // [] };
+    my %broken = map { $_ => 1 } @{ $o{broken} // [] };
+    my $path = $self->{server}->socket_path;
+
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if ($pid) {
+        $self->{fake} = $pid;
+        return $pid;
+    }
+
+    delete $self->{server}{redis};      # the parent's connection
+    my $r = Test::Matrix::Redis->new(path => $path);
+    my $last = '$';
+    while (1) {
+        my $res = $r->command('XREAD', 'BLOCK', 1000, 'STREAMS', 'mx:fedjobs', $last);
+        next unless ref $res eq 'ARRAY';
+        for my $entry (@{ $res->[0][1] }) {
+            $last = $entry->[0];
+            my %f = @{ $entry->[1] };
+            next unless ($f{kind} // '') eq 'keys';
+            my $answer;
+            if (my $k = $fresh{$f{server}}) {
+                $self->store($k);
+                $answer = '{"ok":true}';
+            } elsif ($broken{$f{server}}) {
+                $r->command('FCALL', 'mx_serverkeys_failed', 1, "mx:serverkeys:{$f{server}}",
+                            $f{server}, int(time * 1000));
+                $answer = '{"errcode":"M_UNKNOWN","error":"connection refused"}';
+            }
+            $r->command('PUBLISH', $f{reply}, "$f{req} $answer") if defined $answer;
+        }
+    }
+    POSIX::_exit(0);
+}
+
+sub stop_fake {
+    my ($self) = @_;
+    my $pid = delete $self->{fake} or return;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+}
+
+# the keys jobs the module appended, as hashes
+sub jobs {
+    my ($self) = @_;
+    return map { { @{ $_->[1] } } } @{ $self->{server}->redis_cmd('XRANGE', 'mx:fedjobs', '-', '+') };
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($?, $!, $@);
+    $self->stop_fake if $self->{fake} && $$ != $self->{fake};
+}
+
+1;
