@@ -203,11 +203,16 @@ ngx_matrix_key_build(ngx_matrix_req_t *mr, int64_t now)
 }
 
 
+/*
+ * Our signed key response, a copy in the request pool (the cache may be
+ * renewed while the response is still being sent); the notary serves it
+ * too, for queries about this server.
+ */
+
 ngx_int_t
-ngx_matrix_key_server(ngx_matrix_req_t *mr)
+ngx_matrix_key_own(ngx_matrix_req_t *mr, ngx_str_t *json)
 {
-    int64_t   now;
-    u_char   *body;
+    int64_t  now;
 
     now = ngx_matrix_now_ms();
 
@@ -215,18 +220,31 @@ ngx_matrix_key_server(ngx_matrix_req_t *mr)
         || now >= ngx_matrix_key_cache.renew_at)
     {
         if (ngx_matrix_key_build(mr, now) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
     }
 
-    /* the cache may be renewed while this response is still being sent */
-    body = ngx_pnalloc(mr->r->pool, ngx_matrix_key_cache.len);
-    if (body == NULL) {
+    json->data = ngx_pnalloc(mr->r->pool, ngx_matrix_key_cache.len);
+    if (json->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(json->data, ngx_matrix_key_cache.json,
+               ngx_matrix_key_cache.len);
+    json->len = ngx_matrix_key_cache.len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_matrix_key_server(ngx_matrix_req_t *mr)
+{
+    ngx_str_t  json;
+
+    if (ngx_matrix_key_own(mr, &json) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(body, ngx_matrix_key_cache.json, ngx_matrix_key_cache.len);
-
-    return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, body,
-                               ngx_matrix_key_cache.len);
+    return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, json.data, json.len);
 }

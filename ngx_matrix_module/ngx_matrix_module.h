@@ -395,11 +395,15 @@ ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
 /* ngx_matrix_federation.c */
 ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_notary.c */
+ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_discovery.c */
 ngx_int_t ngx_matrix_versions(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_wellknown_client(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_wellknown_server(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_federation_version(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_key_server(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_key_own(ngx_matrix_req_t *mr, ngx_str_t *json);
 
 #endif /* NGX_MATRIX_MODULE_H_INCLUDED_ */

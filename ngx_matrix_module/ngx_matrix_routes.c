@@ -197,6 +197,10 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       ngx_matrix_fed_query_profile, NGX_MATRIX_FED },
     { "/_matrix/key/v2/server", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/server/:keyId", GET, ngx_matrix_key_server, 0 },
+    { "/_matrix/key/v2/query", POST, ngx_matrix_key_query, 0 },
+    { "/_matrix/key/v2/query/:serverName", GET, ngx_matrix_key_query, 0 },
+    { "/_matrix/key/v2/query/:serverName/:keyId", GET, ngx_matrix_key_query,
+      0 },
 
     { NULL, 0, NULL, 0 }
 };
