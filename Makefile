@@ -108,7 +108,7 @@ $(O)/bin/%: $(O)/workers/%.o \
             $$(addprefix $(O)/,$$(subst .c,.o,$$(wildcard workers/$$*_*.c))) \
             $(LIBWRT) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl -lssl -lresolv
 
 # --- t/c: unit tests and test programs --------------------------------------
 
