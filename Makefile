@@ -117,7 +117,7 @@ $(O)/t/%.o: t/c/%.c $(CORE_HDRS) $(WRT_HDRS) $(wildcard t/c/*.h) $(GEN)
 	$(CC) $(CFLAGS) -It/c -c -o $@ $<
 
 $(O)/t/%: $(O)/t/%.o $(LIBWRT) $(LIBCORE)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl -lssl -lresolv -lcmocka
 
 # --- bench/ -----------------------------------------------------------------
 
