@@ -51,14 +51,19 @@ sub job {
     return $req;
 }
 
+# answers come in any order: those of other jobs are kept for later
+my %stash;
+
 sub answer {
     my ($srv, $req, $timeout) = @_;
     my $until = time + ($timeout // 15);
+    return $json->decode(delete $stash{$req}) if exists $stash{$req};
     while (time < $until) {
         my $m = $sub{$srv}->next_reply($until - time) // last;
         next unless ref $m eq 'ARRAY' && $m->[0] eq 'message';
         my ($r, $body) = split / /, $m->[2], 2;
         return $json->decode($body) if $r eq $req;
+        $stash{$r} = $body;
     }
     return undef;
 }
@@ -100,6 +105,24 @@ $req = job($A, kind => 'keys', server => $bname, key_ids => '', valid_at => 0);
 is_deeply(answer($A, $req), { ok => JSON::PP::true }, 'current keys of B: ok');
 is($A->redis_cmd('GET', "mx:serverkeys:{$bname}:fetched"), $fetched,
    'from the cache');
+
+# two jobs at once for keys not cached: one fetch answers both
+sub stored_lines {
+    my $log = Test::Matrix::Server::slurp($A->log_path('fedsender')) // '';
+    my @l = $log =~ /stored the keys of \Q$bname\E/g;
+    return scalar @l;
+}
+my $before = stored_lines();
+$A->redis_cmd('DEL', "mx:serverkeys:{$bname}", "mx:serverkeys:{$bname}:until");
+$A->redis_cmd('MULTI');
+$A->redis_cmd('XADD', 'mx:fedjobs', '*', reply => 'mx:test:fed', req => 'both1',
+              kind => 'keys', server => $bname, key_ids => $bkid);
+$A->redis_cmd('XADD', 'mx:fedjobs', '*', reply => 'mx:test:fed', req => 'both2',
+              kind => 'keys', server => $bname, key_ids => '');
+$A->redis_cmd('EXEC');
+is_deeply(answer($A, 'both1'), { ok => JSON::PP::true }, 'two jobs at once: the first ok');
+is_deeply(answer($A, 'both2'), { ok => JSON::PP::true }, '... the second ok');
+is(stored_lines() - $before, 1, '... from one fetch');
 
 # a key B does not have
 $req = job($A, kind => 'keys', server => $bname, key_ids => 'ed25519:nope', valid_at => 0);

@@ -55,6 +55,9 @@ struct fs_job_s {
     char       *server;         /* keys: the server asked */
     char       *key_ids;        /* keys: space-separated, may be empty */
     int64_t     valid_at;
+    int         fetching;       /* keys: this job's fetch is in flight */
+    fs_job_t   *followers;      /* keys: jobs for the same server that
+                                   wait for it (a chain through this) */
 };
 
 
@@ -468,47 +471,14 @@ fs_keys_failed(fs_job_t *job, const char *error)
 }
 
 
+/* answer a keys job from the cache just filled */
+
 static void
-fs_keys_done(mxw_fed_t *fed, mxw_fed_req_t *rq)
+fs_keys_answer(fs_job_t *job)
 {
-    fs_job_t    *job;
-    const char  *res;
-    char         why[256], what[1024];
-    int64_t      failed;
-    int          have;
-
-    (void) fed;
-
-    job = rq->data;
-
-    if (fs_stopping(job)) {
-        return;
-    }
-
-    if (rq->status == 0) {
-        snprintf(what, sizeof(what), "fetching the keys of %s: %s",
-                 job->server, rq->error);
-        fs_keys_failed(job, what);
-        return;
-    }
-
-    if (rq->status != 200) {
-        snprintf(what, sizeof(what), "fetching the keys of %s: HTTP %ld",
-                 job->server, rq->status);
-        fs_keys_failed(job, what);
-        return;
-    }
-
-    res = fs_keys_store(job, rq->resp ? rq->resp : "", rq->resp_len, why,
-                        sizeof(why));
-    if (res != NULL) {
-        snprintf(what, sizeof(what), "the keys of %s: %s", job->server, res);
-        fs_keys_failed(job, what);
-        return;
-    }
-
-    mxw_info(fs_w, "%s %s: stored the keys of %s", FS_JOBS, job->id,
-             job->server);
+    char     what[1024];
+    int64_t  failed;
+    int      have;
 
     /* what was asked may still be missing from what the server has */
     have = fs_keys_cached(job, mxw_now_ms(), &failed);
@@ -528,9 +498,71 @@ fs_keys_done(mxw_fed_t *fed, mxw_fed_req_t *rq)
 }
 
 
+static void
+fs_keys_done(mxw_fed_t *fed, mxw_fed_req_t *rq)
+{
+    fs_job_t    *job, *f, *next;
+    const char  *res;
+    char         why[256], what[1024];
+
+    (void) fed;
+
+    job = rq->data;
+
+    /* the jobs that waited for this fetch: answered with it */
+    f = job->followers;
+    job->followers = NULL;
+
+    if (fs_stopping(job)) {
+        return;                     /* followers are forgotten at the end */
+    }
+
+    res = NULL;
+
+    if (rq->status == 0) {
+        snprintf(what, sizeof(what), "fetching the keys of %s: %s",
+                 job->server, rq->error);
+
+    } else if (rq->status != 200) {
+        snprintf(what, sizeof(what), "fetching the keys of %s: HTTP %ld",
+                 job->server, rq->status);
+
+    } else {
+        res = fs_keys_store(job, rq->resp ? rq->resp : "", rq->resp_len,
+                            why, sizeof(why));
+        if (res != NULL) {
+            snprintf(what, sizeof(what), "the keys of %s: %s", job->server,
+                     res);
+        }
+    }
+
+    if (rq->status != 200 || res != NULL) {
+        fs_keys_failed(job, what);
+
+        for ( /* void */ ; f; f = next) {
+            next = f->followers;
+            fs_answer_error(f, "M_UNKNOWN", what);
+        }
+
+        return;
+    }
+
+    mxw_info(fs_w, "%s %s: stored the keys of %s", FS_JOBS, job->id,
+             job->server);
+
+    fs_keys_answer(job);
+
+    for ( /* void */ ; f; f = next) {
+        next = f->followers;
+        fs_keys_answer(f);
+    }
+}
+
+
 static mxw_result_t
 fs_keys(fs_job_t *job, const mxw_entry_t *e)
 {
+    fs_job_t    *lead;
     const char  *s;
     char         what[512];
     int64_t      now, failed;
@@ -575,12 +607,24 @@ fs_keys(fs_job_t *job, const mxw_entry_t *e)
         return MXW_LATER;
     }
 
+    /* a fetch for this server on its way: wait for it rather than fetch
+     * twice (many requests of one server come together) */
+    for (lead = fs_jobs; lead; lead = lead->next) {
+        if (lead->fetching && strcmp(lead->server, job->server) == 0) {
+            job->followers = lead->followers;
+            lead->followers = job;
+            return MXW_LATER;
+        }
+    }
+
     if (mxw_fed_request(fs_fed, job->server, "GET", "/_matrix/key/v2/server",
                         NULL, 0, 0, fs_keys_done, job) != 0)
     {
         fs_job_forget(job);
         return MXW_RETRY;
     }
+
+    job->fetching = 1;
 
     return MXW_LATER;
 }
