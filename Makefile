@@ -108,7 +108,7 @@ $(O)/bin/%: $(O)/workers/%.o \
             $$(addprefix $(O)/,$$(subst .c,.o,$$(wildcard workers/$$*_*.c))) \
             $(LIBWRT) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl -lssl -lresolv
 
 # --- t/c: unit tests and test programs --------------------------------------
 
@@ -117,7 +117,7 @@ $(O)/t/%.o: t/c/%.c $(CORE_HDRS) $(WRT_HDRS) $(wildcard t/c/*.h) $(GEN)
 	$(CC) $(CFLAGS) -It/c -c -o $@ $<
 
 $(O)/t/%: $(O)/t/%.o $(LIBWRT) $(LIBCORE)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl -lssl -lresolv -lcmocka
 
 # --- bench/ -----------------------------------------------------------------
 

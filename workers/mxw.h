@@ -146,7 +146,11 @@ typedef struct {
 typedef enum {
     MXW_DONE = 0,     /* effects are durable: acknowledge */
     MXW_RETRY,        /* transient failure: leave it pending, try again */
-    MXW_REJECT        /* it can never succeed: dead-letter it with why */
+    MXW_REJECT,       /* it can never succeed: dead-letter it with why */
+    MXW_LATER         /* the daemon took it over: it stays pending until
+                         the daemon acknowledges it (mxw_xack) once its
+                         work is done; a redelivery comes to the handler
+                         again, which must know it has it in hand */
 } mxw_result_t;
 
 typedef mxw_result_t (*mxw_handler_pt)(mxw_t *w, const mxw_entry_t *e,
@@ -173,10 +177,21 @@ typedef struct {
     void           (*failed)(mxw_t *w, void *data);
                                       /* a batch's pipelined commands
                                          failed: it will come again */
+    int            (*tick)(mxw_t *w, void *data);
+                                      /* before every read of new
+                                         entries: the daemon's own work
+                                         (transfers in flight, timers);
+                                         returns how long the read may
+                                         block, in ms (0: not at all,
+                                         < 0: block_ms) */
 } mxw_consumer_t;
 
 /* runs until w->stop; 0 on a clean stop */
 int mxw_consume(mxw_t *w, mxw_consumer_t *cs);
+
+/* acknowledge an entry the handler answered MXW_LATER for; 0 or -1 */
+int mxw_xack(mxw_t *w, const char *stream, const char *group,
+    const char *id);
 
 /* a field of an entry, or NULL */
 const char *mxw_entry_get(const mxw_entry_t *e, const char *name,

@@ -536,6 +536,10 @@ mxw_process(mxw_loop_t *lp, const char *stream, redisReply *item,
         rc = mxw_ack(lp, stream, e.id) == 0 ? MXW_DONE : MXW_RETRY;
         break;
 
+    case MXW_LATER:
+        rc = MXW_DONE;          /* the daemon acknowledges it itself */
+        break;
+
     case MXW_REJECT:
         rc = mxw_dead_letter(w, cs, &e, why[0] ? why : "rejected") == 0
              ? MXW_DONE : MXW_RETRY;
@@ -555,6 +559,24 @@ done:
     free(e.values);
     free(e.name_lens);
     free(e.value_lens);
+
+    return rc;
+}
+
+
+int
+mxw_xack(mxw_t *w, const char *stream, const char *group, const char *id)
+{
+    redisReply  *r;
+    int          rc;
+
+    r = mxw_command(w, "XACK %s %s %s", stream, group, id);
+    if (r == NULL) {
+        return -1;
+    }
+
+    rc = r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    freeReplyObject(r);
 
     return rc;
 }
@@ -619,7 +641,7 @@ mxw_process_read(mxw_loop_t *lp, redisReply *r, int history, size_t *count)
 
 
 static redisReply *
-mxw_read(mxw_loop_t *lp, int history)
+mxw_read(mxw_loop_t *lp, int history, int block_ms)
 {
     mxw_consumer_t  *cs;
     const char     **argv;
@@ -639,7 +661,7 @@ mxw_read(mxw_loop_t *lp, int history)
     }
 
     snprintf(count, sizeof(count), "%d", cs->batch);
-    snprintf(block, sizeof(block), "%d", cs->block_ms);
+    snprintf(block, sizeof(block), "%d", block_ms);
 
     argc = 0;
     argv[argc++] = "XREADGROUP";
@@ -649,7 +671,7 @@ mxw_read(mxw_loop_t *lp, int history)
     argv[argc++] = "COUNT";
     argv[argc++] = count;
 
-    if (!history) {
+    if (!history && block_ms > 0) {
         argv[argc++] = "BLOCK";
         argv[argc++] = block;
     }
@@ -757,7 +779,7 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
     redisReply    *r;
     mxw_result_t   rc;
     size_t         count;
-    int            i, history, backoff;
+    int            i, history, backoff, block;
     int64_t        last_claim, last_trim;
 
     if (cs->batch <= 0) {
@@ -820,7 +842,14 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
             redisSetTimeout(w->redis, tv);
         }
 
-        r = mxw_read(&lp, history);
+        block = cs->block_ms;
+
+        if (!history && cs->tick) {
+            block = cs->tick(w, cs->data);
+            block = block < 0 ? cs->block_ms : block;
+        }
+
+        r = mxw_read(&lp, history, block);
 
         if (r == NULL) {
             mxw_sleep_ms(w, backoff);

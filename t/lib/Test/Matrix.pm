@@ -50,12 +50,13 @@ use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(sleep time);
 
+use File::Basename ();
 use Test::Matrix::Server;
 use Test::Matrix::Client;
 
 use Exporter 'import';
-our @EXPORT = (qw(run_tests blocks server json_is decode_json_safe
-                  wait_for client done_testing),
+our @EXPORT = (qw(run_tests blocks server new_server json_is
+                  decode_json_safe wait_for client done_testing),
                grep { $_ ne 'done_testing' } @Test::More::EXPORT);
 
 my $Server;
@@ -67,6 +68,18 @@ sub server {
     return $Server;
 }
 
+# another server for the same test file (federation tests start two or
+# three): started at once, stopped at the end like the first
+my @Servers;
+
+sub new_server {
+    my (%o) = @_;
+    my $name = File::Basename::basename($0, '.t') . '-' . (@Servers + 2);
+    my $s = Test::Matrix::Server->new(name => $name, %o)->start;
+    push @Servers, $s;
+    return $s;
+}
+
 sub client { Test::Matrix::Client->new(server => server(), @_) }
 
 sub wait_for { Test::Matrix::Server::wait_for(@_) }
@@ -75,8 +88,8 @@ sub wait_for { Test::Matrix::Server::wait_for(@_) }
 # no crash, no response sent twice, whatever the tests looked at
 no warnings 'redefine';
 sub done_testing {
-    if ($Server) {
-        my $log = Test::Matrix::Server::slurp($Server->log_path('nginx')) // '';
+    for my $srv (grep { defined } $Server, @Servers) {
+        my $log = Test::Matrix::Server::slurp($srv->log_path('nginx')) // '';
         my @bad = grep { /\[(alert|emerg|crit)\]|exited on signal/ } split /\n/, $log;
         is(scalar @bad, 0, 'nothing alarming in the nginx log')
             or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
@@ -86,6 +99,7 @@ sub done_testing {
 
 END {
     undef $Server;
+    @Servers = ();
 }
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;

@@ -98,6 +98,24 @@ sub _read {
     croak "redis: unexpected reply '$line'";
 }
 
+# the next reply or message (after SUBSCRIBE, say), or undef after $timeout
+# seconds; a connection that timed out mid-reply is dropped
+sub next_reply {
+    my ($self, $timeout) = @_;
+    my $r;
+    my $ok = eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm($timeout // 10);
+        $r = $self->_read;
+        alarm(0);
+        1;
+    };
+    alarm(0);
+    return $r if $ok;
+    die $@ unless $@ eq "timeout\n";
+    return undef;
+}
+
 sub close {
     my ($self) = @_;
     close($self->{sock}) if $self->{sock};

@@ -57,7 +57,15 @@ sub new {
         daemons      => $o{daemons},
         max_body     => $o{max_body} // '1m',
         env          => $o{env} // {},
+        federation   => $o{federation} // 0,
+        fed_allow_private => $o{fed_allow_private} // 'on',
+        fed_self_signed   => $o{fed_self_signed} // 0,
     }, $class;
+
+    # a federating server: named by its federation port, so that others
+    # find it with no look-up, with a certificate of the run's test CA
+    $self->{server_name} = "localhost:$self->{fed_port}"
+        if $self->{federation} && !$o{server_name};
 
     $self->{dir} = $o{dir} // "$Repo/t/servroot/$name-$$";
     $self->{owner} = $$;
@@ -87,6 +95,19 @@ sub start {
     );
     $env{MATRIX_DAEMONS} = $self->{daemons} // default_daemons();
 
+    if ($self->{federation}) {
+        $env{MATRIX_FED_CA_FILE} = test_ca()->{cert};
+        $env{MATRIX_FED_ALLOW_PRIVATE} = $self->{fed_allow_private};
+
+        # fed_self_signed: mx-run's own self-signed certificate, which
+        # the others do not trust
+        unless ($self->{fed_self_signed}) {
+            my ($crt, $key) = $self->issue_cert;
+            $env{MATRIX_TLS_CERT} = $crt;
+            $env{MATRIX_TLS_KEY} = $key;
+        }
+    }
+
     my $log = "$self->{dir}/mx-run.out";
     my $pid = fork;
     croak "fork: $!" unless defined $pid;
@@ -102,6 +123,58 @@ sub start {
     $self->{pid} = $pid;
     $self->wait_ready($o{timeout} // 30);
     return $self;
+}
+
+# The test CA of this test process: made once, under t/servroot, with
+# openssl; every federating server's certificate is issued by it, and every
+# one trusts it (matrix_federation_ca_file), so servers of one test file
+# trust each other and nothing else.
+my $Test_ca;
+my $Test_ca_owner;
+
+sub openssl {
+    my (@args) = @_;
+    my $out = qx{openssl @args 2>&1};
+    croak "openssl @args: $out" if $?;
+}
+
+sub test_ca {
+    return $Test_ca if $Test_ca;
+    my $dir = "$Repo/t/servroot/ca-$$";
+    remove_tree($dir) if -d $dir;
+    make_path($dir);
+    openssl("req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
+            "-days 30 -subj '/CN=Test Matrix CA $$'",
+            "-addext basicConstraints=critical,CA:TRUE",
+            "-addext keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout $dir/ca.key -out $dir/ca.crt");
+    $Test_ca_owner = $$;
+    $Test_ca = { dir => $dir, cert => "$dir/ca.crt", key => "$dir/ca.key" };
+    return $Test_ca;
+}
+
+END {
+    remove_tree($Test_ca->{dir})
+        if $Test_ca && $Test_ca_owner == $$ && !$ENV{TEST_KEEP};
+}
+
+# a certificate for localhost and 127.0.0.1 issued by the test CA, into
+# the server's data folder; returns the paths of the certificate and key
+sub issue_cert {
+    my ($self) = @_;
+    my $ca = test_ca();
+    my $dir = "$self->{dir}/tls";
+    make_path($dir);
+    write_file("$dir/ext.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+               . "basicConstraints=CA:FALSE\n"
+               . "keyUsage=critical,digitalSignature\n"
+               . "extendedKeyUsage=serverAuth\n");
+    openssl("req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
+            "-subj /CN=localhost -keyout $dir/server.key -out $dir/server.csr");
+    openssl("x509 -req -in $dir/server.csr -CA $ca->{cert} -CAkey $ca->{key}",
+            "-set_serial " . (1000 + int rand 1_000_000_000),
+            "-days 30 -extfile $dir/ext.cnf -out $dir/server.crt");
+    return ("$dir/server.crt", "$dir/server.key");
 }
 
 # the daemons of the build under test: TEST_DAEMON_BUILD=build/san runs
