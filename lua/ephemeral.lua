@@ -10,6 +10,10 @@
 --                                unthreaded receipts
 --   mx:{<room_id>}:rpos          sorted set: those fields by the stream
 --                                position of their last change
+--   mx:{<room_id>}:last          string: the stream position of the last
+--                                change /sync shows of the room (event,
+--                                typing, receipt); a room quiet since a
+--                                token costs an incremental sync one read
 --
 -- Every change takes the next position of mx:stream, the stream room
 -- events and account data share, so /sync's one token covers all of it;
@@ -18,6 +22,12 @@
 
 local function eph_key(room, suffix)
     return 'mx:{' .. room .. '}:' .. suffix
+end
+
+
+-- the room changed at a position (positions only grow)
+local function room_touched(room, pos)
+    redis.call('SET', eph_key(room, 'last'), pos)
 end
 
 
@@ -43,8 +53,9 @@ redis.register_function{
         local typing = timeout > 0
         local before = was ~= false and tonumber(was) > now
         if typing ~= before then
-            redis.call('SET', eph_key(room, 'typing_pos'),
-                       redis.call('INCR', 'mx:stream'))
+            local pos = redis.call('INCR', 'mx:stream')
+            redis.call('SET', eph_key(room, 'typing_pos'), pos)
+            room_touched(room, pos)
             redis.call('PUBLISH', 'mx:wake', room)
         end
         return 'OK'
@@ -61,8 +72,9 @@ redis.register_function{
     callback = function(keys, a)
         local n = redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', a[2])
         if n > 0 then
-            redis.call('SET', eph_key(a[1], 'typing_pos'),
-                       redis.call('INCR', 'mx:stream'))
+            local pos = redis.call('INCR', 'mx:stream')
+            redis.call('SET', eph_key(a[1], 'typing_pos'), pos)
+            room_touched(a[1], pos)
             redis.call('PUBLISH', 'mx:wake', a[1])
         end
         return n
@@ -90,8 +102,9 @@ local function receipt_put(room, user, type, event_id, thread, now)
     local field = type .. '\31' .. user .. '\31' .. thread
     redis.call('HSET', eph_key(room, 'receipts'), field,
                cjson.encode({ event_id = event_id, ts = tonumber(now) }))
-    redis.call('ZADD', eph_key(room, 'rpos'),
-               redis.call('INCR', 'mx:stream'), field)
+    local pos = redis.call('INCR', 'mx:stream')
+    redis.call('ZADD', eph_key(room, 'rpos'), pos, field)
+    room_touched(room, pos)
     redis.call('PUBLISH', 'mx:wake', room)
 end
 
@@ -209,14 +222,19 @@ redis.register_function{
 -- delivered and gone: {event JSON, ...}
 local function todevice(user, device, since)
     local key = 'mx:{' .. user .. '}:todevice:' .. device
-    if since then
-        redis.call('ZREMRANGEBYSCORE', key, '-inf', since)
+    local out, acked = {}, false
+    -- usually nothing waits: one read, and a delete only when the device
+    -- has synced past some (it acknowledges them so)
+    local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+        if since and tonumber(all[i + 1]) <= since then
+            acked = true
+        else
+            out[#out + 1] = string.match(all[i], '^%d+ (.*)$')
+        end
     end
-    local out = {}
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key,
-                                  since and ('(' .. since) or '-inf', '+inf'))
-    do
-        out[#out + 1] = string.match(m, '^%d+ (.*)$')
+    if acked then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', since)
     end
     return out
 end

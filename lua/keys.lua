@@ -303,10 +303,13 @@ redis.register_function{
 --            with the user
 -- Nobody is in both.  A user that changed after `since` is given however
 -- often it changed, so an upper bound would only hide changes: there is
--- none (the spec makes /keys/changes' `to` a hint).
-local function keys_devlists(user, since)
+-- none (the spec makes /keys/changes' `to` a hint).  rooms (the user's
+-- room list) and quiet (joined rooms with no change since) may be given
+-- by a caller that read them already.
+local function keys_devlists(user, since, rooms, quiet)
     local changed, left, seen, maybe = {}, {}, {}, {}
     if not since then return changed, left end
+    quiet = quiet or {}
     local function change(u)
         if not seen[u] then
             seen[u] = true
@@ -315,7 +318,7 @@ local function keys_devlists(user, since)
     end
 
     -- the user's rooms are read once for every "do we share a room?"
-    local rooms = redis.call('HGETALL', kkey(user, 'rooms'))
+    rooms = rooms or redis.call('HGETALL', kkey(user, 'rooms'))
     local joined = {}
     for i = 1, #rooms, 2 do
         if string.sub(rooms[i + 1], 1, 5) == 'join ' then
@@ -352,7 +355,7 @@ local function keys_devlists(user, since)
                     change(mem[j])
                 end
             end
-        elseif m == 'join' then
+        elseif m == 'join' and not quiet[room] then
             for _, u in ipairs(redis.call('ZRANGEBYSCORE', mp, '(' .. since,
                                           '+inf')) do
                 if u ~= user then
@@ -388,8 +391,8 @@ end
 -- what /sync gives of e2ee for a device since a position:
 -- {{changed}, {left}, {algorithm, one-time key count, ...},
 --  {unused fallback key algorithm, ...}}
-local function keys_sync(user, device, since)
-    local changed, left = keys_devlists(user, since)
+local function keys_sync(user, device, since, rooms, quiet)
+    local changed, left = keys_devlists(user, since, rooms, quiet)
     return { changed, left, otk_counts(user, device),
              fallback_unused(user, device) }
 end

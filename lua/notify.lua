@@ -44,17 +44,24 @@ end
 -- the furthest position a user's receipts in a thread point at (0: none);
 -- thread '' is the unthreaded receipt
 local function receipt_pos(room, user, thread)
-    local best = 0
-    for _, t in ipairs({ 'm.read', 'm.read.private' }) do
-        local r = redis.call('HGET', ntf_key(room, 'receipts'),
-                             t .. '\31' .. user .. '\31' .. thread)
-        if r then
-            local ok, v = pcall(cjson.decode, r)
+    local r = redis.call('HMGET', ntf_key(room, 'receipts'),
+                         'm.read\31' .. user .. '\31' .. thread,
+                         'm.read.private\31' .. user .. '\31' .. thread)
+    local ids = {}
+    for i = 1, 2 do
+        if r[i] then
+            local ok, v = pcall(cjson.decode, r[i])
             if ok and type(v) == 'table' and type(v.event_id) == 'string' then
-                local p = tonumber(redis.call('HGET', ntf_key(room, 'spos'),
-                                              v.event_id) or '0')
-                if p > best then best = p end
+                ids[#ids + 1] = v.event_id
             end
+        end
+    end
+    local best = 0
+    if #ids > 0 then
+        for _, p in ipairs(redis.call('HMGET', ntf_key(room, 'spos'),
+                                      unpack(ids))) do
+            p = tonumber(p) or 0
+            if p > best then best = p end
         end
     end
     return best

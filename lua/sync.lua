@@ -85,6 +85,7 @@ redis.register_function{
             pos = redis.call('INCR', 'mx:stream')
             redis.call('HSET', keys[1], a[2], pos)
             redis.call('ZADD', 'mx:{' .. room .. '}:timeline', pos, a[2])
+            room_touched(room, pos)
             new = 1
         end
         pos = tonumber(pos)
@@ -237,9 +238,28 @@ redis.register_function{
             redis.call('DEL', 'mx:{' .. user .. '}:lazy:' .. a[6])
         end
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
-        local out = { next_pos, {}, {}, todevice(user, a[6], since),
-                      presence_of(user, since), keys_sync(user, a[6], since) }
         local all = redis.call('HGETALL', keys[1])
+
+        -- the joined rooms quiet since the token: one read for all of them
+        -- (a room without the record is never taken for quiet)
+        local quiet = {}
+        if since and not full then
+            local lk = {}
+            for i = 1, #all, 2 do
+                lk[#lk + 1] = 'mx:{' .. all[i] .. '}:last'
+            end
+            if #lk > 0 then
+                local last = redis.call('MGET', unpack(lk))
+                for i = 1, #lk do
+                    local l = tonumber(last[i])
+                    if l and l <= since then quiet[all[2 * i - 1]] = true end
+                end
+            end
+        end
+
+        local out = { next_pos, {}, {}, todevice(user, a[6], since),
+                      presence_of(user, since),
+                      keys_sync(user, a[6], since, all, quiet) }
 
         -- account data changed since (all of it on an initial sync):
         -- global into out[3], a room's into ad[room]
@@ -285,7 +305,9 @@ redis.register_function{
         end
 
         -- the last `limit` events after `from` (exclusive) up to `to`
-        local function timeline_of(room, from, to, current)
+        -- (joined_at: the position of the user's join, for a joined room;
+        -- the room list records it with the membership)
+        local function timeline_of(room, from, to, current, joined_at)
             local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
             local ids = redis.call('ZREVRANGEBYSCORE', tk, to,
                                    from and ('(' .. from) or '-inf',
@@ -295,15 +317,6 @@ redis.register_function{
             local n = math.min(#ids / 2, limit)
             -- a member since before an event sees it: the history rules
             -- only need asking about events older than the user's join
-            local joined_at
-            if current == 'join' then
-                local last = redis.call('ZREVRANGE',
-                                        rkey(room, 'mhist:' .. user), 0, 0,
-                                        'WITHSCORES')
-                if last[1] and string.match(last[1], '^%d+ join') then
-                    joined_at = tonumber(last[2])
-                end
-            end
             for i = n, 1, -1 do
                 local id, pos = ids[2 * i - 1], tonumber(ids[2 * i])
                 local pdu = redis.call('HGET', pk, id) or ''
@@ -330,10 +343,13 @@ redis.register_function{
             local rooms = out[2]
             rooms[#rooms + 1] = room
 
-            if m == 'join' then
+            if m == 'join' and quiet[room] and not ad[room]
+               and mpos <= since then
+                -- nothing since the token: nothing to send
+            elseif m == 'join' then
                 local fresh = not since or mpos > since
                 local tl, limited, before = timeline_of(room,
-                    (not fresh) and since or nil, '+inf', 'join')
+                    (not fresh) and since or nil, '+inf', 'join', mpos)
                 local typing, receipts = ephemeral(room, user,
                     (not fresh) and since or nil, now)
                 if fresh or full or #tl > 0 or ad[room] or typing

@@ -11,6 +11,8 @@
 #             per parked request; needs BENCH_DATA (the server's data
 #             folder, for nginx's pid)
 #
+# BENCH_SYNC names the parts to run (default "fanout initial parked").
+#
 # Users get tokens straight in Redis, as the HTTP bench does; everything
 # else goes through the API.
 
@@ -31,6 +33,7 @@ my ($host, $port) = $base =~ m{^http://([^:/]+):(\d+)} or die "usage: $0 BASE_UR
 my $N = $ENV{BENCH_FANOUT} // 1000;
 my $api = '/_matrix/client/v3';
 my $json = JSON::PP->new->canonical;
+my %part = map { $_ => 1 } split ' ', $ENV{BENCH_SYNC} // 'fanout initial parked';
 my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 60);
 
 # HTTP::Tiny writes a request's head and body apart: without TCP_NODELAY,
@@ -73,15 +76,17 @@ sub pct {
 
 # --- fan-out ------------------------------------------------------------------
 
-my $owner = token('@owner:localhost');
-my $room = call('POST', "$api/createRoom", $owner, { preset => 'public_chat' })->{room_id};
-(my $room_path = $room) =~ s/!/%21/;
+if ($part{fanout}) {
 
-my @tokens;
-for my $i (1 .. $N) {
-    my $t = token("\@fan$i:localhost");
-    call('POST', "$api/rooms/$room_path/join", $t, {});
-    push @tokens, $t;
+    my $owner = token('@owner:localhost');
+    my $room = call('POST', "$api/createRoom", $owner, { preset => 'public_chat' })->{room_id};
+    (my $room_path = $room) =~ s/!/%21/;
+
+    my @tokens;
+    for my $i (1 .. $N) {
+        my $t = token("\@fan$i:localhost");
+        call('POST', "$api/rooms/$room_path/join", $t, {});
+        push @tokens, $t;
 }
 # a first sync each: it marks the user online, which is news to the room;
 # after it, nothing but the message will wake anybody
@@ -98,6 +103,7 @@ for my $t (@tokens) {
     $conn{$s} = '';
 }
 sleep 2;        # every request parked
+system("redis-cli -s $sock CONFIG RESETSTAT > /dev/null") if $ENV{BENCH_STATS};
 
 my $t0 = time;
 call('PUT', "$api/rooms/$room_path/send/m.room.message/fanout", $owner, { body => 'to all' });
@@ -117,17 +123,20 @@ printf "== sync fan-out: %d users in one room, each /sync parked; one message\n"
 printf "  answered with the message: %d of %d\n", scalar @lat, $N;
 printf "  time to answer: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 under 100 ms)\n",
        pct(0.5, @lat), pct(0.99, @lat), pct(1, @lat) if @lat;
+}
 
 # --- initial sync of a user in 100 rooms of 100 messages -----------------------
 
-my $heavy = token('@heavy:localhost');
-for my $i (1 .. 100) {
-    my $r = call('POST', "$api/createRoom", $heavy, { name => "room $i" })->{room_id};
-    (my $rp = $r) =~ s/!/%21/;
-    for my $j (1 .. 100) {
-        call('PUT', "$api/rooms/$rp/send/m.room.message/m$i-$j", $heavy,
-             { msgtype => 'm.text', body => "message $j of room $i" });
-    }
+if ($part{initial}) {
+
+    my $heavy = token('@heavy:localhost');
+    for my $i (1 .. 100) {
+        my $r = call('POST', "$api/createRoom", $heavy, { name => "room $i" })->{room_id};
+        (my $rp = $r) =~ s/!/%21/;
+        for my $j (1 .. 100) {
+            call('PUT', "$api/rooms/$rp/send/m.room.message/m$i-$j", $heavy,
+                 { msgtype => 'm.text', body => "message $j of room $i" });
+        }
 }
 
 # the time until the whole response is in: the client's JSON decoding
@@ -145,12 +154,13 @@ for (1 .. 5) {
 }
 printf "== initial sync of a user in 100 rooms of 100 messages\n";
 printf "  best %.0f ms, median %.0f ms, %d KiB (target under 200 ms)\n", pct(0, @t), pct(0.5, @t), $bytes / 1024;
+}
 
 # --- memory of parked /sync requests --------------------------------------------
 
 my $P = $ENV{BENCH_PARKED} // 10000;
 my $data = $ENV{BENCH_DATA};
-if ($P > 0 && $data && -r "$data/run/nginx.pid") {
+if ($part{parked} && $P > 0 && $data && -r "$data/run/nginx.pid") {
     open my $pf, '<', "$data/run/nginx.pid" or die;
     chomp(my $master = <$pf>);
 

@@ -8,6 +8,7 @@ use warnings;
 use lib 't/lib';
 
 use Test::Matrix;
+use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
 my $srv = server();
@@ -247,6 +248,26 @@ ok($ks{'m.room.name'} && $ks{'m.room.member'}, 'the room is under rooms.knock wi
     $srv->redis_cmd('FCALL', 'mx_sync_position', 1, "mx:{$fr}:spos", $fr, '$m2', '', '', '-',
                     '@zed:localhost', '');
     is($srv->redis_cmd('HGET', 'mx:{@zed:localhost}:rooms', $fr), undef, 'a state entry gone: no longer listed');
+}
+
+# A room records the position of its last change, so that an incremental sync skips the rooms
+# quiet since its token with one read; a quiet room is left out, the busy one comes.
+{
+    my ($s, $j) = $alice->post("$api/createRoom", { name => 'quiet' });
+    my $quiet = $j->{room_id};
+    ($s, $j) = $alice->post("$api/createRoom", { name => 'busy' });
+    my $busy = $j->{room_id};
+    ($s, $j) = $alice->get("$api/sync?timeout=0");
+    my $tok = $j->{next_batch};
+    ($s, $j) = $alice->put("$api/rooms/$busy/send/m.room.message/q1", { body => 'busy' });
+    my $ev = $j->{event_id};
+    is($srv->redis_cmd('GET', "mx:{$busy}:last"), $srv->redis_cmd('HGET', "mx:{$busy}:spos", $ev),
+       'the room\'s last change is the event\'s position');
+    ($s, $j) = $alice->get("$api/sync?since=$tok&timeout=0");
+    ok($j->{rooms}{join}{$busy} && !$j->{rooms}{join}{$quiet}, 'the busy room comes, the quiet one not');
+    ($s, $j) = $alice->put("$api/rooms/$quiet/typing/\@alice:localhost", { typing => JSON::PP::true(), timeout => 5000 });
+    ($s, $j) = $alice->get("$api/sync?since=$tok&timeout=0");
+    ok($j->{rooms}{join}{$quiet}, 'typing is a change of the room too');
 }
 
 # Non-parked syncs racing a stream of invites: every invite comes in one of them.
