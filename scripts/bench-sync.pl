@@ -87,42 +87,41 @@ if ($part{fanout}) {
         my $t = token("\@fan$i:localhost");
         call('POST', "$api/rooms/$room_path/join", $t, {});
         push @tokens, $t;
-}
-# a first sync each: it marks the user online, which is news to the room;
-# after it, nothing but the message will wake anybody
-my $since;
-$since = call('GET', "$api/sync", $_)->{next_batch} for @tokens;
-
-my (%conn, @socks);
-my $sel = IO::Select->new;
-for my $t (@tokens) {
-    my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port) or die "connect: $!\n";
-    print {$s} "GET $api/sync?since=$since&timeout=60000 HTTP/1.1\r\nHost: $host\r\n"
-             . "Authorization: Bearer $t\r\nConnection: close\r\n\r\n";
-    $sel->add($s);
-    $conn{$s} = '';
-}
-sleep 2;        # every request parked
-system("redis-cli -s $sock CONFIG RESETSTAT > /dev/null") if $ENV{BENCH_STATS};
-
-my $t0 = time;
-call('PUT', "$api/rooms/$room_path/send/m.room.message/fanout", $owner, { body => 'to all' });
-my @lat;
-my $deadline = time + 30;
-while ($sel->count && time < $deadline) {
-    for my $s ($sel->can_read(1)) {
-        my $n = sysread($s, my $buf, 65536);
-        if ($n) { $conn{$s} .= $buf; next }
-        push @lat, (time - $t0) * 1000 if $conn{$s} =~ /"to all"/;
-        $sel->remove($s);
-        close $s;
     }
-}
+    # a first sync each: it marks the user online, which is news to the room;
+    # after it, nothing but the message will wake anybody
+    my $since;
+    $since = call('GET', "$api/sync", $_)->{next_batch} for @tokens;
 
-printf "== sync fan-out: %d users in one room, each /sync parked; one message\n", $N;
-printf "  answered with the message: %d of %d\n", scalar @lat, $N;
-printf "  time to answer: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 under 100 ms)\n",
-       pct(0.5, @lat), pct(0.99, @lat), pct(1, @lat) if @lat;
+    my (%conn, @socks);
+    my $sel = IO::Select->new;
+    for my $t (@tokens) {
+        my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port) or die "connect: $!\n";
+        print {$s} "GET $api/sync?since=$since&timeout=60000 HTTP/1.1\r\nHost: $host\r\n"
+                 . "Authorization: Bearer $t\r\nConnection: close\r\n\r\n";
+        $sel->add($s);
+        $conn{$s} = '';
+    }
+    sleep 2;        # every request parked
+
+    my $t0 = time;
+    call('PUT', "$api/rooms/$room_path/send/m.room.message/fanout", $owner, { body => 'to all' });
+    my @lat;
+    my $deadline = time + 30;
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(1)) {
+            my $n = sysread($s, my $buf, 65536);
+            if ($n) { $conn{$s} .= $buf; next }
+            push @lat, (time - $t0) * 1000 if $conn{$s} =~ /"to all"/;
+            $sel->remove($s);
+            close $s;
+        }
+    }
+
+    printf "== sync fan-out: %d users in one room, each /sync parked; one message\n", $N;
+    printf "  answered with the message: %d of %d\n", scalar @lat, $N;
+    printf "  time to answer: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 under 100 ms)\n",
+           pct(0.5, @lat), pct(0.99, @lat), pct(1, @lat) if @lat;
 }
 
 # --- initial sync of a user in 100 rooms of 100 messages -----------------------
@@ -137,23 +136,23 @@ if ($part{initial}) {
             call('PUT', "$api/rooms/$rp/send/m.room.message/m$i-$j", $heavy,
                  { msgtype => 'm.text', body => "message $j of room $i" });
         }
-}
+    }
 
-# the time until the whole response is in: the client's JSON decoding
-# (JSON::PP takes longer than the server) is not the server's
-my @t;
-my $bytes = 0;
-for (1 .. 5) {
-    my $s = time;
-    my $raw = $http->request('GET', "$base$api/sync", { headers => { Authorization => "Bearer $heavy" } });
-    push @t, (time - $s) * 1000;
-    die "initial sync: $raw->{status}\n" unless $raw->{status} == 200;
-    $bytes = length $raw->{content};
-    my $res = $json->decode($raw->{content});
-    die "initial sync: not 100 rooms\n" unless keys %{ $res->{rooms}{join} } >= 100;
-}
-printf "== initial sync of a user in 100 rooms of 100 messages\n";
-printf "  best %.0f ms, median %.0f ms, %d KiB (target under 200 ms)\n", pct(0, @t), pct(0.5, @t), $bytes / 1024;
+    # the time until the whole response is in: the client's JSON decoding
+    # (JSON::PP takes longer than the server) is not the server's
+    my @t;
+    my $bytes = 0;
+    for (1 .. 5) {
+        my $s = time;
+        my $raw = $http->request('GET', "$base$api/sync", { headers => { Authorization => "Bearer $heavy" } });
+        push @t, (time - $s) * 1000;
+        die "initial sync: $raw->{status}\n" unless $raw->{status} == 200;
+        $bytes = length $raw->{content};
+        my $res = $json->decode($raw->{content});
+        die "initial sync: not 100 rooms\n" unless keys %{ $res->{rooms}{join} } >= 100;
+    }
+    printf "== initial sync of a user in 100 rooms of 100 messages\n";
+    printf "  best %.0f ms, median %.0f ms, %d KiB (target under 200 ms)\n", pct(0, @t), pct(0.5, @t), $bytes / 1024;
 }
 
 # --- memory of parked /sync requests --------------------------------------------
