@@ -372,12 +372,34 @@ test_merge(void **state)
 
 #define S(lit)  lit, sizeof(lit) - 1
 
+typedef struct {
+    const char  *field;
+    const char  *value;             /* NULL: not a string */
+    int          rc;                /* what mx_push_user_change says */
+} stored_change_t;
+
+
 static void
 test_user_stored(void **state)
 {
-    mx_pool_t       *pool;
-    mx_json_t       *set, *r;
-    mx_push_user_t   u;
+    static const stored_change_t  changes[] = {
+        { "enabled:override/o2", "false", 0 },
+        { "actions:override/o2", "[]", 0 },
+        { "enabled:override/.m.rule.master", "true", 0 },
+        { "actions:underride/.m.rule.message", "[\"notify\"]", 0 },
+        { "enabled:room/!r:x", "[]", 1 },
+        { "actions:room/!r:x", "false", 1 },
+        { "actions:room/!r:x", "[", 1 },
+        { "rule:room/!r:x", "{}", 1 },
+        { "enabled:", "true", 1 },
+        { "enabled:room/!r:x", NULL, 1 },
+    };
+
+    mx_pool_t              *pool;
+    mx_json_t              *set, *r;
+    mx_push_user_t          u;
+    size_t                  i;
+    const stored_change_t  *c;
 
     (void) state;
 
@@ -411,27 +433,13 @@ test_user_stored(void **state)
     assert_null(u.changes);
 
     /* changes: "enabled:" a boolean, "actions:" an array, else skipped */
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("enabled:override/o2"), S("false")), 0);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("actions:override/o2"), S("[]")), 0);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("enabled:override/.m.rule.master"), S("true")), 0);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("actions:underride/.m.rule.message"), S("[\"notify\"]")), 0);
-
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("enabled:room/!r:x"), S("[]")), 1);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("actions:room/!r:x"), S("false")), 1);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("actions:room/!r:x"), S("[")), 1);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("rule:room/!r:x"), S("{}")), 1);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("enabled:"), S("true")), 1);
-    assert_int_equal(mx_push_user_change(pool, &u,
-        S("enabled:room/!r:x"), NULL, 0), 1);
+    for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+        c = &changes[i];
+        assert_int_equal(mx_push_user_change(pool, &u, c->field,
+                                             strlen(c->field), c->value,
+                                             c->value ? strlen(c->value) : 0),
+                         c->rc);
+    }
 
     assert_string_equal(enc(pool, u.changes),
         "{\"override/.m.rule.master\":{\"enabled\":true},"
