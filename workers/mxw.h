@@ -178,6 +178,13 @@ typedef struct {
 /* runs until w->stop; 0 on a clean stop */
 int mxw_consume(mxw_t *w, mxw_consumer_t *cs);
 
+/*
+ * A daemon's main loop: connect, consume until w->stop, then mxw_fini().
+ * Returns the exit status: 0, or 1 when Redis was never reached and no
+ * stop was asked for.
+ */
+int mxw_run(mxw_t *w, mxw_consumer_t *cs);
+
 /* a field of an entry, or NULL */
 const char *mxw_entry_get(const mxw_entry_t *e, const char *name,
     size_t *len);
