@@ -28,19 +28,10 @@ static ngx_int_t
 ngx_matrix_membership_empty(ngx_matrix_req_t *mr, const char *event_id,
     size_t len)
 {
-    mx_pool_t  *pool;
-    mx_json_t  *body;
-
     (void) event_id;
     (void) len;
 
-    pool = ngx_matrix_pool(mr);
-    body = pool ? mx_json_object(pool) : NULL;
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+    return ngx_matrix_send_empty(mr->r, NGX_HTTP_OK);
 }
 
 
