@@ -243,8 +243,7 @@ ngx_int_t
 ngx_matrix_create_room(ngx_matrix_req_t *mr)
 {
     ngx_uint_t            preset, is_direct, publish;
-    ngx_str_t             ukey, alias = ngx_null_string;
-    ngx_matrix_cmd_t      c;
+    ngx_str_t             alias = ngx_null_string;
     ngx_matrix_send_t    *s;
     ngx_matrix_create_t  *cr;
     mx_pool_t            *pool;
@@ -428,15 +427,7 @@ ngx_matrix_create_room(ngx_matrix_req_t *mr)
 
     /* the creator's join carries the profile: read it first */
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &ukey) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
-    ngx_matrix_cmd_str(&c, &ukey);
-    ngx_matrix_cmd_str(&c, &mr->user_id);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_create_profile);
+    return ngx_matrix_profile_own(mr, ngx_matrix_create_profile);
 }
 
 

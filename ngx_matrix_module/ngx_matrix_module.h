@@ -275,6 +275,8 @@ ngx_int_t ngx_matrix_delete_devices(ngx_matrix_req_t *mr);
 /* ngx_matrix_profile.c */
 ngx_int_t ngx_matrix_profile(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_profile_field(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_profile_own(ngx_matrix_req_t *mr,
+    ngx_matrix_reply_pt next);
 
 /* ngx_matrix_auth.c */
 ngx_int_t ngx_matrix_token(ngx_http_request_t *r, ngx_str_t *token);
