@@ -35,7 +35,12 @@ ngx_matrix_membership_empty(ngx_matrix_req_t *mr, const char *event_id,
 }
 
 
-static ngx_int_t
+/*
+ * A send's end that answers {"room_id": ...}: a join, and createRoom once
+ * the creator is in.
+ */
+
+ngx_int_t
 ngx_matrix_membership_joined(ngx_matrix_req_t *mr, const char *event_id,
     size_t len)
 {

@@ -335,6 +335,8 @@ ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_membership_joined(ngx_matrix_req_t *mr,
+    const char *event_id, size_t len);
 
 /* ngx_matrix_sync.c */
 ngx_int_t ngx_matrix_sync(ngx_matrix_req_t *mr);
