@@ -993,6 +993,21 @@ mx_auth_level(mx_auth_run_t *r, const char *user)
 }
 
 
+/* the room's join rule: NULL when there is none, or it is not a string */
+
+static const char *
+mx_auth_join_rule(mx_auth_run_t *r)
+{
+    const mx_auth_event_t  *jr;
+    const mx_json_t        *v;
+
+    jr = r->lookup(r->ctx, MX_T_JOIN, "");
+    v = jr ? mx_json_get(jr->content, "join_rule") : NULL;
+
+    return mx_json_is(v, MX_JSON_STRING) ? v->u.s.p : NULL;
+}
+
+
 /*
  * Rule 1: the create event.
  */
@@ -1220,7 +1235,7 @@ mx_auth_invite(mx_auth_run_t *r, const char *target_m)
 static const char *
 mx_auth_join(mx_auth_run_t *r)
 {
-    const mx_auth_event_t  *ev, *jr_ev;
+    const mx_auth_event_t  *ev;
     const mx_json_t        *v;
     const char             *rule, *via, *m;
     int                     restricted;
@@ -1246,15 +1261,7 @@ mx_auth_join(mx_auth_run_t *r)
         return "join.banned";
     }
 
-    rule = NULL;
-    jr_ev = r->lookup(r->ctx, MX_T_JOIN, "");
-
-    if (jr_ev) {
-        v = mx_json_get(jr_ev->content, "join_rule");
-        if (mx_json_is(v, MX_JSON_STRING)) {
-            rule = v->u.s.p;
-        }
-    }
+    rule = mx_auth_join_rule(r);
 
     if (rule == NULL) {
         return "join.not_allowed";
@@ -1313,7 +1320,7 @@ mx_auth_join(mx_auth_run_t *r)
 static const char *
 mx_auth_member(mx_auth_run_t *r)
 {
-    const mx_auth_event_t  *ev, *jr_ev;
+    const mx_auth_event_t  *ev;
     const mx_json_t        *v, *sigs;
     const char             *m, *target_m, *via, *server, *rule;
     int64_t                 target_level;
@@ -1405,15 +1412,7 @@ mx_auth_member(mx_auth_run_t *r)
     }
 
     if (r->rv->knock && strcmp(m, "knock") == 0) {
-        rule = NULL;
-        jr_ev = r->lookup(r->ctx, MX_T_JOIN, "");
-
-        if (jr_ev) {
-            v = mx_json_get(jr_ev->content, "join_rule");
-            if (mx_json_is(v, MX_JSON_STRING)) {
-                rule = v->u.s.p;
-            }
-        }
+        rule = mx_auth_join_rule(r);
 
         if (!mx_streq(rule, "knock")
             && !(r->rv->knock_restricted && mx_streq(rule, "knock_restricted")))

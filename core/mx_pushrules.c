@@ -450,6 +450,87 @@ mx_push_ruleset(mx_pool_t *pool, const char *user_id, size_t len,
 }
 
 
+int
+mx_push_user_rule(mx_pool_t *pool, mx_push_user_t *user, mx_push_kind_t kind,
+    const char *text, size_t len)
+{
+    mx_json_t        *v;
+    mx_json_error_t   err;
+
+    if (text == NULL || (unsigned) kind >= MX_PUSH_KINDS) {
+        return 1;
+    }
+
+    v = mx_json_parse(pool, text, len, &err);
+    if (!mx_json_is(v, MX_JSON_OBJECT)) {
+        return 1;
+    }
+
+    if (user->rules[kind] == NULL) {
+        user->rules[kind] = mx_json_array(pool);
+        if (user->rules[kind] == NULL) {
+            return -1;
+        }
+    }
+
+    return mx_json_append(pool, user->rules[kind], v) == 0 ? 0 : -1;
+}
+
+
+int
+mx_push_user_change(mx_pool_t *pool, mx_push_user_t *user, const char *field,
+    size_t field_len, const char *text, size_t len)
+{
+    const char       *attr, *name;
+    size_t            name_len;
+    mx_json_t        *v, *c;
+    mx_json_error_t   err;
+
+    if (field == NULL || text == NULL || field_len <= 8) {
+        return 1;
+    }
+
+    if (memcmp(field, "enabled:", 8) == 0) {
+        attr = "enabled";
+
+    } else if (memcmp(field, "actions:", 8) == 0) {
+        attr = "actions";
+
+    } else {
+        return 1;
+    }
+
+    name = field + 8;
+    name_len = field_len - 8;
+
+    v = mx_json_parse(pool, text, len, &err);
+
+    if (attr[0] == 'e' ? !mx_json_is_bool(v) : !mx_json_is(v, MX_JSON_ARRAY)) {
+        return 1;
+    }
+
+    if (user->changes == NULL) {
+        user->changes = mx_json_object(pool);
+        if (user->changes == NULL) {
+            return -1;
+        }
+    }
+
+    c = mx_json_getn(user->changes, name, name_len);
+
+    if (c == NULL) {
+        c = mx_json_object(pool);
+        if (c == NULL
+            || mx_json_setn(pool, user->changes, name, name_len, c) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return mx_json_set(pool, c, attr, v) == 0 ? 0 : -1;
+}
+
+
 mx_json_t *
 mx_push_defaults(mx_pool_t *pool, const char *user_id, size_t len)
 {

@@ -86,9 +86,29 @@ mx_json_t *mx_push_template(mx_pool_t *pool);
  * none).
  */
 typedef struct {
-    const mx_json_t  *rules[MX_PUSH_KINDS];
-    const mx_json_t  *changes;
+    mx_json_t  *rules[MX_PUSH_KINDS];
+    mx_json_t  *changes;
 } mx_push_user_t;
+
+/*
+ * Filling an mx_push_user_t (zeroed first) from what is stored, one stored
+ * value at a time: the reply of the Redis function mx_pushrules_get, read
+ * by the module and by the syncer alike.  Each returns 0, 1 when the value
+ * is invalid and was skipped (the rest still counts; text NULL is invalid),
+ * or -1 when out of memory.
+ */
+
+/* a stored rule of a kind, as JSON text: kept when it is a JSON object */
+int mx_push_user_rule(mx_pool_t *pool, mx_push_user_t *user,
+    mx_push_kind_t kind, const char *text, size_t len);
+
+/*
+ * A stored change to a rule: the field "enabled:<kind>/<rule_id>" with a
+ * JSON boolean, or "actions:<kind>/<rule_id>" with a JSON array, as text;
+ * it goes into user->changes as {"<kind>/<rule_id>": {"enabled": ...}}.
+ */
+int mx_push_user_change(mx_pool_t *pool, mx_push_user_t *user,
+    const char *field, size_t field_len, const char *text, size_t len);
 
 /* the merged ruleset; NULL when out of memory */
 mx_json_t *mx_push_ruleset(mx_pool_t *pool, const char *user_id,

@@ -416,6 +416,19 @@ local function history_readable(room, user)
            or redis.call('EXISTS', rkey(room, 'mhist:' .. user)) == 1
 end
 
+-- the answer to a user who may not read the room
+local function not_member()
+    return mx_error(403, 'M_FORBIDDEN', 'You are not a member of the room')
+end
+
+-- the gate of the history reads (messages, context, timestamp_to_event):
+-- the room is known here (rk its mx:{<room_id>}:room) and user may read
+-- some of its history
+local function history_gate(rk, room, user)
+    return redis.call('HEXISTS', rk, 'version') == 1
+           and history_readable(room, user)
+end
+
 
 -- mx_room_read: what a user may read of a room's current state, or an event
 --   KEYS[1]  mx:{<room_id>}:room
@@ -434,8 +447,7 @@ redis.register_function{
     callback = function(keys, a)
         local room, what, arg = a[1], a[3], a[4]
         if redis.call('HEXISTS', keys[1], 'version') == 0 then
-            return mx_error(403, 'M_FORBIDDEN',
-                            'You are not a member of the room')
+            return not_member()
         end
         -- the state: current for members (and world_readable rooms); for
         -- those who left or were banned, as it was when they went
@@ -443,8 +455,7 @@ redis.register_function{
         if what == 'event' then
             -- an event: by the history visibility rules, below
             if not history_readable(room, a[2]) then
-                return mx_error(403, 'M_FORBIDDEN',
-                                'You are not a member of the room')
+                return not_member()
             end
         elseif not room_readable(room, a[2]) then
             local last = redis.call('ZREVRANGE',
@@ -454,8 +465,7 @@ redis.register_function{
             local sg = meta and string.match(meta, '^%d+ (%d+)')
             state = (m == 'leave' or m == 'ban') and sg and sg_state(room, sg)
             if not state or what == 'at' then
-                return mx_error(403, 'M_FORBIDDEN',
-                                'You are not a member of the room')
+                return not_member()
             end
         end
         local pk = rkey(room, 'pdu')
@@ -533,10 +543,8 @@ redis.register_function{
     function_name = 'mx_room_messages',
     callback = function(keys, a)
         local room, dir, limit = a[1], a[3], tonumber(a[6])
-        if redis.call('HEXISTS', keys[1], 'version') == 0
-           or not history_readable(room, a[2]) then
-            return mx_error(403, 'M_FORBIDDEN',
-                            'You are not a member of the room')
+        if not history_gate(keys[1], room, a[2]) then
+            return not_member()
         end
         local current = redis.call('HGET', rkey(room, 'members'), a[2])
         local tk = rkey(room, 'timeline')
@@ -589,10 +597,8 @@ redis.register_function{
     function_name = 'mx_room_context',
     callback = function(keys, a)
         local room, user = a[1], a[2]
-        if redis.call('HEXISTS', keys[1], 'version') == 0
-           or not history_readable(room, user) then
-            return mx_error(403, 'M_FORBIDDEN',
-                            'You are not a member of the room')
+        if not history_gate(keys[1], room, user) then
+            return not_member()
         end
         local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
         local current = redis.call('HGET', rkey(room, 'members'), user)
@@ -656,10 +662,8 @@ redis.register_function{
     function_name = 'mx_room_ts_event',
     callback = function(keys, a)
         local room, user, ts, dir = a[1], a[2], tonumber(a[3]), a[4]
-        if redis.call('HEXISTS', keys[1], 'version') == 0
-           or not history_readable(room, user) then
-            return mx_error(403, 'M_FORBIDDEN',
-                            'You are not a member of the room')
+        if not history_gate(keys[1], room, user) then
+            return not_member()
         end
         local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
         local current = redis.call('HGET', rkey(room, 'members'), user)

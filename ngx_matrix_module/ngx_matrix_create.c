@@ -214,37 +214,11 @@ ngx_matrix_create_initial_has(mx_json_t *initial, const char *type)
 }
 
 
-static ngx_int_t
-ngx_matrix_create_done(ngx_matrix_req_t *mr, const char *event_id,
-    size_t len)
-{
-    ngx_matrix_send_t  *s;
-    mx_pool_t          *pool;
-    mx_json_t          *body;
-
-    (void) event_id;
-    (void) len;
-
-    s = mr->data;
-    pool = ngx_matrix_pool(mr);
-
-    body = mx_json_object(pool);
-    if (body == NULL
-        || mx_json_set_str(pool, body, "room_id", s->room_id) != 0)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
-}
-
-
 ngx_int_t
 ngx_matrix_create_room(ngx_matrix_req_t *mr)
 {
     ngx_uint_t            preset, is_direct, publish;
-    ngx_str_t             ukey, alias = ngx_null_string;
-    ngx_matrix_cmd_t      c;
+    ngx_str_t             alias = ngx_null_string;
     ngx_matrix_send_t    *s;
     ngx_matrix_create_t  *cr;
     mx_pool_t            *pool;
@@ -428,15 +402,7 @@ ngx_matrix_create_room(ngx_matrix_req_t *mr)
 
     /* the creator's join carries the profile: read it first */
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &ukey) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
-    ngx_matrix_cmd_str(&c, &ukey);
-    ngx_matrix_cmd_str(&c, &mr->user_id);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_create_profile);
+    return ngx_matrix_profile_own(mr, ngx_matrix_create_profile);
 }
 
 
@@ -494,7 +460,7 @@ ngx_matrix_create_chain(ngx_matrix_req_t *mr)
     s->sender = ngx_matrix_cstr(mr, &mr->user_id);
     s->state = mx_state_create(pool, 16);
     s->chain = 1;
-    s->done = ngx_matrix_create_done;
+    s->done = ngx_matrix_membership_joined;
 
     if (s->sender == NULL || s->state == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -73,18 +73,9 @@ ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
 static ngx_int_t
 ngx_matrix_directory_empty(ngx_matrix_req_t *mr, redisReply *reply)
 {
-    mx_pool_t  *pool;
-    mx_json_t  *body;
-
     (void) reply;
 
-    pool = ngx_matrix_pool(mr);
-    body = pool ? mx_json_object(pool) : NULL;
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+    return ngx_matrix_send_empty(mr->r, NGX_HTTP_OK);
 }
 
 

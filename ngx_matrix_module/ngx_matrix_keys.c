@@ -725,33 +725,36 @@ ngx_matrix_keys_timeout_check(ngx_matrix_req_t *mr)
 }
 
 
-ngx_int_t
-ngx_matrix_keys_query(ngx_matrix_req_t *mr)
+/*
+ * What /keys/query and /keys/claim begin with: body.<name> is an object
+ * (*obj), the timeout is valid, and mr->data is the request's
+ * ngx_matrix_keys_query_t with an empty failures object.  NGX_OK, else what
+ * the handler returns (the error answered, or a status).
+ */
+
+static ngx_int_t
+ngx_matrix_keys_query_start(ngx_matrix_req_t *mr, const char *name,
+    mx_json_t **obj)
 {
     ngx_matrix_keys_query_t  *q;
-    ngx_matrix_args_t         a;
     mx_pool_t                *pool;
-    mx_json_t                *dk, *devs;
-    mx_json_member_t         *m;
-    ngx_str_t                 key;
+    mx_json_t                *v;
     ngx_int_t                 rc;
-    size_t                    i, j, n, local;
-    u_char                   *num;
 
     pool = ngx_matrix_pool(mr);
 
-    dk = mx_json_get(mr->body, "device_keys");
+    v = mx_json_get(mr->body, name);
 
-    if (dk == NULL) {
+    if (v == NULL) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_MISSING_PARAM", "device_keys is"
-                                     " required");
+                                     "M_MISSING_PARAM", "%s is required",
+                                     name);
     }
 
-    if (dk->type != MX_JSON_OBJECT) {
+    if (v->type != MX_JSON_OBJECT) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_BAD_JSON", "device_keys must be an"
-                                     " object");
+                                     "M_BAD_JSON", "%s must be an object",
+                                     name);
     }
 
     rc = ngx_matrix_keys_timeout_check(mr);
@@ -769,6 +772,31 @@ ngx_matrix_keys_query(ngx_matrix_req_t *mr)
     if (q->failures == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    *obj = v;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_matrix_keys_query(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_keys_query_t  *q;
+    ngx_matrix_args_t         a;
+    mx_json_t                *dk, *devs;
+    mx_json_member_t         *m;
+    ngx_str_t                 key;
+    ngx_int_t                 rc;
+    size_t                    i, j, n, local;
+    u_char                   *num;
+
+    rc = ngx_matrix_keys_query_start(mr, "device_keys", &dk);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    q = mr->data;
 
     n = 0;
     local = 0;
@@ -901,44 +929,18 @@ ngx_matrix_keys_claim(ngx_matrix_req_t *mr)
 {
     ngx_matrix_keys_query_t  *q;
     ngx_matrix_args_t         a;
-    mx_pool_t                *pool;
     mx_json_t                *otk, *devs;
     mx_json_member_t         *m, *d;
     ngx_str_t                 key;
     ngx_int_t                 rc;
     size_t                    i, j, n;
 
-    pool = ngx_matrix_pool(mr);
-
-    otk = mx_json_get(mr->body, "one_time_keys");
-
-    if (otk == NULL) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_MISSING_PARAM", "one_time_keys is"
-                                     " required");
-    }
-
-    if (otk->type != MX_JSON_OBJECT) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_BAD_JSON", "one_time_keys must be an"
-                                     " object");
-    }
-
-    rc = ngx_matrix_keys_timeout_check(mr);
+    rc = ngx_matrix_keys_query_start(mr, "one_time_keys", &otk);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    q = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_keys_query_t));
-    if (q == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    mr->data = q;
-    q->failures = mx_json_object(pool);
-    if (q->failures == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    q = mr->data;
 
     n = 0;
 

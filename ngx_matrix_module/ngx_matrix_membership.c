@@ -28,23 +28,19 @@ static ngx_int_t
 ngx_matrix_membership_empty(ngx_matrix_req_t *mr, const char *event_id,
     size_t len)
 {
-    mx_pool_t  *pool;
-    mx_json_t  *body;
-
     (void) event_id;
     (void) len;
 
-    pool = ngx_matrix_pool(mr);
-    body = pool ? mx_json_object(pool) : NULL;
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+    return ngx_matrix_send_empty(mr->r, NGX_HTTP_OK);
 }
 
 
-static ngx_int_t
+/*
+ * A send's end that answers {"room_id": ...}: a join, and createRoom once
+ * the creator is in.
+ */
+
+ngx_int_t
 ngx_matrix_membership_joined(ngx_matrix_req_t *mr, const char *event_id,
     size_t len)
 {
@@ -136,24 +132,14 @@ ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
 static ngx_int_t
 ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room)
 {
-    ngx_int_t          rc;
-    ngx_str_t          key;
-    ngx_matrix_cmd_t   c;
+    ngx_int_t  rc;
 
     rc = ngx_matrix_membership_send(mr, room, NULL, "join");
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &key) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
-    ngx_matrix_cmd_str(&c, &key);
-    ngx_matrix_cmd_str(&c, &mr->user_id);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_membership_profile);
+    return ngx_matrix_profile_own(mr, ngx_matrix_membership_profile);
 }
 
 

@@ -282,6 +282,8 @@ ngx_int_t ngx_matrix_delete_devices(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_profile(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_profile_field(ngx_matrix_req_t *mr);
 mx_json_t *ngx_matrix_profile_json(ngx_matrix_req_t *mr, redisReply *reply);
+ngx_int_t ngx_matrix_profile_own(ngx_matrix_req_t *mr,
+    ngx_matrix_reply_pt next);
 
 /* ngx_matrix_auth.c */
 ngx_int_t ngx_matrix_token(ngx_http_request_t *r, ngx_str_t *token);
@@ -340,6 +342,8 @@ ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_membership_joined(ngx_matrix_req_t *mr,
+    const char *event_id, size_t len);
 
 /* ngx_matrix_sync.c */
 ngx_int_t ngx_matrix_sync(ngx_matrix_req_t *mr);

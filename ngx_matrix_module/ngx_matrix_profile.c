@@ -147,6 +147,30 @@ ngx_matrix_profile(ngx_matrix_req_t *mr)
 }
 
 
+/*
+ * The requesting user's own profile (mx_profile_get), for what a member
+ * event of theirs carries: createRoom, a join, a profile change spread to
+ * the rooms.  The reply goes to next.
+ */
+
+ngx_int_t
+ngx_matrix_profile_own(ngx_matrix_req_t *mr, ngx_matrix_reply_pt next)
+{
+    ngx_str_t         key;
+    ngx_matrix_cmd_t  c;
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->user_id);
+
+    return ngx_matrix_cmd_send(mr, &c, next);
+}
+
+
 static ngx_int_t
 ngx_matrix_profile_set_done(ngx_matrix_req_t *mr, redisReply *reply)
 {

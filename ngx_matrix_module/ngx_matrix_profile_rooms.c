@@ -39,8 +39,6 @@ ngx_matrix_profile_propagate(ngx_matrix_req_t *mr)
 {
     ngx_matrix_send_t       *s;
     ngx_matrix_propagate_t  *pp;
-    ngx_matrix_cmd_t         c;
-    ngx_str_t                key;
 
     s = ngx_matrix_send_new(mr);
     pp = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_propagate_t));
@@ -50,15 +48,7 @@ ngx_matrix_profile_propagate(ngx_matrix_req_t *mr)
 
     s->data = pp;
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "user", &key) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_fcall_init(&c, "mx_profile_get", 1);
-    ngx_matrix_cmd_str(&c, &key);
-    ngx_matrix_cmd_str(&c, &mr->user_id);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_propagate_rooms);
+    return ngx_matrix_profile_own(mr, ngx_matrix_propagate_rooms);
 }
 
 

@@ -381,19 +381,18 @@ ngx_matrix_pushrules_read(ngx_matrix_req_t *mr, ngx_uint_t what,
 /*
  * The reply of mx_pushrules_get as core's mx_push_user_t: the user's rules
  * per kind, and the changes "enabled:<kind>/<id>" and "actions:<kind>/<id>"
- * as {"<kind>/<id>": {"enabled": ..., "actions": ...}}.  A stored value that
- * does not parse is skipped (and logged): the rest still answers.
+ * (core checks each value; the syncer reads the reply the same way).  A
+ * stored value that does not parse is skipped (and logged): the rest still
+ * answers.
  */
 
 static ngx_int_t
 ngx_matrix_pushrules_user(ngx_matrix_req_t *mr, mx_pool_t *pool,
     redisReply *reply, mx_push_user_t *user)
 {
-    size_t            i, j, name_len;
-    mx_json_t        *arr, *v, *changes, *c;
-    redisReply       *list, *f, *val;
-    const char       *name, *attr;
-    mx_json_error_t   err;
+    int          rc;
+    size_t       i, j;
+    redisReply  *list, *f, *val;
 
     ngx_memzero(user, sizeof(mx_push_user_t));
 
@@ -406,42 +405,28 @@ ngx_matrix_pushrules_user(ngx_matrix_req_t *mr, mx_pool_t *pool,
     for (i = 0; i < MX_PUSH_KINDS; i++) {
         list = reply->element[i];
 
-        arr = mx_json_array(pool);
-        if (arr == NULL) {
-            return NGX_ERROR;
-        }
-
-        user->rules[i] = arr;
-
         for (j = 0; list->type == REDIS_REPLY_ARRAY && j < list->elements;
              j++)
         {
             f = list->element[j];
-            v = NULL;
+            rc = 1;
 
             if (f->type == REDIS_REPLY_STRING) {
-                v = mx_json_parse(pool, f->str, f->len, &err);
+                rc = mx_push_user_rule(pool, user, i, f->str, f->len);
             }
 
-            if (!mx_json_is(v, MX_JSON_OBJECT)) {
+            if (rc < 0) {
+                return NGX_ERROR;
+            }
+
+            if (rc > 0) {
                 ngx_log_error(NGX_LOG_ERR, mr->r->connection->log, 0,
                               "matrix: a stored push rule of %V is not a"
                               " JSON object", &mr->user_id);
-                continue;
-            }
-
-            if (mx_json_append(pool, arr, v) != 0) {
-                return NGX_ERROR;
             }
         }
     }
 
-    changes = mx_json_object(pool);
-    if (changes == NULL) {
-        return NGX_ERROR;
-    }
-
-    user->changes = changes;
     list = reply->element[MX_PUSH_KINDS];
 
     for (i = 0; list->type == REDIS_REPLY_ARRAY && i + 1 < list->elements;
@@ -450,42 +435,22 @@ ngx_matrix_pushrules_user(ngx_matrix_req_t *mr, mx_pool_t *pool,
         f = list->element[i];
         val = list->element[i + 1];
 
-        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING
-            || f->len <= 8)
+        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
         {
             continue;
         }
 
-        attr = ngx_strncmp(f->str, "enabled:", 8) == 0 ? "enabled"
-                                                         : "actions";
-        name = f->str + 8;
-        name_len = f->len - 8;
+        rc = mx_push_user_change(pool, user, f->str, f->len, val->str,
+                                 val->len);
 
-        v = mx_json_parse(pool, val->str, val->len, &err);
+        if (rc < 0) {
+            return NGX_ERROR;
+        }
 
-        if (v == NULL
-            || (attr[0] == 'e' ? !mx_json_is_bool(v)
-                               : !mx_json_is(v, MX_JSON_ARRAY)))
-        {
+        if (rc > 0) {
             ngx_log_error(NGX_LOG_ERR, mr->r->connection->log, 0,
                           "matrix: a stored push rule change of %V is"
                           " invalid", &mr->user_id);
-            continue;
-        }
-
-        c = mx_json_getn(changes, name, name_len);
-
-        if (c == NULL) {
-            c = mx_json_object(pool);
-            if (c == NULL
-                || mx_json_setn(pool, changes, name, name_len, c) != 0)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        if (mx_json_set(pool, c, attr, v) != 0) {
-            return NGX_ERROR;
         }
     }
 

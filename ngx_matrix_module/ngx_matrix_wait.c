@@ -135,30 +135,39 @@ ngx_matrix_wait(ngx_matrix_req_t *mr, ngx_msec_t timeout,
 }
 
 
+/* the waiter of that number, or NULL */
+
+static ngx_matrix_waiter_t *
+ngx_matrix_wait_find(ngx_rbtree_key_t key)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = ngx_matrix_waiters.root;
+    sentinel = ngx_matrix_waiters.sentinel;
+
+    while (node != sentinel) {
+        if (key == node->key) {
+            return (ngx_matrix_waiter_t *) node;
+        }
+
+        node = key < node->key ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
 /* forget a waiter whose entry could not be appended */
 
 void
 ngx_matrix_wait_cancel(ngx_matrix_req_t *mr, ngx_str_t *id)
 {
-    ngx_rbtree_node_t    *node, *sentinel;
-    ngx_rbtree_key_t      key;
     ngx_matrix_waiter_t  *w;
 
-    key = (ngx_rbtree_key_t) ngx_atoi(id->data, id->len);
-    node = ngx_matrix_waiters.root;
-    sentinel = ngx_matrix_waiters.sentinel;
+    w = ngx_matrix_wait_find((ngx_rbtree_key_t) ngx_atoi(id->data, id->len));
 
-    while (node != sentinel) {
-        if (key != node->key) {
-            node = key < node->key ? node->left : node->right;
-            continue;
-        }
-
-        w = (ngx_matrix_waiter_t *) node;
-        if (w->mr == mr) {
-            ngx_matrix_wait_unlink(w);
-        }
-        return;
+    if (w != NULL && w->mr == mr) {
+        ngx_matrix_wait_unlink(w);
     }
 }
 
@@ -171,8 +180,6 @@ ngx_matrix_wait_message(ngx_str_t *message)
     u_char               *sp;
     ngx_int_t             n, rc;
     ngx_str_t             answer;
-    ngx_rbtree_node_t    *node, *sentinel;
-    ngx_rbtree_key_t      key;
     ngx_matrix_waiter_t  *w;
 
     if (!ngx_matrix_waiters_ready) {
@@ -189,26 +196,18 @@ ngx_matrix_wait_message(ngx_str_t *message)
         return;
     }
 
-    key = (ngx_rbtree_key_t) n;
-    node = ngx_matrix_waiters.root;
-    sentinel = ngx_matrix_waiters.sentinel;
-
-    while (node != sentinel) {
-        if (key != node->key) {
-            node = key < node->key ? node->left : node->right;
-            continue;
-        }
-
-        w = (ngx_matrix_waiter_t *) node;
-        ngx_matrix_wait_unlink(w);
-
-        answer.data = sp + 1;
-        answer.len = message->data + message->len - answer.data;
-
-        rc = w->done(w->mr, &answer);
-        ngx_matrix_continue(w->mr, rc);
+    w = ngx_matrix_wait_find((ngx_rbtree_key_t) n);
+    if (w == NULL) {
+        /* nobody waits for it any more: the request timed out or went
+         * away */
         return;
     }
 
-    /* nobody waits for it any more: the request timed out or went away */
+    ngx_matrix_wait_unlink(w);
+
+    answer.data = sp + 1;
+    answer.len = message->data + message->len - answer.data;
+
+    rc = w->done(w->mr, &answer);
+    ngx_matrix_continue(w->mr, rc);
 }

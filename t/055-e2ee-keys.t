@@ -170,8 +170,10 @@ is_deeply($json->{device_keys}, { $A => {} }, 'an unknown device is absent');
 
 ($status, $json) = $bob->post("$api/keys/query", {});
 is_deeply([$status, $json->{errcode}], [400, 'M_MISSING_PARAM'], 'query without device_keys: 400 M_MISSING_PARAM');
+is($json->{error}, 'device_keys is required', 'the error names device_keys');
 ($status, $json) = $bob->post("$api/keys/query", { device_keys => [$A] });
 is_deeply([$status, $json->{errcode}], [400, 'M_BAD_JSON'], 'device_keys a list: 400 M_BAD_JSON');
+is($json->{error}, 'device_keys must be an object', 'the error says what it must be');
 ($status, $json) = $bob->post("$api/keys/query", { device_keys => { $A => 'all' } });
 is_deeply([$status, $json->{errcode}], [400, 'M_BAD_JSON'], 'devices not a list: 400 M_BAD_JSON');
 ($status, $json) = $bob->post("$api/keys/query", { device_keys => { $A => [] }, timeout => 'soon' });
@@ -224,6 +226,10 @@ ok($json->{failures}{'elsewhere.example'}, 'the other server in failures');
 is_deeply([$status, $json->{errcode}], [400, 'M_BAD_JSON'], 'claim of a list: 400 M_BAD_JSON');
 ($status, $json) = $bob->post("$api/keys/claim", {});
 is_deeply([$status, $json->{errcode}], [400, 'M_MISSING_PARAM'], 'claim without one_time_keys: 400 M_MISSING_PARAM');
+is($json->{error}, 'one_time_keys is required', 'the error names one_time_keys');
+($status, $json) = $bob->post("$api/keys/claim", { one_time_keys => 'all' });
+is_deeply([$status, $json->{errcode}, $json->{error}], [400, 'M_BAD_JSON', 'one_time_keys must be an object'],
+          'one_time_keys not an object: 400 M_BAD_JSON');
 
 ($status, $json) = $alice->post("$api/keys/upload", { fallback_keys => { 'signed_curve25519:FFFFF2' => { key => 'fallback-2', fallback => JSON::PP::true } } });
 ($as, $anext) = sync($alice, $anext);

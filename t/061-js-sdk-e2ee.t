@@ -10,30 +10,11 @@ use strict;
 use warnings;
 use lib 't/lib';
 
-use Test::More;
 use Test::Matrix;
+use Test::Matrix::JsSdk;
 
-my $repo = $Test::Matrix::Server::Repo;
-
-unless (-d "$repo/node_modules/matrix-js-sdk"
-        && -d "$repo/node_modules/\@matrix-org/matrix-sdk-crypto-wasm") {
-    plan skip_all => 'matrix-js-sdk and its crypto are not installed (make'
-                   . ' test runs npm ci; it needs node and the npm registry)';
-}
-system('node --version > /dev/null 2>&1') == 0
-    or plan skip_all => 'node is not installed';
-
-my $srv = server();
-my $url = $srv->url;
-my @out = qx{cd $repo && timeout 180 node t/js/e2ee.mjs $url 2>/dev/null};
-my $rc = $? >> 8;
-
-my $steps = 0;
-for (@out) {
-    if (/^ok (.*)$/) { pass("js-sdk e2ee: $1"); $steps++ }
-    elsif (/^not ok (.*)$/) { fail("js-sdk e2ee: $1") }
-}
-is($steps, 9, 'every step of the scenario ran');
-is($rc, 0, 'the script ended well');
+js_sdk_scenario(script => 't/js/e2ee.mjs', name => 'js-sdk e2ee', steps => 9,
+                timeout => 180,
+                modules => ['matrix-js-sdk', '@matrix-org/matrix-sdk-crypto-wasm']);
 
 done_testing();

@@ -10,6 +10,7 @@
  * every failure is a message on stderr and a non-zero exit status.
  */
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,21 @@
 
 
 #define CTL_MAX_INPUT  (256 * 1024 * 1024)
+
+
+int
+matrixctl_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list  ap;
+
+    fprintf(stderr, "matrixctl %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+
+    return 2;
+}
 
 
 char *

@@ -22,6 +22,11 @@ typedef struct {
 /* all of stdin (at most 256 MiB) into the pool, NUL-terminated */
 char *matrixctl_read_stdin(mx_pool_t *pool, size_t *len);
 
+/* "matrixctl <cmd>: <message>" on stderr; returns 2, the exit status of a
+ * command that failed */
+int matrixctl_fail(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 
 /* matrixctl_event.c: canonical JSON, signing, hashes, redaction, event IDs */
 int matrixctl_canonical(int argc, char **argv);

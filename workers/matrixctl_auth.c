@@ -19,7 +19,6 @@
  * from the reference hash; give it here).
  */
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,23 +41,17 @@ typedef struct {
 } ctl_auth_t;
 
 
-static int
-ctl_fail(ctl_auth_t *c, const char *fmt, ...)
-{
-    va_list  ap;
-
-    fprintf(stderr, "matrixctl %s: ", c->cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-
-    return 2;
-}
+/* an error of the command c is running; returns its exit status, 2 */
+#define ctl_fail(c, ...)  matrixctl_fail((c)->cmd, __VA_ARGS__)
 
 
+/*
+ * A command's start: c made ready for cmd (its pool), and the JSON object
+ * on stdin read.  NULL when that failed (said, but for no memory); c.pool,
+ * NULL or not, is the caller's to destroy.
+ */
 static mx_json_t *
-ctl_input(ctl_auth_t *c, int argc, char **argv)
+ctl_start(ctl_auth_t *c, const char *cmd, int argc, char **argv)
 {
     mx_json_error_t   err;
     mx_json_t        *in;
@@ -66,6 +59,13 @@ ctl_input(ctl_auth_t *c, int argc, char **argv)
     size_t            len;
 
     (void) argv;
+
+    memset(c, 0, sizeof(ctl_auth_t));
+    c->cmd = cmd;
+    c->pool = mx_pool_create(0);
+    if (c->pool == NULL) {
+        return NULL;
+    }
 
     if (argc > 1) {
         ctl_fail(c, "takes no arguments, only JSON on stdin");
@@ -199,17 +199,10 @@ matrixctl_auth(int argc, char **argv)
     size_t                  n, i;
     int                     rc;
 
-    memset(&c, 0, sizeof(c));
-    c.cmd = "auth";
-    c.pool = mx_pool_create(0);
-    if (c.pool == NULL) {
-        return 2;
-    }
-
     rc = 2;
     create = NULL;
 
-    in = ctl_input(&c, argc, argv);
+    in = ctl_start(&c, "auth", argc, argv);
     if (in == NULL) {
         goto done;
     }
@@ -320,17 +313,10 @@ matrixctl_resolve(int argc, char **argv)
     size_t                   n, i, k, len;
     int                      rc;
 
-    memset(&c, 0, sizeof(c));
-    c.cmd = "resolve";
-    c.pool = mx_pool_create(0);
-    if (c.pool == NULL) {
-        return 2;
-    }
-
     rc = 2;
     create = NULL;
 
-    in = ctl_input(&c, argc, argv);
+    in = ctl_start(&c, "resolve", argc, argv);
     if (in == NULL) {
         goto done;
     }

@@ -24,7 +24,6 @@
  */
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,19 +52,8 @@ typedef struct {
 } ctl_event_t;
 
 
-static int
-ctl_fail(ctl_event_t *c, const char *fmt, ...)
-{
-    va_list  ap;
-
-    fprintf(stderr, "matrixctl %s: ", c->cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-
-    return 2;
-}
+/* an error of the command c is running; returns its exit status, 2 */
+#define ctl_fail(c, ...)  matrixctl_fail((c)->cmd, __VA_ARGS__)
 
 
 /*

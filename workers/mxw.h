@@ -193,6 +193,13 @@ int mxw_consume(mxw_t *w, mxw_consumer_t *cs);
 int mxw_xack(mxw_t *w, const char *stream, const char *group,
     const char *id);
 
+/*
+ * A daemon's main loop: connect, consume until w->stop, then mxw_fini().
+ * Returns the exit status: 0, or 1 when Redis was never reached and no
+ * stop was asked for.
+ */
+int mxw_run(mxw_t *w, mxw_consumer_t *cs);
+
 /* a field of an entry, or NULL */
 const char *mxw_entry_get(const mxw_entry_t *e, const char *name,
     size_t *len);

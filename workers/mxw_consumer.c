@@ -926,3 +926,19 @@ mxw_consume(mxw_t *w, mxw_consumer_t *cs)
 
     return 0;
 }
+
+
+int
+mxw_run(mxw_t *w, mxw_consumer_t *cs)
+{
+    if (mxw_connect(w) != 0) {
+        mxw_fini(w);
+        return w->stop ? 0 : 1;
+    }
+
+    mxw_consume(w, cs);
+    mxw_info(w, "stopped");
+    mxw_fini(w);
+
+    return 0;
+}

@@ -110,7 +110,7 @@ main(int argc, char **argv)
     mxw_consumer_t   cs;
     const char      *consumer, *v, **streams;
     char           (*names)[32];
-    int              nshards, i;
+    int              nshards, i, rc;
 
     mxw_init(&w, "roomserver", argc, argv, &consumer, "s:", rs_option);
 
@@ -149,17 +149,10 @@ main(int argc, char **argv)
     mxw_info(&w, "consuming %d of %d input shards as %s", rs_nowned, nshards,
              consumer);
 
-    if (mxw_connect(&w) != 0) {
-        mxw_fini(&w);
-        return w.stop ? 0 : 1;
-    }
-
-    mxw_consume(&w, &cs);
-    mxw_info(&w, "stopped");
-    mxw_fini(&w);
+    rc = mxw_run(&w, &cs);
 
     free(streams);
     free(names);
 
-    return 0;
+    return rc;
 }

@@ -394,18 +394,15 @@ sn_push_nothing(redisReply *reply)
 
 /*
  * The reply of mx_pushrules_get as core's mx_push_user_t (the module's
- * ngx_matrix_pushrules.c reads it the same way); what does not parse is
- * skipped.  0, or -1 on ENOMEM.
+ * ngx_matrix_pushrules.c reads it the same way, and core checks each
+ * value); what does not parse is skipped.  0, or -1 on ENOMEM.
  */
 
 static int
 sn_push_user(mx_pool_t *pool, redisReply *reply, mx_push_user_t *user)
 {
-    size_t            i, j;
-    mx_json_t        *arr, *v, *changes, *c;
-    redisReply       *list, *f, *val;
-    const char       *attr;
-    mx_json_error_t   err;
+    size_t       i, j;
+    redisReply  *list, *f, *val;
 
     memset(user, 0, sizeof(mx_push_user_t));
 
@@ -418,34 +415,19 @@ sn_push_user(mx_pool_t *pool, redisReply *reply, mx_push_user_t *user)
     for (i = 0; i < MX_PUSH_KINDS; i++) {
         list = reply->element[i];
 
-        arr = mx_json_array(pool);
-        if (arr == NULL) {
-            return -1;
-        }
-
-        user->rules[i] = arr;
-
         for (j = 0; list->type == REDIS_REPLY_ARRAY && j < list->elements;
              j++)
         {
             f = list->element[j];
-            v = f->type == REDIS_REPLY_STRING
-                ? mx_json_parse(pool, f->str, f->len, &err) : NULL;
 
-            if (mx_json_is(v, MX_JSON_OBJECT)
-                && mx_json_append(pool, arr, v) != 0)
+            if (f->type == REDIS_REPLY_STRING
+                && mx_push_user_rule(pool, user, i, f->str, f->len) < 0)
             {
                 return -1;
             }
         }
     }
 
-    changes = mx_json_object(pool);
-    if (changes == NULL) {
-        return -1;
-    }
-
-    user->changes = changes;
     list = reply->element[MX_PUSH_KINDS];
 
     for (i = 0; list->type == REDIS_REPLY_ARRAY && i + 1 < list->elements;
@@ -454,34 +436,10 @@ sn_push_user(mx_pool_t *pool, redisReply *reply, mx_push_user_t *user)
         f = list->element[i];
         val = list->element[i + 1];
 
-        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING
-            || f->len <= 8)
+        if (f->type == REDIS_REPLY_STRING && val->type == REDIS_REPLY_STRING
+            && mx_push_user_change(pool, user, f->str, f->len, val->str,
+                                   val->len) < 0)
         {
-            continue;
-        }
-
-        attr = strncmp(f->str, "enabled:", 8) == 0 ? "enabled" : "actions";
-        v = mx_json_parse(pool, val->str, val->len, &err);
-
-        if (v == NULL
-            || (attr[0] == 'e' ? !mx_json_is_bool(v)
-                               : !mx_json_is(v, MX_JSON_ARRAY)))
-        {
-            continue;
-        }
-
-        c = mx_json_getn(changes, f->str + 8, f->len - 8);
-        if (c == NULL) {
-            c = mx_json_object(pool);
-            if (c == NULL
-                || mx_json_setn(pool, changes, f->str + 8, f->len - 8, c)
-                   != 0)
-            {
-                return -1;
-            }
-        }
-
-        if (mx_json_set(pool, c, attr, v) != 0) {
             return -1;
         }
     }

@@ -190,14 +190,5 @@ main(int argc, char **argv)
 
     mxw_info(&w, "consuming %s as %s", stream, consumer);
 
-    if (mxw_connect(&w) != 0) {
-        mxw_fini(&w);
-        return w.stop ? 0 : 1;
-    }
-
-    mxw_consume(&w, &cs);
-    mxw_info(&w, "stopped");
-    mxw_fini(&w);
-
-    return 0;
+    return mxw_run(&w, &cs);
 }

@@ -22,6 +22,8 @@
 #include <mx_room_version.h>
 #include <mx_sign.h>
 
+#include "mx_test_json.h"
+
 
 static mx_pool_t         *pool;
 static mx_signing_key_t   key;
@@ -54,19 +56,8 @@ teardown(void **state)
 }
 
 
-static mx_json_t *
-J(const char *text)
-{
-    mx_json_error_t   err;
-    mx_json_t        *v;
-
-    v = mx_json_parse(pool, text, strlen(text), &err);
-    if (v == NULL) {
-        fail_msg("bad test JSON: %s", err.msg);
-    }
-
-    return v;
-}
+/* inline JSON into the tests' pool */
+#define J(text)  mx_test_json(pool, text)
 
 
 static const unsigned char *

@@ -26,6 +26,7 @@
 #include <mx_xmatrix.h>
 
 #include "mx_test_spec.h"
+#include "mx_test_json.h"
 
 
 static mx_pool_t         *pool;
@@ -50,19 +51,8 @@ teardown(void **state)
 }
 
 
-static mx_json_t *
-J(const char *text)
-{
-    mx_json_error_t   err;
-    mx_json_t        *v;
-
-    v = mx_json_parse(pool, text, strlen(text), &err);
-    if (v == NULL) {
-        fail_msg("bad test JSON: %s: %s", err.msg, text);
-    }
-
-    return v;
-}
+/* inline JSON into the tests' pool */
+#define J(text)  mx_test_json(pool, text)
 
 
 static const char *

@@ -18,22 +18,15 @@
 
 #include <mx_pusheval.h>
 
+#include "mx_test_json.h"
+
 
 #define ALICE  "@alice:example.org"
 #define BOB    "@bob:example.org"
 #define ROOM   "!room:example.org"
 
 
-static mx_json_t *
-json(mx_pool_t *pool, const char *text)
-{
-    mx_json_error_t   err;
-    mx_json_t        *v;
-
-    v = mx_json_parse(pool, text, strlen(text), &err);
-    assert_non_null(v);
-    return v;
-}
+#define json(pool, text)  mx_test_json(pool, text)
 
 
 static int

@@ -14,20 +14,13 @@
 
 #include <mx_pushrules.h>
 
+#include "mx_test_json.h"
+
 
 #define ALICE  "@alice:example.org"
 
 
-static mx_json_t *
-json(mx_pool_t *pool, const char *text)
-{
-    mx_json_error_t   err;
-    mx_json_t        *v;
-
-    v = mx_json_parse(pool, text, strlen(text), &err);
-    assert_non_null(v);
-    return v;
-}
+#define json(pool, text)  mx_test_json(pool, text)
 
 
 static const char *
@@ -375,6 +368,103 @@ test_merge(void **state)
 }
 
 
+/* what mx_pushrules_get stored, read back value by value */
+
+#define S(lit)  lit, sizeof(lit) - 1
+
+typedef struct {
+    const char  *field;
+    const char  *value;             /* NULL: not a string */
+    int          rc;                /* what mx_push_user_change says */
+} stored_change_t;
+
+
+static void
+test_user_stored(void **state)
+{
+    static const stored_change_t  changes[] = {
+        { "enabled:override/o2", "false", 0 },
+        { "actions:override/o2", "[]", 0 },
+        { "enabled:override/.m.rule.master", "true", 0 },
+        { "actions:underride/.m.rule.message", "[\"notify\"]", 0 },
+        { "enabled:room/!r:x", "[]", 1 },
+        { "actions:room/!r:x", "false", 1 },
+        { "actions:room/!r:x", "[", 1 },
+        { "rule:room/!r:x", "{}", 1 },
+        { "enabled:", "true", 1 },
+        { "enabled:room/!r:x", NULL, 1 },
+    };
+
+    mx_pool_t              *pool;
+    mx_json_t              *set, *r;
+    mx_push_user_t          u;
+    size_t                  i;
+    const stored_change_t  *c;
+
+    (void) state;
+
+    pool = mx_pool_create(4096);
+    memset(&u, 0, sizeof(u));
+
+    /* rules: JSON objects only, in the order given, per kind */
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_OVERRIDE,
+        S("{\"rule_id\":\"o1\",\"default\":false,\"enabled\":true,"
+          "\"actions\":[],\"conditions\":[]}")), 0);
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_OVERRIDE,
+        S("[1]")), 1);
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_OVERRIDE,
+        S("{\"rule_id\":")), 1);
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_OVERRIDE, NULL, 0),
+                     1);
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_KINDS, S("{}")), 1);
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_OVERRIDE,
+        S("{\"rule_id\":\"o2\",\"default\":false,\"enabled\":true,"
+          "\"actions\":[\"notify\"],\"conditions\":[]}")), 0);
+    assert_int_equal(mx_push_user_rule(pool, &u, MX_PUSH_ROOM,
+        S("{\"rule_id\":\"!r:x\",\"default\":false,\"enabled\":true,"
+          "\"actions\":[]}")), 0);
+
+    assert_string_equal(enc(pool, u.rules[MX_PUSH_OVERRIDE]),
+        "[{\"actions\":[],\"conditions\":[],\"default\":false,"
+        "\"enabled\":true,\"rule_id\":\"o1\"},"
+        "{\"actions\":[\"notify\"],\"conditions\":[],\"default\":false,"
+        "\"enabled\":true,\"rule_id\":\"o2\"}]");
+    assert_null(u.rules[MX_PUSH_CONTENT]);
+    assert_null(u.changes);
+
+    /* changes: "enabled:" a boolean, "actions:" an array, else skipped */
+    for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+        c = &changes[i];
+        assert_int_equal(mx_push_user_change(pool, &u, c->field,
+                                             strlen(c->field), c->value,
+                                             c->value ? strlen(c->value) : 0),
+                         c->rc);
+    }
+
+    assert_string_equal(enc(pool, u.changes),
+        "{\"override/.m.rule.master\":{\"enabled\":true},"
+        "\"override/o2\":{\"actions\":[],\"enabled\":false},"
+        "\"underride/.m.rule.message\":{\"actions\":[\"notify\"]}}");
+
+    /* and the merge applies them */
+    set = mx_push_ruleset(pool, ALICE, strlen(ALICE), &u);
+    assert_non_null(set);
+
+    r = mx_push_find(set, MX_PUSH_OVERRIDE, "o2", 2);
+    assert_string_equal(enc(pool, r),
+        "{\"actions\":[],\"conditions\":[],\"default\":false,"
+        "\"enabled\":false,\"rule_id\":\"o2\"}");
+    r = mx_push_find(set, MX_PUSH_OVERRIDE, ".m.rule.master", 14);
+    assert_int_equal(mx_json_get(r, "enabled")->type, MX_JSON_TRUE);
+    r = mx_push_find(set, MX_PUSH_ROOM, "!r:x", 4);
+    assert_int_equal(mx_json_get(r, "enabled")->type, MX_JSON_TRUE);
+
+    mx_pool_destroy(pool);
+}
+
+#undef S
+
+
 static void
 test_rule_id(void **state)
 {
@@ -601,6 +691,7 @@ main(void)
         cmocka_unit_test(test_defaults_exact),
         cmocka_unit_test(test_defaults_user),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_user_stored),
         cmocka_unit_test(test_rule_id),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_rule_make),

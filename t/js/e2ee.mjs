@@ -10,48 +10,8 @@
 // Prints one line per step ("ok <step>") and exits 0, or prints
 // "not ok <step>: <why>" and exits 1.
 
-import * as sdk from "matrix-js-sdk";
-
-const base = process.argv[2];
-const run = Date.now().toString(36);
-const log = { debug() {}, info() {}, log() {}, warn() {}, error() {},
-              trace() {}, getChild() { return log; } };
-
-function fail(step, why) {
-    console.log(`not ok ${step}: ${why}`);
-    process.exit(1);
-}
-
-async function register(name) {
-    const c = sdk.createClient({ baseUrl: base, logger: log });
-    const user = `${name}${run}`;
-    let res;
-    try {
-        res = await c.registerRequest({ username: user, password: `pw-${user}-1` });
-    } catch (e) {
-        const session = e.data && e.data.session;
-        if (!session) fail(`register ${name}`, e.message);
-        res = await c.registerRequest({ username: user, password: `pw-${user}-1`,
-                                        auth: { type: "m.login.dummy", session } });
-    }
-    return client(res);
-}
-
-function client(res) {
-    return sdk.createClient({ baseUrl: base, accessToken: res.access_token,
-                              userId: res.user_id, deviceId: res.device_id,
-                              logger: log });
-}
-
-function waitFor(what, step, ms, cond) {
-    return new Promise((resolve) => {
-        const t = setTimeout(() => fail(step, `no ${what} within ${ms} ms`), ms);
-        const check = () => { if (cond()) { clearTimeout(t); resolve(); return true; } return false; };
-        if (!check()) {
-            const i = setInterval(() => { if (check()) clearInterval(i); }, 20);
-        }
-    });
-}
+import { base, client, fail, invited, joined, log, password, register, sdk, started, texts,
+         waitFor } from "./setup.mjs";
 
 // an asynchronous condition, tried every 100 ms
 async function poll(step, ms, cond) {
@@ -63,32 +23,13 @@ async function poll(step, ms, cond) {
     fail(step, `not within ${ms} ms`);
 }
 
-async function started(c, step) {
-    try {
-        await c.initRustCrypto({ useIndexedDB: false });
-    } catch (e) {
-        fail(step, `initRustCrypto: ${e.message}`);
-    }
-    return new Promise((resolve) => {
-        const t = setTimeout(() => fail(step, "the first sync did not complete"), 30000);
-        c.on(sdk.ClientEvent.Sync, (state) => {
-            if (state === "PREPARED" || state === "SYNCING") { clearTimeout(t); resolve(); }
-            if (state === "ERROR") fail(step, "sync error");
-        });
-        c.startClient({ initialSyncLimit: 10 });
-    });
-}
-
-// the bodies a client could decrypt of the room's messages
-const texts = (c, roomId) => (c.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [])
-    .filter((e) => e.getType() === "m.room.message").map((e) => e.getContent().body);
-
 const alice = await register("alice");
 const bob = await register("bob");
 console.log("ok register");
 
-await started(alice, "alice syncs with crypto");
-await started(bob, "bob syncs with crypto");
+const withCrypto = { crypto: true, ms: 30000 };
+await started(alice, "alice syncs with crypto", withCrypto);
+await started(bob, "bob syncs with crypto", withCrypto);
 console.log("ok both clients sync with crypto");
 
 // the device keys each uploaded, as the other sees them
@@ -102,15 +43,9 @@ const { room_id: roomId } = await alice.createRoom({
     name: "js e2ee", preset: "private_chat", invite: [bob.getUserId()],
     initial_state: [{ type: "m.room.encryption", state_key: "",
                       content: { algorithm: "m.megolm.v1.aes-sha2" } }] });
-await waitFor("invite", "bob sees the invite", 10000, () => {
-    const r = bob.getRoom(roomId);
-    return r && r.getMyMembership() === "invite";
-});
+await invited(bob, roomId, "bob sees the invite");
 await bob.joinRoom(roomId);
-await waitFor("join", "alice sees bob join", 10000, () => {
-    const r = alice.getRoom(roomId);
-    return r && r.getMember(bob.getUserId())?.membership === "join";
-});
+await joined(alice, roomId, bob.getUserId(), "alice sees bob join");
 console.log("ok an encrypted room, both joined");
 
 await alice.sendTextMessage(roomId, "secret for bob");
@@ -133,9 +68,9 @@ console.log("ok alice decrypts bob's reply");
 // bob logs in on a second device: alice learns of it through /sync
 const login = await sdk.createClient({ baseUrl: base, logger: log }).login("m.login.password", {
     identifier: { type: "m.id.user", user: bob.getUserId() },
-    password: `pw-${bob.getUserId().slice(1).split(":")[0]}-1` });
+    password: password(bob.getUserId().slice(1).split(":")[0]) });
 const bob2 = client(login);
-await started(bob2, "bob's second device syncs with crypto");
+await started(bob2, "bob's second device syncs with crypto", withCrypto);
 // without downloading: the SDK queries again when device_lists.changed
 // names bob
 await poll("alice learns of bob's second device", 20000, async () =>
