@@ -223,6 +223,7 @@ redis.register_function{
 local function todevice(user, device, since)
     local key = 'mx:{' .. user .. '}:todevice:' .. device
     local out, acked = {}, false
+    local ign = ignored_of(user)
     -- usually nothing waits: one read, and a delete only when the device
     -- has synced past some (it acknowledges them so)
     local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
@@ -230,7 +231,8 @@ local function todevice(user, device, since)
         if since and tonumber(all[i + 1]) <= since then
             acked = true
         else
-            out[#out + 1] = string.match(all[i], '^%d+ (.*)$')
+            local m = string.match(all[i], '^%d+ (.*)$')
+            if not ignored_event(ign, m) then out[#out + 1] = m end
         end
     end
     if acked then

@@ -203,12 +203,23 @@ redis.register_function{
                 redis.call('HSET', k, f, pos)
             end
         end
+        -- nobody hears of the users they ignore
+        local from
+        if #a >= 5 and redis.call('SCARD', 'mx:ignorers') > 0 then
+            local ok, ev = pcall(cjson.decode,
+                redis.call('HGET', ntf_key(room, 'pdu'), event_id) or '')
+            from = ok and type(ev) == 'table' and type(ev.sender) == 'string'
+                   and ev.sender or nil
+        end
         for i = 5, #a - 2, 3 do
-            local k = ntf_key(room, 'notifs:' .. a[i])
-            redis.call('ZADD', k, 'NX', pos, event_id .. '\31' .. thread ..
-                       '\31' .. a[i + 1] .. '\31' .. a[i + 2])
-            if redis.call('ZCARD', k) > NTF_CAP + NTF_CAP / 10 then
-                redis.call('ZREMRANGEBYRANK', k, 0, -(NTF_CAP + 1))
+            if not (from and redis.call('SISMEMBER', 'mx:{' .. a[i] ..
+                                        '}:ignored', from) == 1) then
+                local k = ntf_key(room, 'notifs:' .. a[i])
+                redis.call('ZADD', k, 'NX', pos, event_id .. '\31' .. thread
+                           .. '\31' .. a[i + 1] .. '\31' .. a[i + 2])
+                if redis.call('ZCARD', k) > NTF_CAP + NTF_CAP / 10 then
+                    redis.call('ZREMRANGEBYRANK', k, 0, -(NTF_CAP + 1))
+                end
             end
         end
         return pos

@@ -563,11 +563,12 @@ redis.register_function{
         local out = { -1, #ids > 0 and tonumber(ids[2]) or -1,
                       redis.call('HGET', keys[1], 'version') }
         local pk, rk = rkey(room, 'pdu'), rkey(room, 'redactions')
+        local ign = ignored_of(a[2])
         for i = 1, #ids, 2 do
             local id = ids[i]
             local pdu = redis.call('HGET', pk, id) or ''
             if event_visible(room, a[2], tonumber(ids[i + 1]), pdu, current)
-            then
+               and not ignored_event(ign, pdu) then
                 out[#out + 1] = id
                 out[#out + 1] = pdu
                 local red = redis.call('HGET', rk, id)
@@ -609,13 +610,15 @@ redis.register_function{
             return {}
         end
         pos = tonumber(pos)
+        local ign = ignored_of(user)
         local function around(ids, n, out)
             local list, last = {}, nil
             for i = 1, #ids, 2 do
                 if #list / 2 >= n then break end
                 local p = redis.call('HGET', pk, ids[i]) or ''
                 last = tonumber(ids[i + 1])
-                if event_visible(room, user, last, p, current) then
+                if event_visible(room, user, last, p, current)
+                   and not ignored_event(ign, p) then
                     list[#list + 1] = ids[i]
                     list[#list + 1] = p
                 end

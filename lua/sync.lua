@@ -239,6 +239,7 @@ redis.register_function{
         end
         local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
         local all = redis.call('HGETALL', keys[1])
+        local ign = ignored_of(user)
 
         -- the joined rooms quiet since the token: one read for all of them
         -- (a room without the record is never taken for quiet)
@@ -320,8 +321,9 @@ redis.register_function{
             for i = n, 1, -1 do
                 local id, pos = ids[2 * i - 1], tonumber(ids[2 * i])
                 local pdu = redis.call('HGET', pk, id) or ''
-                if (joined_at and pos > joined_at)
-                   or event_visible(room, user, pos, pdu, current) then
+                if ((joined_at and pos > joined_at)
+                    or event_visible(room, user, pos, pdu, current))
+                   and not ignored_event(ign, pdu) then
                     list[#list + 1] = id
                     list[#list + 1] = pdu
                 end
@@ -401,11 +403,15 @@ redis.register_function{
                 end
                 local id = redis.call('HGET', rkey(room, 'state'),
                                       'm.room.member' .. SEP .. user)
+                local mine = id and redis.call('HGET', pk, id) or ''
                 if id then
                     st[#st + 1] = id
-                    st[#st + 1] = redis.call('HGET', pk, id) or ''
+                    st[#st + 1] = mine
                 end
-                out[#out + 1] = { room, m, 0, 0, st, {}, {} }
+                -- an invite by a user the invitee ignores is not shown
+                if not (m == 'invite' and ignored_event(ign, mine, true)) then
+                    out[#out + 1] = { room, m, 0, 0, st, {}, {} }
+                end
 
             elseif (m == 'leave' or m == 'ban')
                    and ((since and mpos > since)
