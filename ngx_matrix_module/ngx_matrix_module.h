@@ -332,6 +332,7 @@ ngx_int_t ngx_matrix_alias_key(ngx_matrix_req_t *mr, ngx_str_t *alias,
 ngx_int_t ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
     ngx_uint_t local_only);
 ngx_int_t ngx_matrix_alias(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply);
 ngx_int_t ngx_matrix_room_aliases(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_directory_list(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);
