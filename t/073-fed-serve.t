@@ -343,6 +343,19 @@ my @more = map { say($alice, $hroom, "more $_") } 1 .. 22;
 @got = map { eid($_) } @{ $body->{events} };
 json_is(\@got, [@more[1 .. 20]], 'get_missing_events: a limit past 20 is clamped to 20');
 
+# world_readable: any server may read what is sent while it holds
+($status) = $alice->put("$api/rooms/" . esc($hroom) . '/state/m.room.history_visibility',
+                        { history_visibility => 'world_readable' });
+is($status, 200, 'the room becomes world_readable');
+my $open = say($alice, $hroom, 'for everyone');
+($status, $body) = fed($other, GET => "$F/event/" . esc($open));
+json_is([$status, $body->{pdus}[0]{content}{body}], [200, 'for everyone'],
+        'world_readable: a server with nobody in the room reads the event');
+($status, $body) = fed($other, GET => "$F/state_ids/" . esc($hroom) . '?event_id=' . esc($open));
+is($status, 200, 'and the state at it');
+($status, $body) = fed($other, GET => "$F/event/" . esc($more[0]));
+json_is([$status, $body->{errcode}], [403, 'M_FORBIDDEN'], 'but not what was sent before');
+
 # --- server ACLs ------------------------------------------------------------------
 ($status) = $alice->put("$api/rooms/" . esc($room) . '/state/m.room.server_acl',
                         { allow => ['*'], deny => ['evil.example', 'other.*'] });
