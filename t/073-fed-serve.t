@@ -356,6 +356,18 @@ is($status, 200, 'and the state at it');
 ($status, $body) = fed($other, GET => "$F/event/" . esc($more[0]));
 json_is([$status, $body->{errcode}], [403, 'M_FORBIDDEN'], 'but not what was sent before');
 
+# room version 1: prev_events and auth_events as [id, hashes] pairs
+($status, $body) = $alice->post("$api/createRoom", { preset => 'public_chat', room_version => '1',
+    initial_state => [{ type => 'm.room.history_visibility', state_key => '', content => { history_visibility => 'world_readable' } }] });
+is($status, 200, 'a room of version 1');
+my $v1 = $body->{room_id};
+my @v1 = map { say($alice, $v1, "old $_") } 1 .. 3;
+($status, $body) = fed($other, GET => "$F/backfill/" . esc($v1) . '?v=' . esc($v1[2]) . '&limit=3');
+json_is([map { $_->{event_id} } @{ $body->{pdus} }], [reverse @v1], 'backfill walks v1 prev_events');
+($status, $body) = fed($other, GET => "$F/state_ids/" . esc($v1) . '?event_id=' . esc($v1[2]));
+is($status, 200, 'state_ids in a v1 room');
+json_is([sort @{ $body->{auth_chain_ids} }], chain_of($v1, @{ $body->{pdu_ids} }), 'its auth chain, from v1 pairs');
+
 # --- server ACLs ------------------------------------------------------------------
 ($status) = $alice->put("$api/rooms/" . esc($room) . '/state/m.room.server_acl',
                         { allow => ['*'], deny => ['evil.example', 'other.*'] });
