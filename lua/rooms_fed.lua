@@ -396,7 +396,8 @@ redis.register_function{
             local best = 1
             for i = 2, #front do
                 local x, y = front[i], front[best]
-                if x.depth > y.depth or (x.depth == y.depth and x.id < y.id) then
+                if x.depth > y.depth
+                   or (x.depth == y.depth and x.id < y.id) then
                     best = i
                 end
             end
