@@ -102,6 +102,35 @@ redis.register_function{
 }
 
 
+-- mx_alias_resolve: an alias's room and the servers likely to hold it:
+-- this one first, then those of the joined members, sorted (the answer of
+-- GET /directory/room/{alias} and of the federation's /query/directory)
+--   KEYS[1]  mx:alias:<alias>
+--   ARGV     this server's name
+--   reply:   {room_id, server...}, or false for an unknown alias
+redis.register_function{
+    function_name = 'mx_alias_resolve',
+    callback = function(keys, a)
+        local room = redis.call('HGET', keys[1], 'room_id')
+        if not room then return false end
+        local seen, others = { [a[1]] = true }, {}
+        local m = redis.call('HGETALL', dir_rkey(room, 'members'))
+        for i = 1, #m, 2 do
+            local server = string.match(m[i], '^@[^:]*:(.+)$')
+            if m[i + 1] == 'join' and server and not seen[server] then
+                seen[server] = true
+                others[#others + 1] = server
+            end
+        end
+        table.sort(others)
+        local out = { room, a[1] }
+        for _, s in ipairs(others) do out[#out + 1] = s end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
 -- mx_alias_delete: remove a local alias: its creator may, and so may
 -- whoever may change the room's canonical alias
 --   KEYS[1]  mx:alias:<alias>

@@ -19,10 +19,12 @@
 --   mx:{<room_id>}:extrem        set: forward extremities
 --   mx:{<room_id>}:members       hash: user_id -> membership, current
 --   mx:{<room_id>}:redactions    hash: event_id -> the redaction of it
+--   mx:eventroom                 hash: event_id -> room_id, every room's
 --
 -- The roomserver is the only writer of these (mx_room_store); everything
 -- else reads.  Every function is called with mx:{<room_id>}:room as
--- KEYS[1] and touches only keys of that room's hash tag.
+-- KEYS[1] and touches only keys of that room's hash tag (mx_room_store
+-- also mx:output and mx:eventroom).
 
 local SEP = '\31'
 
@@ -87,6 +89,9 @@ redis.register_function{
         local depth = tonumber(a[4])
         redis.call('HSET', rkey(room, 'pdu'), id, a[3])
         redis.call('HSET', meta, id, pos .. ' ' .. sg .. ' ' .. a[4] .. ' ' .. a[5])
+        -- which room an event is in: GET /_matrix/federation/v1/event
+        -- names only the event (room IDs are not in v3+ event IDs)
+        redis.call('HSET', 'mx:eventroom', id, room)
 
         -- the output entry: the syncer's and the fedsender's, which carries
         -- where to answer the sender

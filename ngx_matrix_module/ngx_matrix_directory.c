@@ -79,32 +79,46 @@ ngx_matrix_directory_empty(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
-static ngx_int_t
+/*
+ * mx_alias_resolve's reply, {room_id, server...} or nil, as the answer of
+ * GET /directory/room/{roomAlias} and of the federation's /query/directory
+ */
+
+ngx_int_t
 ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
 {
     mx_pool_t  *pool;
     mx_json_t  *body, *servers;
+    size_t      i;
 
-    if (reply->type != REDIS_REPLY_STRING) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
-                                     "Room alias %V not found.",
-                                     &mr->params[0]);
+                                     "Room alias not found.");
     }
 
     pool = ngx_matrix_pool(mr);
-    body = mx_json_object(pool);
-    servers = mx_json_array(pool);
+    body = pool ? mx_json_object(pool) : NULL;
+    servers = pool ? mx_json_array(pool) : NULL;
 
     if (body == NULL || servers == NULL
         || mx_json_set(pool, body, "room_id",
-                       mx_json_strn(pool, reply->str, reply->len)) != 0
-        || mx_json_append(pool, servers,
-                          mx_json_strn(pool,
-                                       (char *) mr->mcf->server_name.data,
-                                       mr->mcf->server_name.len)) != 0
+                       mx_json_strn(pool, reply->element[0]->str,
+                                    reply->element[0]->len)) != 0
         || mx_json_set(pool, body, "servers", servers) != 0)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 1; i < reply->elements; i++) {
+        if (reply->element[i]->type == REDIS_REPLY_STRING
+            && mx_json_append(pool, servers,
+                              mx_json_strn(pool, reply->element[i]->str,
+                                           reply->element[i]->len)) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
@@ -176,8 +190,9 @@ ngx_matrix_alias(ngx_matrix_req_t *mr)
         return ngx_matrix_cmd_send(mr, &c, ngx_matrix_directory_empty);
 
     default:
-        ngx_matrix_fcall_init(&c, "mx_alias_get", 1);
+        ngx_matrix_fcall_init(&c, "mx_alias_resolve", 1);
         ngx_matrix_cmd_str(&c, &key);
+        ngx_matrix_cmd_str(&c, &mr->mcf->server_name);
 
         return ngx_matrix_cmd_send(mr, &c, ngx_matrix_alias_got);
     }

@@ -531,3 +531,53 @@ ngx_matrix_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 
     return ngx_matrix_unescape(r->pool, raw.data, raw.len, value, 1);
 }
+
+
+/*
+ * Every value of a query parameter that may repeat (?v=a&v=b), decoded, at
+ * most max of them: NGX_OK (*n may be 0), NGX_DECLINED past max,
+ * NGX_ERROR without memory.
+ */
+
+ngx_int_t
+ngx_matrix_arg_all(ngx_http_request_t *r, const char *name, ngx_str_t *values,
+    ngx_uint_t max, ngx_uint_t *n)
+{
+    u_char  *p, *end, *amp, *eq;
+    size_t   len;
+
+    *n = 0;
+    len = ngx_strlen(name);
+    p = r->args.data;
+    end = p + r->args.len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        if (eq != NULL && (size_t) (eq - p) == len
+            && ngx_strncmp(p, name, len) == 0)
+        {
+            if (*n == max) {
+                return NGX_DECLINED;
+            }
+
+            if (ngx_matrix_unescape(r->pool, eq + 1, amp - eq - 1,
+                                    &values[*n], 1)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            (*n)++;
+        }
+
+        p = amp + 1;
+    }
+
+    return NGX_OK;
+}

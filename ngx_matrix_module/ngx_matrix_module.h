@@ -173,6 +173,8 @@ ngx_int_t ngx_matrix_split_path(ngx_http_request_t *r, ngx_str_t *path,
     ngx_str_t *segs, ngx_uint_t *nsegs);
 ngx_int_t ngx_matrix_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
+ngx_int_t ngx_matrix_arg_all(ngx_http_request_t *r, const char *name,
+    ngx_str_t *values, ngx_uint_t max, ngx_uint_t *n);
 ngx_int_t ngx_matrix_read_body(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_parse_body(ngx_matrix_req_t *mr);
 mx_pool_t *ngx_matrix_pool(ngx_matrix_req_t *mr);
@@ -334,6 +336,7 @@ ngx_int_t ngx_matrix_alias_key(ngx_matrix_req_t *mr, ngx_str_t *alias,
 ngx_int_t ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
     ngx_uint_t local_only);
 ngx_int_t ngx_matrix_alias(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply);
 ngx_int_t ngx_matrix_room_aliases(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_directory_list(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);
@@ -398,6 +401,15 @@ ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
 
 /* ngx_matrix_federation.c */
 ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
+
+/* ngx_matrix_fedrooms.c: serving rooms to other servers */
+ngx_int_t ngx_matrix_fed_state(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_state_ids(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_event(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_event_auth(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_backfill(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_missing_events(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_query_directory(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_notary.c */
 ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);
