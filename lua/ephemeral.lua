@@ -218,12 +218,11 @@ redis.register_function{
 }
 
 
--- the to-device messages of a device after since, those up to since
--- delivered and gone: {event JSON, ...}
-local function todevice(user, device, since)
+-- the to-device messages of a device after since (none from the users in
+-- ign, the ignored), those up to since delivered and gone: {event JSON, ...}
+local function todevice(user, device, since, ign)
     local key = 'mx:{' .. user .. '}:todevice:' .. device
     local out, acked = {}, false
-    local ign = ignored_of(user)
     -- usually nothing waits: one read, and a delete only when the device
     -- has synced past some (it acknowledges them so)
     local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')

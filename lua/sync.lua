@@ -258,7 +258,7 @@ redis.register_function{
             end
         end
 
-        local out = { next_pos, {}, {}, todevice(user, a[6], since),
+        local out = { next_pos, {}, {}, todevice(user, a[6], since, ign),
                       presence_of(user, since),
                       keys_sync(user, a[6], since, all, quiet) }
 
