@@ -153,13 +153,13 @@ redis.register_function{
 -- JSON, ...}}
 local function ephemeral(room, user, since, now)
     local typing = false
-    local tpos = tonumber(redis.call('GET', eph_key(room, 'typing_pos')) or '0')
+    local tpos = tonumber(rread('GET', eph_key(room, 'typing_pos')) or '0')
     if not since or tpos > since then
-        typing = redis.call('ZRANGEBYSCORE', eph_key(room, 'typing'),
+        typing = rread('ZRANGEBYSCORE', eph_key(room, 'typing'),
                             '(' .. now, '+inf')
     end
     local receipts = {}
-    local fields = redis.call('ZRANGEBYSCORE', eph_key(room, 'rpos'),
+    local fields = rread('ZRANGEBYSCORE', eph_key(room, 'rpos'),
                               since and ('(' .. since) or '-inf', '+inf')
     for _, f in ipairs(fields) do
         local t, u, th = string.match(f, '^(.-)\31(.-)\31(.*)$')
@@ -169,7 +169,7 @@ local function ephemeral(room, user, since, now)
             receipts[#receipts + 1] = u
             receipts[#receipts + 1] = th
             receipts[#receipts + 1] =
-                redis.call('HGET', eph_key(room, 'receipts'), f) or '{}'
+                rread('HGET', eph_key(room, 'receipts'), f) or '{}'
         end
     end
     return typing, receipts
@@ -297,7 +297,7 @@ local function share_room(a, b)
     local rooms = redis.call('HGETALL', 'mx:{' .. a .. '}:rooms')
     for i = 1, #rooms, 2 do
         if string.sub(rooms[i + 1], 1, 5) == 'join '
-           and redis.call('HGET', 'mx:{' .. rooms[i] .. '}:members', b)
+           and rread('HGET', 'mx:{' .. rooms[i] .. '}:members', b)
                == 'join' then
             return true
         end
@@ -333,10 +333,10 @@ local function presence_of(user, since)
     local seen, out = {}, {}
     if since then
         -- only those who changed since: few, whatever the rooms' size
-        for _, u in ipairs(redis.call('ZRANGEBYSCORE', 'mx:presence',
+        for _, u in ipairs(rread('ZRANGEBYSCORE', 'mx:presence',
                                       '(' .. since, '+inf')) do
             if share_room(user, u) then
-                local p = redis.call('HMGET', 'mx:{' .. u .. '}:presence',
+                local p = rread('HMGET', 'mx:{' .. u .. '}:presence',
                                      'presence', 'status_msg', 'active_ts')
                 out[#out + 1] = u
                 out[#out + 1] = p[1] or 'offline'

@@ -328,12 +328,12 @@ local function keys_devlists(user, since, rooms, quiet)
     local function shares(u)
         if u == user then return true end
         for _, mk in ipairs(joined) do
-            if redis.call('HGET', mk, u) == 'join' then return true end
+            if rread('HGET', mk, u) == 'join' then return true end
         end
         return false
     end
 
-    for _, u in ipairs(redis.call('ZRANGEBYSCORE', 'mx:devlists',
+    for _, u in ipairs(rread('ZRANGEBYSCORE', 'mx:devlists',
                                   '(' .. since, '+inf')) do
         if shares(u) then change(u) end
     end
@@ -356,10 +356,10 @@ local function keys_devlists(user, since, rooms, quiet)
                 end
             end
         elseif m == 'join' and not quiet[room] then
-            for _, u in ipairs(redis.call('ZRANGEBYSCORE', mp, '(' .. since,
+            for _, u in ipairs(rread('ZRANGEBYSCORE', mp, '(' .. since,
                                           '+inf')) do
                 if u ~= user then
-                    if redis.call('HGET', mk, u) == 'join' then
+                    if rread('HGET', mk, u) == 'join' then
                         change(u)
                     else
                         maybe[#maybe + 1] = u

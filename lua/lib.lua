@@ -23,6 +23,32 @@ local function mx_error(status, errcode, message)
 end
 
 
+-- Reads that many syncs of one call share (mx_sync_many): rread is
+-- redis.call, but inside with_read_memo the same read (a room's timeline,
+-- its receipts, who changed presence since a position...) is made once.
+-- Only for keys the call does not write.
+local read_memo = nil
+
+local function rread(...)
+    if not read_memo then return redis.call(...) end
+    local k = table.concat({ ... }, '\0')
+    local v = read_memo[k]
+    if v == nil then
+        v = redis.call(...)
+        read_memo[k] = v
+    end
+    return v
+end
+
+local function with_read_memo(f)
+    read_memo = {}
+    local ok, r = pcall(f)
+    read_memo = nil
+    if not ok then error(r, 0) end
+    return r
+end
+
+
 -- mx_version
 --   keys: none   args: none
 --   reply: the library version (a string)

@@ -222,216 +222,242 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
 --            notification count, highlight count, {thread root, count,
 --            highlight count, ...}}}; for invites (and knocks) the state
 --            is the stripped state
-redis.register_function{
-    function_name = 'mx_sync',
-    callback = function(keys, a)
-        local user, limit = a[1], tonumber(a[3])
-        local since = a[2] ~= '' and tonumber(a[2]) or nil
-        local full = a[4] == '1'
-        local now = tonumber(a[5])
-        local opts = a[7] or ''
-        local lazy = string.find(opts, 'l', 1, true) ~= nil
-        local redundant = full or string.find(opts, 'r', 1, true) ~= nil
-        local include_leave = string.find(opts, 'L', 1, true) ~= nil
-        local threads = string.find(opts, 't', 1, true) ~= nil
-        if lazy and not since then
-            redis.call('DEL', 'mx:{' .. user .. '}:lazy:' .. a[6])
-        end
-        local next_pos = tonumber(redis.call('GET', 'mx:stream') or '0')
-        local all = redis.call('HGETALL', keys[1])
-        local ign = ignored_of(user)
+local function sync_one(key, a)
+    local user, limit = a[1], tonumber(a[3])
+    local since = a[2] ~= '' and tonumber(a[2]) or nil
+    local full = a[4] == '1'
+    local now = tonumber(a[5])
+    local opts = a[7] or ''
+    local lazy = string.find(opts, 'l', 1, true) ~= nil
+    local redundant = full or string.find(opts, 'r', 1, true) ~= nil
+    local include_leave = string.find(opts, 'L', 1, true) ~= nil
+    local threads = string.find(opts, 't', 1, true) ~= nil
+    if lazy and not since then
+        redis.call('DEL', 'mx:{' .. user .. '}:lazy:' .. a[6])
+    end
+    local next_pos = tonumber(rread('GET', 'mx:stream') or '0')
+    local all = redis.call('HGETALL', key)
+    local ign = ignored_of(user)
 
-        -- the joined rooms quiet since the token: one read for all of them
-        -- (a room without the record is never taken for quiet)
-        local quiet = {}
-        if since and not full then
-            local lk = {}
-            for i = 1, #all, 2 do
-                lk[#lk + 1] = 'mx:{' .. all[i] .. '}:last'
-            end
-            if #lk > 0 then
-                local last = redis.call('MGET', unpack(lk))
-                for i = 1, #lk do
-                    local l = tonumber(last[i])
-                    if l and l <= since then quiet[all[2 * i - 1]] = true end
-                end
-            end
-        end
-
-        local out = { next_pos, {}, {}, todevice(user, a[6], since, ign),
-                      presence_of(user, since),
-                      keys_sync(user, a[6], since, all, quiet) }
-
-        -- account data changed since (all of it on an initial sync):
-        -- global into out[3], a room's into ad[room]
-        local ad = {}
-        local function ad_add(room, t)
-            local hk = room == '' and ('mx:{' .. user .. '}:account_data')
-                       or ('mx:{' .. user .. '}:room_account_data:' .. room)
-            local c = redis.call('HGET', hk, t)
-            if not c then return end
-            local list = room == '' and out[3] or ad[room]
-            if not list then list = {}; ad[room] = list end
-            list[#list + 1] = t
-            list[#list + 1] = c
-        end
-        for _, e in ipairs(redis.call('ZRANGEBYSCORE',
-                                      'mx:{' .. user .. '}:adpos',
-                                      since and ('(' .. since) or '-inf',
-                                      '+inf')) do
-            local room, t = string.match(e, '^(.-)\31(.*)$')
-            if room then ad_add(room, t) end
-        end
-
-        -- the current state; lazily, the member events are left to
-        -- lazy_members, but for those placed in the gap of a limited
-        -- timeline, (gap_from, gap_to]: the spec wants them, redundant
-        -- or not
-        local function state_of(room, list, gap_from, gap_to)
-            local st = redis.call('HGETALL', rkey(room, 'state'))
-            local pk = rkey(room, 'pdu')
-            for i = 2, #st, 2 do
-                local keep = not (lazy and string.sub(st[i - 1], 1, 14)
-                                           == 'm.room.member' .. SEP)
-                if not keep and gap_from then
-                    local p = tonumber(redis.call('HGET', rkey(room, 'spos'),
-                                                  st[i]) or '0')
-                    keep = p > gap_from and p <= gap_to
-                end
-                if keep then
-                    list[#list + 1] = st[i]
-                    list[#list + 1] = redis.call('HGET', pk, st[i]) or ''
-                end
-            end
-        end
-
-        -- the last `limit` events after `from` (exclusive) up to `to`
-        -- (joined_at: the position of the user's join, for a joined room;
-        -- the room list records it with the membership)
-        local function timeline_of(room, from, to, current, joined_at)
-            local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
-            local ids = redis.call('ZREVRANGEBYSCORE', tk, to,
-                                   from and ('(' .. from) or '-inf',
-                                   'WITHSCORES', 'LIMIT', 0, limit + 1)
-            local limited = #ids / 2 > limit and 1 or 0
-            local list, first = {}, nil
-            local n = math.min(#ids / 2, limit)
-            -- a member since before an event sees it: the history rules
-            -- only need asking about events older than the user's join
-            for i = n, 1, -1 do
-                local id, pos = ids[2 * i - 1], tonumber(ids[2 * i])
-                local pdu = redis.call('HGET', pk, id) or ''
-                if ((joined_at and pos > joined_at)
-                    or event_visible(room, user, pos, pdu, current))
-                   and not ignored_event(ign, pdu) then
-                    list[#list + 1] = id
-                    list[#list + 1] = pdu
-                end
-                first = first or pos
-            end
-            local before
-            if first then
-                before = first - 1
-            else
-                before = to == '+inf' and next_pos or tonumber(to)
-            end
-            return list, limited, before
-        end
-
+    -- the joined rooms quiet since the token: one read for all of them
+    -- (a room without the record is never taken for quiet)
+    local quiet = {}
+    if since and not full then
+        local lk = {}
         for i = 1, #all, 2 do
-            local room = all[i]
-            local m, mpos = string.match(all[i + 1], '^(%S+) (%d+)$')
-            mpos = tonumber(mpos)
-            local rooms = out[2]
-            rooms[#rooms + 1] = room
+            lk[#lk + 1] = 'mx:{' .. all[i] .. '}:last'
+        end
+        if #lk > 0 then
+            local last = redis.call('MGET', unpack(lk))
+            for i = 1, #lk do
+                local l = tonumber(last[i])
+                if l and l <= since then quiet[all[2 * i - 1]] = true end
+            end
+        end
+    end
 
-            if m == 'join' and quiet[room] and not ad[room]
-               and mpos <= since then
-                -- nothing since the token: nothing to send
-            elseif m == 'join' then
-                local fresh = not since or mpos > since
-                local tl, limited, before = timeline_of(room,
-                    (not fresh) and since or nil, '+inf', 'join', mpos)
-                local typing, receipts = ephemeral(room, user,
-                    (not fresh) and since or nil, now)
-                if fresh or full or #tl > 0 or ad[room] or typing
-                   or #receipts > 0 then
-                    local st = {}
-                    if fresh or full or limited == 1 then
-                        state_of(room, st, not (fresh or full) and since,
-                                 before)
-                    end
-                    -- the summary when it may have changed: a new room,
-                    -- or member events in the timeline (it costs a read
-                    -- of every member, which a busy room's syncs skip)
-                    local summary = {}
-                    local members = fresh or full
-                    for k = 2, #tl, 2 do
-                        if members then break end
-                        members = string.find(tl[k], '"m.room.member"', 1,
-                                              true) ~= nil
-                    end
-                    if members then summary = summary_of(room, user) end
-                    if lazy then
-                        -- heroes name a room that has no name of its own
-                        local extra = {}
-                        if #summary > 2 and not room_named(room) then
-                            extra = { unpack(summary, 3) }
-                        end
-                        if fresh or full then extra[#extra + 1] = user end
-                        lazy_members(room, user, a[6], st, tl, extra,
-                                     redundant)
-                    end
-                    out[#out + 1] = { room, 'join', limited, before, st, tl,
-                                      ad[room] or {},
-                                      { typing and 1 or 0, typing or {},
-                                        receipts },
-                                      summary,
-                                      unread_counts(room, user, threads) }
-                end
+    local out = { next_pos, {}, {}, todevice(user, a[6], since, ign),
+                  presence_of(user, since),
+                  keys_sync(user, a[6], since, all, quiet) }
 
-            elseif (m == 'invite' or m == 'knock')
-                   and (not since or mpos > since) then
+    -- account data changed since (all of it on an initial sync):
+    -- global into out[3], a room's into ad[room]
+    local ad = {}
+    local function ad_add(room, t)
+        local hk = room == '' and ('mx:{' .. user .. '}:account_data')
+                   or ('mx:{' .. user .. '}:room_account_data:' .. room)
+        local c = redis.call('HGET', hk, t)
+        if not c then return end
+        local list = room == '' and out[3] or ad[room]
+        if not list then list = {}; ad[room] = list end
+        list[#list + 1] = t
+        list[#list + 1] = c
+    end
+    for _, e in ipairs(redis.call('ZRANGEBYSCORE',
+                                  'mx:{' .. user .. '}:adpos',
+                                  since and ('(' .. since) or '-inf',
+                                  '+inf')) do
+        local room, t = string.match(e, '^(.-)\31(.*)$')
+        if room then ad_add(room, t) end
+    end
+
+    -- the current state; lazily, the member events are left to
+    -- lazy_members, but for those placed in the gap of a limited
+    -- timeline, (gap_from, gap_to]: the spec wants them, redundant
+    -- or not
+    local function state_of(room, list, gap_from, gap_to)
+        local st = redis.call('HGETALL', rkey(room, 'state'))
+        local pk = rkey(room, 'pdu')
+        for i = 2, #st, 2 do
+            local keep = not (lazy and string.sub(st[i - 1], 1, 14)
+                                       == 'm.room.member' .. SEP)
+            if not keep and gap_from then
+                local p = tonumber(redis.call('HGET', rkey(room, 'spos'),
+                                              st[i]) or '0')
+                keep = p > gap_from and p <= gap_to
+            end
+            if keep then
+                list[#list + 1] = st[i]
+                list[#list + 1] = redis.call('HGET', pk, st[i]) or ''
+            end
+        end
+    end
+
+    -- the last `limit` events after `from` (exclusive) up to `to`
+    -- (joined_at: the position of the user's join, for a joined room;
+    -- the room list records it with the membership)
+    local function timeline_of(room, from, to, current, joined_at)
+        local tk, pk = rkey(room, 'timeline'), rkey(room, 'pdu')
+        local ids = rread('ZREVRANGEBYSCORE', tk, to,
+                          from and ('(' .. from) or '-inf',
+                          'WITHSCORES', 'LIMIT', 0, limit + 1)
+        local limited = #ids / 2 > limit and 1 or 0
+        local list, first = {}, nil
+        local n = math.min(#ids / 2, limit)
+        -- a member since before an event sees it: the history rules
+        -- only need asking about events older than the user's join
+        for i = n, 1, -1 do
+            local id, pos = ids[2 * i - 1], tonumber(ids[2 * i])
+            local pdu = rread('HGET', pk, id) or ''
+            if ((joined_at and pos > joined_at)
+                or event_visible(room, user, pos, pdu, current))
+               and not ignored_event(ign, pdu) then
+                list[#list + 1] = id
+                list[#list + 1] = pdu
+            end
+            first = first or pos
+        end
+        local before
+        if first then
+            before = first - 1
+        else
+            before = to == '+inf' and next_pos or tonumber(to)
+        end
+        return list, limited, before
+    end
+
+    for i = 1, #all, 2 do
+        local room = all[i]
+        local m, mpos = string.match(all[i + 1], '^(%S+) (%d+)$')
+        mpos = tonumber(mpos)
+        local rooms = out[2]
+        rooms[#rooms + 1] = room
+
+        if m == 'join' and quiet[room] and not ad[room]
+           and mpos <= since then
+            -- nothing since the token: nothing to send
+        elseif m == 'join' then
+            local fresh = not since or mpos > since
+            local tl, limited, before = timeline_of(room,
+                (not fresh) and since or nil, '+inf', 'join', mpos)
+            local typing, receipts = ephemeral(room, user,
+                (not fresh) and since or nil, now)
+            if fresh or full or #tl > 0 or ad[room] or typing
+               or #receipts > 0 then
                 local st = {}
-                local pk = rkey(room, 'pdu')
-                for _, t in ipairs(STRIPPED) do
-                    local id = redis.call('HGET', rkey(room, 'state'), t .. SEP)
-                    if id then
-                        st[#st + 1] = id
-                        st[#st + 1] = redis.call('HGET', pk, id) or ''
-                    end
+                if fresh or full or limited == 1 then
+                    state_of(room, st, not (fresh or full) and since,
+                             before)
                 end
-                local id = redis.call('HGET', rkey(room, 'state'),
-                                      'm.room.member' .. SEP .. user)
-                local mine = id and redis.call('HGET', pk, id) or ''
+                -- the summary when it may have changed: a new room,
+                -- or member events in the timeline (it costs a read
+                -- of every member, which a busy room's syncs skip)
+                local summary = {}
+                local members = fresh or full
+                for k = 2, #tl, 2 do
+                    if members then break end
+                    members = string.find(tl[k], '"m.room.member"', 1,
+                                          true) ~= nil
+                end
+                if members then summary = summary_of(room, user) end
+                if lazy then
+                    -- heroes name a room that has no name of its own
+                    local extra = {}
+                    if #summary > 2 and not room_named(room) then
+                        extra = { unpack(summary, 3) }
+                    end
+                    if fresh or full then extra[#extra + 1] = user end
+                    lazy_members(room, user, a[6], st, tl, extra,
+                                 redundant)
+                end
+                out[#out + 1] = { room, 'join', limited, before, st, tl,
+                                  ad[room] or {},
+                                  { typing and 1 or 0, typing or {},
+                                    receipts },
+                                  summary,
+                                  unread_counts(room, user, threads) }
+            end
+
+        elseif (m == 'invite' or m == 'knock')
+               and (not since or mpos > since) then
+            local st = {}
+            local pk = rkey(room, 'pdu')
+            for _, t in ipairs(STRIPPED) do
+                local id = redis.call('HGET', rkey(room, 'state'), t .. SEP)
                 if id then
                     st[#st + 1] = id
-                    st[#st + 1] = mine
+                    st[#st + 1] = redis.call('HGET', pk, id) or ''
                 end
-                -- an invite by a user the invitee ignores is not shown
-                if not (m == 'invite' and ignored_event(ign, mine, true)) then
-                    out[#out + 1] = { room, m, 0, 0, st, {}, {} }
-                end
-
-            elseif (m == 'leave' or m == 'ban')
-                   and ((since and mpos > since)
-                        or (include_leave and (full or not since))) then
-                -- what happened since, up to and including the leave (all
-                -- of it, to the timeline's limit, for include_leave)
-                local from = since and mpos > since and since or nil
-                local tl, limited, before = timeline_of(room, from, mpos, m)
-                local st = {}
-                if limited == 1 or not from then
-                    state_of(room, st, from, before)
-                end
-                if lazy then
-                    lazy_members(room, user, a[6], st, tl, {}, redundant)
-                end
-                out[#out + 1] = { room, 'leave', limited, before, st, tl,
-                                  ad[room] or {} }
             end
-        end
+            local id = redis.call('HGET', rkey(room, 'state'),
+                                  'm.room.member' .. SEP .. user)
+            local mine = id and redis.call('HGET', pk, id) or ''
+            if id then
+                st[#st + 1] = id
+                st[#st + 1] = mine
+            end
+            -- an invite by a user the invitee ignores is not shown
+            if not (m == 'invite' and ignored_event(ign, mine, true)) then
+                out[#out + 1] = { room, m, 0, 0, st, {}, {} }
+            end
 
-        return out
+        elseif (m == 'leave' or m == 'ban')
+               and ((since and mpos > since)
+                    or (include_leave and (full or not since))) then
+            -- what happened since, up to and including the leave (all
+            -- of it, to the timeline's limit, for include_leave)
+            local from = since and mpos > since and since or nil
+            local tl, limited, before = timeline_of(room, from, mpos, m)
+            local st = {}
+            if limited == 1 or not from then
+                state_of(room, st, from, before)
+            end
+            if lazy then
+                lazy_members(room, user, a[6], st, tl, {}, redundant)
+            end
+            out[#out + 1] = { room, 'leave', limited, before, st, tl,
+                              ad[room] or {} }
+        end
+    end
+
+    return out
+end
+
+redis.register_function{
+    function_name = 'mx_sync',
+    callback = function(keys, a) return sync_one(keys[1], a) end
+}
+
+
+-- mx_sync_many: the syncs of many woken /sync requests in one call, whose
+-- shared reads (the room's new events, its receipts and typing, who
+-- changed presence or devices since) are made once
+--   KEYS     mx:{<user_id>}:rooms of each request
+--   ARGV     now (ms), then for each request: user_id, since, limit,
+--            full_state, device_id, filter options (as mx_sync's)
+--   reply:   {mx_sync's reply, ...} in the order of the requests
+redis.register_function{
+    function_name = 'mx_sync_many',
+    callback = function(keys, a)
+        return with_read_memo(function()
+            local out = {}
+            for i = 1, #keys do
+                local b = 1 + (i - 1) * 6
+                out[i] = sync_one(keys[i], { a[b + 1], a[b + 2], a[b + 3],
+                                             a[b + 4], a[1], a[b + 5],
+                                             a[b + 6] })
+            end
+            return out
+        end)
     end
 }

@@ -51,7 +51,10 @@
 
 #define NGX_MATRIX_SYNC_LIMIT        20
 #define NGX_MATRIX_SYNC_TIMEOUT_MAX  120000
+#define NGX_MATRIX_SYNC_BATCH        64    /* woken syncs per mx_sync_many */
 
+
+typedef struct ngx_matrix_sync_batch_s  ngx_matrix_sync_batch_t;
 
 typedef struct {
     ngx_matrix_req_t     *mr;
@@ -63,9 +66,23 @@ typedef struct {
     char                **rooms;        /* the user's rooms, for wakeups */
     size_t                nrooms;
     mx_filter_t          *filter;       /* NULL: none */
+    ngx_matrix_sync_batch_t  *batch;    /* the mx_sync_many it waits on */
+    ngx_uint_t            batch_i;
     unsigned              parked:1;
     unsigned              woken:1;
 } ngx_matrix_sync_t;
+
+
+/*
+ * Woken requests are answered in batches: one mx_sync_many for up to
+ * NGX_MATRIX_SYNC_BATCH of them, which reads what they share (the room's
+ * new events, receipts, typing) once.  A request that goes away meanwhile
+ * leaves a hole; a batch that fails is retried one request at a time.
+ */
+struct ngx_matrix_sync_batch_s {
+    ngx_uint_t             n;
+    ngx_matrix_sync_t     *sy[NGX_MATRIX_SYNC_BATCH];
+};
 
 
 static ngx_queue_t  ngx_matrix_sync_parked;
@@ -73,6 +90,7 @@ static ngx_uint_t   ngx_matrix_sync_ready;
 
 
 static ngx_int_t ngx_matrix_sync_query(ngx_matrix_req_t *mr);
+static void ngx_matrix_sync_batch_send(ngx_matrix_sync_batch_t *b);
 static ngx_int_t ngx_matrix_sync_done(ngx_matrix_req_t *mr,
     redisReply *reply);
 
@@ -94,7 +112,14 @@ ngx_matrix_sync_unpark(ngx_matrix_sync_t *sy)
 static void
 ngx_matrix_sync_cleanup(void *data)
 {
-    ngx_matrix_sync_unpark(data);
+    ngx_matrix_sync_t  *sy = data;
+
+    ngx_matrix_sync_unpark(sy);
+
+    if (sy->batch) {
+        sy->batch->sy[sy->batch_i] = NULL;
+        sy->batch = NULL;
+    }
 }
 
 
@@ -152,10 +177,11 @@ ngx_matrix_sync_concerns(ngx_matrix_sync_t *sy, ngx_str_t *room,
 void
 ngx_matrix_sync_wake(ngx_str_t *message)
 {
-    ngx_queue_t        *q, *next;
-    ngx_matrix_sync_t  *sy;
-    ngx_str_t           room;
-    u_char             *end, *sp, *users;
+    ngx_queue_t              *q, *next;
+    ngx_matrix_sync_t        *sy;
+    ngx_matrix_sync_batch_t  *b;
+    ngx_str_t                 room;
+    u_char                   *end, *sp, *users;
 
     if (!ngx_matrix_sync_ready) {
         return;
@@ -167,6 +193,7 @@ ngx_matrix_sync_wake(ngx_str_t *message)
     room.data = message->data;
     room.len = (sp ? sp : end) - message->data;
     users = sp ? sp + 1 : end;
+    b = NULL;
 
     for (q = ngx_queue_head(&ngx_matrix_sync_parked);
          q != ngx_queue_sentinel(&ngx_matrix_sync_parked);
@@ -175,12 +202,72 @@ ngx_matrix_sync_wake(ngx_str_t *message)
         next = ngx_queue_next(q);
         sy = ngx_queue_data(q, ngx_matrix_sync_t, queue);
 
-        if (ngx_matrix_sync_concerns(sy, &room, users, end)) {
-            ngx_matrix_sync_unpark(sy);
-            sy->woken = 1;
-            ngx_matrix_continue(sy->mr, ngx_matrix_sync_query(sy->mr));
+        if (!ngx_matrix_sync_concerns(sy, &room, users, end)) {
+            continue;
+        }
+
+        ngx_matrix_sync_unpark(sy);
+        sy->woken = 1;
+
+        if (b == NULL) {
+            b = ngx_calloc(sizeof(ngx_matrix_sync_batch_t),
+                           ngx_cycle->log);
+            if (b == NULL) {
+                ngx_matrix_continue(sy->mr, ngx_matrix_sync_query(sy->mr));
+                continue;
+            }
+        }
+
+        sy->batch = b;
+        sy->batch_i = b->n;
+        b->sy[b->n++] = sy;
+
+        if (b->n == NGX_MATRIX_SYNC_BATCH) {
+            ngx_matrix_sync_batch_send(b);
+            b = NULL;
         }
     }
+
+    if (b) {
+        ngx_matrix_sync_batch_send(b);
+    }
+}
+
+
+/*
+ * What mx_sync and mx_sync_many take of a request: the key of the user's
+ * rooms, the timeline limit and the filter's option letters.
+ */
+
+static ngx_int_t
+ngx_matrix_sync_args(ngx_matrix_req_t *mr, ngx_str_t *key, ngx_str_t *limit,
+    ngx_str_t *opts)
+{
+    ngx_matrix_sync_t  *sy;
+    u_char             *p;
+
+    sy = mr->data;
+
+    if (ngx_matrix_user_key(mr, &mr->user_id, "rooms", key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(mr->r->pool,
+                    NGX_INT_T_LEN + NGX_MATRIX_SYNC_OPTIONS_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    limit->data = p;
+    limit->len = ngx_sprintf(p, "%i",
+                             sy->filter && sy->filter->room.timeline.limit > 0
+                             ? ngx_min(sy->filter->room.timeline.limit, 100)
+                             : NGX_MATRIX_SYNC_LIMIT)
+                 - p;
+
+    ngx_matrix_sync_options(sy->filter, p + NGX_INT_T_LEN, opts);
+
+    return NGX_OK;
 }
 
 
@@ -189,12 +276,11 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
 {
     ngx_matrix_sync_t  *sy;
     ngx_matrix_cmd_t    c;
-    ngx_str_t           key, opts;
-    u_char              obuf[NGX_MATRIX_SYNC_OPTIONS_LEN];
+    ngx_str_t           key, limit, opts;
 
     sy = mr->data;
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "rooms", &key) != NGX_OK) {
+    if (ngx_matrix_sync_args(mr, &key, &limit, &opts) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -202,15 +288,7 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_str(&c, &key);
     ngx_matrix_cmd_str(&c, &mr->user_id);
     ngx_matrix_cmd_str(&c, &sy->since);
-
-    if (ngx_matrix_cmd_int(mr, &c,
-            sy->filter && sy->filter->room.timeline.limit > 0
-            ? ngx_min(sy->filter->room.timeline.limit, 100)
-            : NGX_MATRIX_SYNC_LIMIT) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
+    ngx_matrix_cmd_str(&c, &limit);
     ngx_matrix_cmd_cstr(&c, sy->full_state ? "1" : "0");
 
     if (ngx_matrix_cmd_int(mr, &c, ngx_matrix_now_ms()) != NGX_OK) {
@@ -218,11 +296,111 @@ ngx_matrix_sync_query(ngx_matrix_req_t *mr)
     }
 
     ngx_matrix_cmd_str(&c, &mr->device_id);
-
-    ngx_matrix_sync_options(sy->filter, obuf, &opts);
     ngx_matrix_cmd_str(&c, &opts);
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_sync_done);
+}
+
+
+/* a batch's answer: each request's own, or each asks again alone */
+
+static void
+ngx_matrix_sync_batch_reply(void *data, redisReply *reply, ngx_uint_t status)
+{
+    ngx_matrix_sync_batch_t  *b = data;
+    ngx_matrix_sync_t        *sy;
+    ngx_uint_t                i, ok;
+    ngx_int_t                 rc;
+
+    ok = status == NGX_MATRIX_REDIS_OK && reply->type == REDIS_REPLY_ARRAY
+         && reply->elements == b->n;
+
+    for (i = 0; i < b->n; i++) {
+        sy = b->sy[i];
+        if (sy == NULL) {
+            continue;
+        }
+
+        sy->batch = NULL;
+
+        if (ok && reply->element[i]->type == REDIS_REPLY_ARRAY) {
+            rc = ngx_matrix_sync_done(sy->mr, reply->element[i]);
+
+        } else {
+            rc = ngx_matrix_sync_query(sy->mr);
+        }
+
+        ngx_matrix_continue(sy->mr, rc);
+    }
+
+    ngx_free(b);
+}
+
+
+/* FCALL mx_sync_many n key... now (user since limit full device opts)... */
+
+static void
+ngx_matrix_sync_batch_send(ngx_matrix_sync_batch_t *b)
+{
+    size_t              n, k;
+    ngx_uint_t          i;
+    ngx_str_t           key, limit, opts;
+    ngx_matrix_sync_t  *sy;
+    ngx_matrix_req_t   *mr;
+    const char         *argv[4 + 7 * NGX_MATRIX_SYNC_BATCH];
+    size_t              lens[4 + 7 * NGX_MATRIX_SYNC_BATCH];
+    u_char              nbuf[NGX_INT_T_LEN], now[NGX_INT64_LEN];
+
+    n = b->n;
+    k = 3 + n;
+
+    argv[0] = "FCALL";
+    argv[1] = "mx_sync_many";
+    argv[2] = (char *) nbuf;
+    lens[0] = 5;
+    lens[1] = 12;
+    lens[2] = ngx_sprintf(nbuf, "%uz", n) - nbuf;
+
+    argv[k] = (char *) now;
+    lens[k] = ngx_sprintf(now, "%L", (int64_t) ngx_matrix_now_ms()) - now;
+    k++;
+
+    for (i = 0; i < n; i++) {
+        sy = b->sy[i];
+        mr = sy->mr;
+
+        if (ngx_matrix_sync_args(mr, &key, &limit, &opts) != NGX_OK) {
+            goto one_by_one;
+        }
+
+        argv[3 + i] = (char *) key.data;
+        lens[3 + i] = key.len;
+
+        argv[k] = (char *) mr->user_id.data;
+        lens[k++] = mr->user_id.len;
+        argv[k] = (char *) sy->since.data;
+        lens[k++] = sy->since.len;
+        argv[k] = (char *) limit.data;
+        lens[k++] = limit.len;
+        argv[k] = sy->full_state ? "1" : "0";
+        lens[k++] = 1;
+        argv[k] = (char *) mr->device_id.data;
+        lens[k++] = mr->device_id.len;
+        argv[k] = (char *) opts.data;
+        lens[k++] = opts.len;
+    }
+
+    if (ngx_matrix_redis_command(NULL, ngx_matrix_sync_batch_reply, b,
+                                 (int) k, argv, lens)
+        == NGX_OK)
+    {
+        return;
+    }
+
+one_by_one:
+
+    /* Redis is away, or memory: each request on its own says so */
+    ngx_matrix_sync_batch_reply(b, NULL, NGX_MATRIX_REDIS_DOWN);
 }
 
 

@@ -270,6 +270,56 @@ ok($ks{'m.room.name'} && $ks{'m.room.member'}, 'the room is under rooms.knock wi
     ok($j->{rooms}{join}{$quiet}, 'typing is a change of the room too');
 }
 
+# Woken together: the parked syncs of many users of a room are answered by one call per batch
+# (mx_sync_many); each gets its own answer, with its own filter; one that went away meanwhile
+# is left out, not answered to somebody else.
+{
+    use IO::Socket::INET;
+    use IO::Select;
+    my ($s, $j) = $alice->post("$api/createRoom", { preset => 'public_chat', name => 'many' });
+    my $mr = $j->{room_id};
+    my (@socks, %who);
+    my ($host, $port) = $srv->url =~ m{^http://([^:/]+):(\d+)};
+    my @users = map { client(token => $srv->make_token(user_id => "\@many$_:localhost")) } 1 .. 8;
+    $_->post("$api/rooms/$mr/join", {}) for @users;
+    # a first sync marks each online, which is news to the others: all before any parks
+    $_->get("$api/sync?timeout=0") for @users;
+    my $now = ($users[0]->get("$api/sync?timeout=0"))[1]{next_batch};
+    my @since = ($now) x 8;
+    for my $i (1 .. 8) {
+        my $u = $users[$i - 1];
+        $j = { next_batch => $since[$i - 1] };
+        my $filter = $i % 2 ? '' : '&filter=' . '%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D';
+        my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port) or die;
+        print {$sock} "GET $api/sync?since=$j->{next_batch}&timeout=20000$filter HTTP/1.0\r\nHost: x\r\n"
+                    . "Authorization: Bearer $u->{token}\r\nConnection: close\r\n\r\n";
+        push @socks, $sock;
+        $who{$sock} = $i;
+    }
+    sleep 1;
+    my $gone = pop @socks;
+    close $gone;
+    ($s, $j) = $alice->put("$api/rooms/$mr/send/m.room.message/many1", { body => 'to many' });
+    my $ev = $j->{event_id};
+    my $sel = IO::Select->new(@socks);
+    my (%got, %buf);
+    my $end = time + 15;
+    while ($sel->count && time < $end) {
+        for my $h ($sel->can_read(1)) {
+            my $n = sysread($h, my $b, 65536);
+            if ($n) { $buf{$h} .= $b; next }
+            my ($body) = $buf{$h} =~ /\r\n\r\n(.*)\z/s;
+            my $res = eval { JSON::PP::decode_json($body) } // {};
+            my @ids = map { $_->{event_id} } @{ $res->{rooms}{join}{$mr}{timeline}{events} // [] };
+            $got{ $who{$h} } = join ',', @ids;
+            $sel->remove($h);
+            close $h;
+        }
+    }
+    is(scalar keys %got, 7, 'the seven still waiting are answered');
+    is_deeply([ grep { $got{$_} ne $ev } sort keys %got ], [], 'each with the message') or diag explain \%got;
+}
+
 # Non-parked syncs racing a stream of invites: every invite comes in one of them.
 {
     my $zoe = client(token => $srv->make_token(user_id => '@zoe:localhost'));
