@@ -163,9 +163,10 @@ static void
 rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
     const char *errcode, const char *error)
 {
-    char   json[1024];
-    char   esc[600];
-    size_t i, n;
+    char         json[1400];
+    char         esc[600];
+    const char  *id;
+    size_t       i, n, idlen;
 
     /* a plain message: no quotes or backslashes, control characters out */
     for (i = 0, n = 0; error[i] && n < sizeof(esc) - 1; i++) {
@@ -174,9 +175,22 @@ rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
     }
     esc[n] = '\0';
 
+    /* which event: federation waits for several under one request */
+    id = mxw_entry_get(e, "event_id", &idlen);
+    for (i = 0; id && i < idlen; i++) {
+        if (id[i] == '"' || id[i] == '\\' || (unsigned char) id[i] < 0x20) {
+            id = NULL;
+        }
+    }
+
+    if (id == NULL || idlen > 255) {
+        id = "";
+        idlen = 0;
+    }
+
     snprintf(json, sizeof(json),
-             "{\"status\":%d,\"errcode\":\"%s\",\"error\":\"%s\"}",
-             status, errcode, esc);
+             "{\"status\":%d,\"errcode\":\"%s\",\"error\":\"%s\","
+             "\"refused\":\"%.*s\"}", status, errcode, esc, (int) idlen, id);
     rs_answer(w, e, json);
 }
 
