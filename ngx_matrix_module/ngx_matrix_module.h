@@ -397,6 +397,9 @@ ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
 /* ngx_matrix_federation.c */
 ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_fedsend.c */
+ngx_int_t ngx_matrix_fed_send(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_notary.c */
 ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);
 

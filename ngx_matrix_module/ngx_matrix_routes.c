@@ -195,6 +195,8 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       0 },
     { "/_matrix/federation/v1/query/profile", GET,
       ngx_matrix_fed_query_profile, NGX_MATRIX_FED },
+    { "/_matrix/federation/v1/send/:txnId", PUT, ngx_matrix_fed_send,
+      NGX_MATRIX_FED },
     { "/_matrix/key/v2/server", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/server/:keyId", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/query", POST, ngx_matrix_key_query, 0 },
