@@ -507,7 +507,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reason;
     int64_t                  sg_before;
     int                      failed, rc, is_state, local, sole, snapshot;
-    int                      fresh;
+    int                      fresh, covers;
     char                    *vpdu;
     size_t                   vlen;
     int                      resolved;
@@ -761,8 +761,27 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
     }
 
+    /*
+     * Does the event follow every forward extremity?  Only then may the
+     * current state be built on in place: an event on one branch of a
+     * fork can find the current state as its state before (its prev
+     * event's group is the current one), yet the other branches still
+     * need that state as it is, for the resolution below.
+     */
+    covers = 1;
+    for (k = 0; covers && k < room->nextrem; k++) {
+        for (i = 0; i < re->ev->n_prev; i++) {
+            if (strcmp(room->extrem[k], re->ev->prev_events[i]) == 0) {
+                break;
+            }
+        }
+        covers = i < re->ev->n_prev;
+    }
+
     if (is_state || sg_before < 0) {
-        if (before == room->current && !(re->flags & RS_F_SOFT)) {
+        if (before == room->current && covers
+            && !(re->flags & RS_F_SOFT))
+        {
             /* the common case: build on the current state in place */
             after = before;
         } else {
