@@ -99,6 +99,12 @@ typedef struct {
     ngx_uint_t                 pending;    /* verdicts awaited */
     ngx_uint_t                 pass;       /* lookups done: 1, or 2 after
                                               a fetch */
+    const char                *signers[NGX_MATRIX_TXN_MAX];
+    ngx_uint_t                 nsigners;   /* servers whose keys were
+                                              looked at */
+    const char                *signer;     /* the one in hand */
+    const char                *key_ids;    /* its key IDs, space-separated */
+    int64_t                    valid_at;   /* ms they must be valid at */
     unsigned                   fetched:1;  /* get_missing_events gave some */
     unsigned                   appending:1;
     unsigned                   waiter:1;
@@ -128,6 +134,11 @@ static ngx_int_t ngx_matrix_fedsend_queued(ngx_matrix_req_t *mr,
 static ngx_int_t ngx_matrix_fedsend_fetched(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static void ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t);
+static ngx_int_t ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_fedsend_keys_answer(ngx_matrix_req_t *mr,
+    ngx_str_t *answer);
 static ngx_int_t ngx_matrix_fedsend_append(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_fedsend_appended(ngx_matrix_req_t *mr,
     redisReply *reply);
@@ -449,6 +460,10 @@ ngx_matrix_fedsend_lookup(ngx_matrix_req_t *mr)
 
     t = mr->data;
 
+    while (t->cur < t->nrooms && t->rooms[t->cur].unknown) {
+        t->cur++;
+    }
+
     if (t->cur == t->nrooms) {
         if (t->pass == 1) {
             t->cur = 0;
@@ -457,7 +472,7 @@ ngx_matrix_fedsend_lookup(ngx_matrix_req_t *mr)
 
         ngx_matrix_fedsend_resolve(t);
         t->cur = 0;
-        return ngx_matrix_fedsend_append(mr);
+        return ngx_matrix_fedsend_keys(mr);
     }
 
     room_id = t->rooms[t->cur].room_id;
@@ -729,7 +744,7 @@ ngx_matrix_fedsend_missing(ngx_matrix_req_t *mr)
 
         ngx_matrix_fedsend_resolve(t);
         t->cur = 0;
-        return ngx_matrix_fedsend_append(mr);
+        return ngx_matrix_fedsend_keys(mr);
     }
 
     body = mx_json_object(pool);
@@ -889,6 +904,175 @@ ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t)
         }
 
     } while (changed);
+}
+
+
+/*
+ * The keys of the servers that signed the events, before the roomserver
+ * needs them: it only reads the cache, and an event whose signature it
+ * cannot check is dropped.  The origin's request key is cached, but not
+ * necessarily the one it signed an older event with, nor a third
+ * server's whose event it relays.  A key missing from the cache is asked
+ * of the fedsender (a `keys` job); whatever the answer, the roomserver
+ * then decides.
+ */
+
+static ngx_int_t
+ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_fedtxn_t  *t;
+    ngx_matrix_fedpdu_t  *p;
+    ngx_matrix_cmd_t      c;
+    mx_pool_t            *pool;
+    mx_json_t            *sigs, *mine;
+    const char           *sender, *server;
+    size_t                len, slen, i, n;
+    ngx_uint_t            k;
+    u_char               *key, *ids, *q;
+
+    t = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    for ( /* void */ ; t->cur < t->npdus; t->cur++) {
+        p = &t->pdus[t->cur];
+        if (!p->ok || ngx_current_msec - t->start > NGX_MATRIX_TXN_FETCHING) {
+            continue;
+        }
+
+        sender = mx_json_get_str(p->json, "sender", &len);
+        server = mx_id_server(sender, len, &slen);
+        sigs = mx_json_get_obj(p->json, "signatures");
+        mine = mx_json_getn(sigs, server, slen);
+
+        if (mine == NULL || mine->type != MX_JSON_OBJECT
+            || mine->u.o.n == 0 || mine->u.o.n > 8
+            || (slen == mr->mcf->server_name.len
+                && ngx_strncmp(server, mr->mcf->server_name.data, slen)
+                   == 0))
+        {
+            continue;
+        }
+
+        /* one look per server */
+        for (k = 0; k < t->nsigners; k++) {
+            if (ngx_strlen(t->signers[k]) == slen
+                && ngx_strncmp(t->signers[k], server, slen) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k < t->nsigners) {
+            continue;
+        }
+
+        key = ngx_pnalloc(mr->r->pool, sizeof("mx:serverkeys:{}") + slen);
+        if (key == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        q = ngx_sprintf(key, "mx:serverkeys:{%*s}", slen, server);
+
+        t->signer = mx_pstrndup(pool, server, slen);
+        t->signers[t->nsigners++] = t->signer;
+
+        if (mx_json_get_int(p->json, "origin_server_ts", &t->valid_at) != 0
+            || !t->rooms[p->room].rv->key_validity)
+        {
+            t->valid_at = 0;
+        }
+
+        n = 0;
+        for (i = 0; i < mine->u.o.n; i++) {
+            n += mine->u.o.m[i].key_len + 1;
+        }
+
+        ids = ngx_pnalloc(mr->r->pool, n + 1);
+        if (ids == NULL || t->signer == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_matrix_fcall_init(&c, "mx_serverkeys_get", 1);
+        ngx_matrix_cmd_add(&c, key, q - key);
+        ngx_matrix_cmd_cstr(&c, t->signer);
+
+        n = 0;
+        for (i = 0; i < mine->u.o.n; i++) {
+            ngx_matrix_cmd_add(&c, mine->u.o.m[i].key,
+                               mine->u.o.m[i].key_len);
+            if (n) {
+                ids[n++] = ' ';
+            }
+            n = ngx_cpymem(ids + n, mine->u.o.m[i].key,
+                           mine->u.o.m[i].key_len) - ids;
+        }
+
+        ids[n] = '\0';
+        t->key_ids = (char *) ids;
+
+        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_keys_got);
+    }
+
+    t->cur = 0;
+
+    return ngx_matrix_fedsend_append(mr);
+}
+
+
+/* {fetched, failed, response, {key ID, public key, until}...} */
+
+static ngx_int_t
+ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_fedtxn_t  *t;
+    ngx_matrix_cmd_t      c;
+
+    t = mr->data;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 3) {
+        /* a key is known: the roomserver can check the signature */
+        t->cur++;
+        return ngx_matrix_fedsend_keys(mr);
+    }
+
+    if (ngx_matrix_wait(mr, NGX_MATRIX_TXN_JOB,
+                        ngx_matrix_fedsend_keys_answer, &t->req)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_job_init(&c, "keys", &t->req);
+    ngx_matrix_cmd_cstr(&c, "server");
+    ngx_matrix_cmd_cstr(&c, t->signer);
+    ngx_matrix_cmd_cstr(&c, "key_ids");
+    ngx_matrix_cmd_cstr(&c, t->key_ids);
+    ngx_matrix_cmd_cstr(&c, "valid_at");
+    if (ngx_matrix_cmd_int(mr, &c, t->valid_at) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_queued);
+}
+
+
+static ngx_int_t
+ngx_matrix_fedsend_keys_answer(ngx_matrix_req_t *mr, ngx_str_t *answer)
+{
+    ngx_matrix_fedtxn_t  *t;
+
+    (void) answer;
+
+    t = mr->data;
+
+    if (mr->cmd) {
+        ngx_matrix_redis_cancel(mr->cmd);
+        mr->cmd = NULL;
+    }
+
+    t->cur++;
+
+    return ngx_matrix_fedsend_keys(mr);
 }
 
 
