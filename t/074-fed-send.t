@@ -3,13 +3,16 @@
 # room of ours: bob's join and messages reach local users' /sync and
 # /messages in order; a transaction sent again is answered the same and
 # not processed again; a bad signature is refused, a bad content hash kept
-# redacted, a sender of a third server without its signature refused; a
-# PDU whose prev event is missing makes the module ask the origin for
-# get_missing_events (through a `request` job for the fedsender, played by
-# a fake) and both are stored in order; an event that passes at its own
+# redacted, a sender of a third server without its signature refused, and
+# one with it taken once the module has had that server's keys fetched (a
+# `keys` job); a PDU whose prev event is missing makes the module ask the
+# origin for get_missing_events (through a `request` job for the
+# fedsender, played by a fake) and both are stored in order; an event
+# that passes at its own
 # state but not at the current one is soft-failed.  EDUs: typing,
-# receipts, to-device (once), device list updates; an EDU for a user of
-# another server than the origin is ignored.  Malformed transactions: 400.
+# receipts, presence, to-device (once), device list updates; an EDU for a
+# user of another server than the origin is ignored.  A transaction sent
+# twice at once is processed once.  Malformed transactions: 400.
 
 use strict;
 use warnings;
@@ -18,6 +21,7 @@ use lib 't/lib';
 use Test::Matrix;
 use Test::Matrix::Fed;
 use JSON::PP;
+use POSIX ();
 use Time::HiRes qw(time);
 
 my $b = Test::Matrix::Server::daemon_build();
@@ -36,11 +40,10 @@ my $room = $body->{room_id};
 
 my $remote = $fed->key('remote.example');
 $fed->store($remote);
-my $third = $fed->key('third.example');
-$fed->store($third);
+my $third = $fed->key('third.example');     # not cached: the fake has it
 
 # the fake fedsender: get_missing_events answered from mx:test:gme:<latest>
-$fed->fake_fedsender(request => sub {
+$fed->fake_fedsender(fresh => [$third], request => sub {
     my ($job, $r) = @_;
     my $req = eval { $json->decode($job->{body}) } // {};
     my $latest = $req->{latest_events}[0] // '';
@@ -117,7 +120,15 @@ is_deeply([map { $_->{event_id} } @{ $body->{chunk} }], [$m2_id, $m1_id, $join_i
 
 # --- the same transaction again: the same answer, nothing done again ---------
 my $shards = 4;
-my $inputs = sub { my $n = 0; $n += $srv->redis_cmd('XLEN', "mx:input:$_") for 0 .. $shards - 1; $n };
+# entries ever added to the input shards (XLEN shrinks: consumers trim)
+my $inputs = sub {
+    my $n = 0;
+    for my $s (0 .. $shards - 1) {
+        my $info = $srv->redis_cmd('EXISTS', "mx:input:$s") ? { @{ $srv->redis_cmd('XINFO', 'STREAM', "mx:input:$s") } } : {};
+        $n += $info->{'entries-added'} // 0;
+    }
+    return $n;
+};
 my $before = $inputs->();
 my $tl_before = $srv->redis_cmd('ZCARD', "mx:{$room}:timeline");
 ($status, $body) = send_txn('t1', txn(pdus => [$m2, $join, $m1]));
@@ -125,6 +136,41 @@ is($status, 200, 'the same txnId again: 200');
 is_deeply($body, { pdus => { $join_id => {}, $m1_id => {}, $m2_id => {} } }, 'the same answer');
 is($inputs->(), $before, 'nothing appended to the input again');
 is($srv->redis_cmd('ZCARD', "mx:{$room}:timeline"), $tl_before, 'nothing placed twice');
+
+# --- the same transaction twice at once: processed once, the same answer ----
+# the roomserver stopped meanwhile, so that the second copy comes while
+# the first waits for its verdict
+my ($m3, $m3_id) = event(prev_events => [$m2_id], depth => $depth + 4,
+                         content => { msgtype => 'm.text', body => 'twice at once' });
+$before = $inputs->();
+my $tmp = $ENV{TMPDIR} // '/tmp';
+sub send_in_child {
+    my ($out) = @_;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+    my $c = client(base => $srv->fed_url);
+    my $uri = '/_matrix/federation/v1/send/tc';
+    my $t = txn(pdus => [$m3]);
+    my ($st, $bd) = $c->request('PUT', $uri, $t,
+                                headers => { Authorization => $fed->xmatrix($remote, PUT => $uri, $t) });
+    open my $f, '>', $out or POSIX::_exit(1);
+    print {$f} $json->encode([$st, $bd]);
+    close $f;
+    POSIX::_exit(0);
+}
+my $rs = $srv->pid_of('roomserver') or BAIL_OUT('no roomserver pid');
+kill 'STOP', $rs;
+my @kids = (send_in_child("$tmp/074-a.$$"));
+ok(wait_for(sub { $inputs->() > $before }, 10), 'the first copy is appended');
+push @kids, send_in_child("$tmp/074-b.$$");
+select undef, undef, undef, 0.6;
+kill 'CONT', $rs;
+waitpid $_, 0 for @kids;
+my @answers = map { my $f = "$tmp/074-$_.$$"; my $a = eval { $json->decode(do { local (@ARGV, $/) = ($f); <> }) };
+                    unlink $f; $a } qw(a b);
+is_deeply($answers[0], [200, { pdus => { $m3_id => {} } }], 'the first copy: 200, taken');
+is_deeply($answers[1], [200, { pdus => { $m3_id => {} } }], 'the second, which came meanwhile: the same');
+is($inputs->(), $before + 1, 'appended once');
 
 # --- refused and redacted ----------------------------------------------------
 my ($forged) = event(prev_events => [$m2_id], depth => $depth + 4,
@@ -151,6 +197,21 @@ is_deeply($stored->{content}, {}, 'and stored redacted');
 like($body->{pdus}{$carol_id}{error} // '', qr/sender's server/,
      "another server's user without its server's signature: refused");
 ok(!$srv->redis_cmd('HEXISTS', "mx:{$room}:pdu", $carol_id), 'and not stored');
+
+# carol's join, signed by third.example, whose keys are not cached yet:
+# the module has the fedsender fetch them before the roomserver checks it
+my ($cjoin, $cjoin_id) = event(key => $third, sender => '@carol:third.example', type => 'm.room.member',
+                               state_key => '@carol:third.example', content => { membership => 'join' },
+                               auth_events => [ sid('m.room.create'), sid('m.room.power_levels'),
+                                                sid('m.room.join_rules') ],
+                               prev_events => [$tampered_id], depth => $depth + 5);
+ok(!$srv->redis_cmd('EXISTS', 'mx:serverkeys:{third.example}'), "third.example's keys not cached");
+($status, $body) = send_txn('t2b', txn(pdus => [$cjoin]));
+is_deeply([$status, $body], [200, { pdus => { $cjoin_id => {} } }],
+          'an event relayed from a third server, signed by it: accepted');
+my @kj = grep { ($_->{kind} // '') eq 'keys' && $_->{server} eq 'third.example' } $fed->jobs;
+is(scalar @kj, 1, "a keys job for the third server's key");
+is($srv->redis_cmd('HGET', "mx:{$room}:members", '@carol:third.example'), 'join', 'carol is joined');
 
 # --- a missing prev event: get_missing_events through the fedsender ----------
 my ($ma, $ma_id) = event(prev_events => [$tampered_id], depth => $depth + 5,
