@@ -299,6 +299,11 @@ ok(!$srv->redis_cmd('SISMEMBER', "mx:{$room}:extrem", $soft_id), 'not a forward 
 ok(!(grep { $_->{event_id} eq $soft_id } @{ $body->{rooms}{join}{$room}{timeline}{events} // [] }),
    'and shown to nobody');
 
+# --- a transaction past the client API's 1 MiB: taken ---------------------------
+my $big = 'x' x 20000;
+($status, $body) = send_txn('big', txn(edus => [ map { { edu_type => 'm.unknown', content => { pad => $big } } } 1 .. 80 ]));
+is_deeply([$status, $body], [200, { pdus => {} }], 'a 1.6 MB transaction: 200');
+
 # --- malformed transactions ----------------------------------------------------
 ($status, $body) = send_txn('m1', 'not json');
 is_deeply([$status, $body->{errcode}], [400, 'M_NOT_JSON'], 'not JSON: 400 M_NOT_JSON');
