@@ -304,9 +304,18 @@ ngx_matrix_fedsend_begun(ngx_matrix_req_t *mr, redisReply *reply)
     if (ngx_strcmp(st->str, "done") == 0 && reply->elements == 2
         && reply->element[1]->type == REDIS_REPLY_STRING)
     {
-        return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK,
-                                   (u_char *) reply->element[1]->str,
-                                   reply->element[1]->len);
+        /* the reply is freed on return; the body may be sent later */
+        t->response.len = reply->element[1]->len;
+        t->response.data = ngx_pnalloc(mr->r->pool, t->response.len);
+        if (t->response.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(t->response.data, reply->element[1]->str,
+                   t->response.len);
+
+        return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, t->response.data,
+                                   t->response.len);
     }
 
     if (ngx_strcmp(st->str, "busy") == 0) {
