@@ -12,7 +12,8 @@
 # state but not at the current one is soft-failed.  EDUs: typing,
 # receipts, presence, to-device (once), device list updates; an EDU for a
 # user of another server than the origin is ignored.  A transaction sent
-# twice at once is processed once.  Malformed transactions: 400.
+# twice at once is processed once; one whose verdicts do not come in time
+# is 503 and done again when retried.  Malformed transactions: 400.
 
 use strict;
 use warnings;
@@ -298,6 +299,21 @@ ok(!$srv->redis_cmd('SISMEMBER', "mx:{$room}:extrem", $soft_id), 'not a forward 
 ($status, $body) = $alice->get("$api/sync?since=$since4");
 ok(!(grep { $_->{event_id} eq $soft_id } @{ $body->{rooms}{join}{$room}{timeline}{events} // [] }),
    'and shown to nobody');
+
+# --- no verdict in time: 503, and the transaction is done again when retried ----
+my ($late, $late_id) = event(prev_events => [$soft_id], depth => $depth + 8,
+                             content => { msgtype => 'm.text', body => 'late' });
+kill 'STOP', $rs;
+my $t0 = time;
+($status, $body) = send_txn('t8', txn(pdus => [$late]));
+my $took = time - $t0;
+kill 'CONT', $rs;
+is_deeply([$status, $body->{errcode}], [503, 'M_UNKNOWN'], 'the roomserver stopped: 503');
+ok($took >= 19 && $took < 30, 'after the 20 s the verdicts may take');
+ok(!$srv->redis_cmd('EXISTS', 'mx:fedtxn:{remote.example}:t8'), 'the transaction forgotten');
+($status, $body) = send_txn('t8', txn(pdus => [$late]));
+is($status, 200, 'the retry: 200');
+ok(exists $body->{pdus}{$late_id}, 'with a verdict for the event');
 
 # --- a transaction past the client API's 1 MiB: taken ---------------------------
 my $big = 'x' x 20000;
