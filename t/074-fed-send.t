@@ -159,6 +159,7 @@ sub send_in_child {
     close $f;
     POSIX::_exit(0);
 }
+my $t0;
 my $rs = $srv->pid_of('roomserver') or BAIL_OUT('no roomserver pid');
 kill 'STOP', $rs;
 my @kids = (send_in_child("$tmp/074-a.$$"));
@@ -285,6 +286,24 @@ my %pres = map { $_->{sender} => $_->{content}{presence} } @{ $body->{presence}{
 is_deeply(\%pres, { $bob => 'online' }, "bob's presence (eve's ignored)");
 my $since4 = $body->{next_batch};
 
+# a parked /sync wakes for a remote user's device list change
+my $kid = fork // die "fork: $!";
+if (!$kid) {
+    select undef, undef, undef, 1;
+    my $c = client(base => $srv->fed_url);
+    my $uri = '/_matrix/federation/v1/send/t6b';
+    my $t = txn(edus => [ { edu_type => 'm.device_list_update', content => {
+        user_id => $bob, device_id => 'BOBDEV2', stream_id => 2, prev_id => [1] } } ]);
+    $c->request('PUT', $uri, $t, headers => { Authorization => $fed->xmatrix($remote, PUT => $uri, $t) });
+    POSIX::_exit(0);
+}
+$t0 = time;
+($status, $body) = $alice->get("$api/sync?since=$since4&timeout=15000");
+waitpid $kid, 0;
+ok(time - $t0 < 10, 'a parked /sync wakes for it');
+ok((grep { $_ eq $bob } @{ $body->{device_lists}{changed} // [] }), 'with bob in device_lists.changed');
+$since4 = $body->{next_batch};
+
 # --- soft failure --------------------------------------------------------------
 # bob's event built before alice bans him: fine at its own state, not now
 my $before_ban = $mb_id;
@@ -304,7 +323,7 @@ ok(!(grep { $_->{event_id} eq $soft_id } @{ $body->{rooms}{join}{$room}{timeline
 my ($late, $late_id) = event(prev_events => [$soft_id], depth => $depth + 8,
                              content => { msgtype => 'm.text', body => 'late' });
 kill 'STOP', $rs;
-my $t0 = time;
+$t0 = time;
 ($status, $body) = send_txn('t8', txn(pdus => [$late]));
 my $took = time - $t0;
 kill 'CONT', $rs;
