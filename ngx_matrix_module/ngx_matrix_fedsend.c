@@ -68,6 +68,8 @@ typedef struct {
     int64_t                    depth;
     const char                *prev[MX_EVENT_MAX_PREV];
     u_char                     known[MX_EVENT_MAX_PREV];
+    short                      ix[MX_EVENT_MAX_PREV];  /* the prev event's
+                                              entry, -1: none (resolve) */
     ngx_uint_t                 nprev;
     unsigned                   txn:1;      /* the transaction's, not fetched */
     unsigned                   ok:1;       /* on its way to the roomserver */
@@ -895,16 +897,38 @@ ngx_matrix_fedsend_fetched(ngx_matrix_req_t *mr, ngx_str_t *answer)
 static void
 ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t)
 {
-    ngx_matrix_fedpdu_t  *p;
-    ngx_uint_t            i, changed;
+    ngx_matrix_fedpdu_t  *p, *f;
+    ngx_uint_t            i, k, changed;
+
+    /* no entry comes any more: each prev event's entry, looked up once */
+    for (i = 0; i < t->npdus; i++) {
+        p = &t->pdus[i];
+
+        for (k = 0; k < p->nprev; k++) {
+            f = p->ok ? ngx_matrix_fedsend_find(t, p->room, p->prev[k])
+                      : NULL;
+            p->ix[k] = f ? (short) (f - t->pdus) : -1;
+        }
+    }
 
     do {
         changed = 0;
 
         for (i = 0; i < t->npdus; i++) {
             p = &t->pdus[i];
+            if (!p->ok) {
+                continue;
+            }
 
-            if (p->ok && ngx_matrix_fedsend_gap(t, p)) {
+            for (k = 0; k < p->nprev; k++) {
+                if (!p->known[k]
+                    && (p->ix[k] < 0 || !t->pdus[p->ix[k]].ok))
+                {
+                    break;
+                }
+            }
+
+            if (k < p->nprev) {
                 p->ok = 0;
                 p->error = "Missing prev_events, which get_missing_events"
                            " did not give";
@@ -1103,12 +1127,12 @@ ngx_matrix_fedsend_next(ngx_matrix_fedtxn_t *t, ngx_uint_t room)
         }
 
         for (k = 0; k < p->nprev; k++) {
-            if (p->known[k]) {
+            if (p->known[k] || p->ix[k] < 0) {
                 continue;
             }
 
-            f = ngx_matrix_fedsend_find(t, room, p->prev[k]);
-            if (f != NULL && !f->placed) {
+            f = &t->pdus[p->ix[k]];
+            if (f->ok && !f->placed) {
                 break;
             }
         }
