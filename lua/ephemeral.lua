@@ -35,29 +35,35 @@ end
 --   KEYS[1]  mx:{<room_id>}:typing
 --   ARGV     room_id, user_id, now (ms), timeout (ms; 0 to stop)
 --   reply:   'OK'; MX 403 M_FORBIDDEN for a user not joined to the room
+-- shared with federation's m.typing (lua/txn.lua): nil, or the refusal
+local function typing_set(room, user, now, timeout)
+    if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
+        return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
+    end
+    local tk = eph_key(room, 'typing')
+    local was = redis.call('ZSCORE', tk, user)
+    if timeout > 0 then
+        redis.call('ZADD', tk, now + timeout, user)
+    else
+        redis.call('ZREM', tk, user)
+    end
+    -- a change of who types (not a renewal) is news
+    local typing = timeout > 0
+    local before = was ~= false and tonumber(was) > now
+    if typing ~= before then
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('SET', eph_key(room, 'typing_pos'), pos)
+        room_touched(room, pos)
+        redis.call('PUBLISH', 'mx:wake', room)
+    end
+    return nil
+end
+
 redis.register_function{
     function_name = 'mx_typing_set',
     callback = function(keys, a)
-        local room, user = a[1], a[2]
-        if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
-            return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
-        end
-        local was = redis.call('ZSCORE', keys[1], user)
-        local now, timeout = tonumber(a[3]), tonumber(a[4])
-        if timeout > 0 then
-            redis.call('ZADD', keys[1], now + timeout, user)
-        else
-            redis.call('ZREM', keys[1], user)
-        end
-        -- a change of who types (not a renewal) is news
-        local typing = timeout > 0
-        local before = was ~= false and tonumber(was) > now
-        if typing ~= before then
-            local pos = redis.call('INCR', 'mx:stream')
-            redis.call('SET', eph_key(room, 'typing_pos'), pos)
-            room_touched(room, pos)
-            redis.call('PUBLISH', 'mx:wake', room)
-        end
+        local err = typing_set(a[1], a[2], tonumber(a[3]), tonumber(a[4]))
+        if err then return err end
         return 'OK'
     end
 }
@@ -185,6 +191,26 @@ end
 -- Each message takes a stream position and waits in
 -- mx:{<user_id>}:todevice:<device_id> ("<position> <event JSON>") until
 -- the device syncs past it; the recipient's parked syncs wake.
+-- one message to a local user's device (or '*': every device); shared
+-- with federation's m.direct_to_device (lua/txn.lua); the devices reached
+local function todevice_deliver(sender, type, user, device, content)
+    local devices = { device }
+    if device == '*' then
+        devices = redis.call('SMEMBERS', 'mx:{' .. user .. '}:devices')
+    end
+    local ev = cjson.encode({ sender = sender, type = type,
+                              content = content })
+    for _, d in ipairs(devices) do
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('ZADD', 'mx:{' .. user .. '}:todevice:' .. d,
+                   pos, pos .. ' ' .. ev)
+    end
+    if #devices > 0 then
+        redis.call('PUBLISH', 'mx:wake', '- ' .. user)
+    end
+    return #devices
+end
+
 redis.register_function{
     function_name = 'mx_todevice_send',
     callback = function(keys, a)
@@ -193,24 +219,9 @@ redis.register_function{
         end
         local n = 0
         for i = 4, #a - 2, 3 do
-            local user, device = a[i], a[i + 1]
             local ok, content = pcall(cjson.decode, a[i + 2])
             if ok then
-                local devices = { device }
-                if device == '*' then
-                    devices = redis.call('SMEMBERS', 'mx:{' .. user .. '}:devices')
-                end
-                local ev = cjson.encode({ sender = a[1], type = a[2],
-                                          content = content })
-                for _, d in ipairs(devices) do
-                    local pos = redis.call('INCR', 'mx:stream')
-                    redis.call('ZADD', 'mx:{' .. user .. '}:todevice:' .. d,
-                               pos, pos .. ' ' .. ev)
-                    n = n + 1
-                end
-                if #devices > 0 then
-                    redis.call('PUBLISH', 'mx:wake', '- ' .. user)
-                end
+                n = n + todevice_deliver(a[1], a[2], a[i], a[i + 1], content)
             end
         end
         return n
@@ -257,35 +268,44 @@ local PRESENCE = { online = true, unavailable = true, offline = true }
 --   reply:   'OK'; MX 400 M_INVALID_PARAM for an unknown presence
 -- Only a change of presence or message is news (a new position, and the
 -- user's rooms wake); activity alone moves active_ts.
+-- shared with federation's m.presence (lua/txn.lua): a = {user_id,
+-- presence, status_msg, now, active}; nil, or the refusal
+local function presence_set(a)
+    local pkey = 'mx:{' .. a[1] .. '}:presence'
+    if not PRESENCE[a[2]] then
+        return mx_error(400, 'M_INVALID_PARAM', 'Unknown presence ' .. a[2])
+    end
+    local old = redis.call('HMGET', pkey, 'presence', 'status_msg')
+    local changed = old[1] ~= a[2]
+    if a[3] ~= '\0' and old[2] ~= a[3] then
+        changed = true
+        redis.call('HSET', pkey, 'status_msg', a[3])
+    end
+    redis.call('HSET', pkey, 'presence', a[2])
+    if a[5] == '1' then
+        redis.call('HSET', pkey, 'active_ts', a[4])
+    end
+    if changed then
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('HSET', pkey, 'pos', pos)
+        -- who changed when, for incremental syncs to look up cheaply
+        redis.call('ZADD', 'mx:presence', pos, a[1])
+        local rooms = redis.call('HGETALL', 'mx:{' .. a[1] .. '}:rooms')
+        for i = 1, #rooms, 2 do
+            if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+                redis.call('PUBLISH', 'mx:wake', rooms[i])
+            end
+        end
+        redis.call('PUBLISH', 'mx:wake', '- ' .. a[1])
+    end
+    return nil
+end
+
 redis.register_function{
     function_name = 'mx_presence_set',
     callback = function(keys, a)
-        if not PRESENCE[a[2]] then
-            return mx_error(400, 'M_INVALID_PARAM', 'Unknown presence ' .. a[2])
-        end
-        local old = redis.call('HMGET', keys[1], 'presence', 'status_msg')
-        local changed = old[1] ~= a[2]
-        if a[3] ~= '\0' and old[2] ~= a[3] then
-            changed = true
-            redis.call('HSET', keys[1], 'status_msg', a[3])
-        end
-        redis.call('HSET', keys[1], 'presence', a[2])
-        if a[5] == '1' then
-            redis.call('HSET', keys[1], 'active_ts', a[4])
-        end
-        if changed then
-            local pos = redis.call('INCR', 'mx:stream')
-            redis.call('HSET', keys[1], 'pos', pos)
-            -- who changed when, for incremental syncs to look up cheaply
-            redis.call('ZADD', 'mx:presence', pos, a[1])
-            local rooms = redis.call('HGETALL', 'mx:{' .. a[1] .. '}:rooms')
-            for i = 1, #rooms, 2 do
-                if string.sub(rooms[i + 1], 1, 5) == 'join ' then
-                    redis.call('PUBLISH', 'mx:wake', rooms[i])
-                end
-            end
-            redis.call('PUBLISH', 'mx:wake', '- ' .. a[1])
-        end
+        local err = presence_set(a)
+        if err then return err end
         return 'OK'
     end
 }

@@ -68,17 +68,29 @@ end
 -- requests of the room and of the users whose membership changed wake
 -- up; the sender, when a reply address is given, hears its answer.
 -- Seen again (a redelivery), the event keeps its position and the rest is
--- done again, the same.
+-- done again, the same.  A soft-failed event (or an outlier) gets no
+-- position: it is answered, and nothing else.
 --   KEYS[1]  mx:{<room_id>}:spos
 --   ARGV     room_id, event_id, reply channel ('' for none), request,
 --            history visibility ('-': unchanged, else as set_visibility),
 --            then pairs: user_id, the user's member event now ('' when
 --            the state entry went)
---   reply:   {position, new (1) or seen before (0)}
+--   reply:   {position, new (1) or seen before (0)}; {0, 0} for an
+--            event soft-failed or an outlier
 redis.register_function{
     function_name = 'mx_sync_position',
     callback = function(keys, a)
         local room = a[1]
+        -- soft-failed (and outliers): stored, but shown to no client; the
+        -- sender (federation) hears that it was taken
+        local meta = redis.call('HGET', 'mx:{' .. room .. '}:meta', a[2])
+        if meta and string.find(string.match(meta, '(%S+)$'), '[so]') then
+            if a[3] ~= '' then
+                redis.call('PUBLISH', a[3],
+                           a[4] .. ' ' .. cjson.encode({ event_id = a[2] }))
+            end
+            return { 0, 0 }
+        end
         local pos = redis.call('HGET', keys[1], a[2])
         local new = 0
         if not pos then

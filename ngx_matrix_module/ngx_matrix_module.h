@@ -236,6 +236,8 @@ void ngx_matrix_wait_init(ngx_str_t *channel);
 ngx_str_t *ngx_matrix_wait_channel(void);
 ngx_int_t ngx_matrix_wait(ngx_matrix_req_t *mr, ngx_msec_t timeout,
     ngx_matrix_wait_pt done, ngx_str_t *id);
+ngx_int_t ngx_matrix_wait_many(ngx_matrix_req_t *mr, ngx_msec_t timeout,
+    ngx_matrix_wait_pt done, ngx_str_t *id, ngx_uint_t many);
 void ngx_matrix_wait_cancel(ngx_matrix_req_t *mr, ngx_str_t *id);
 void ngx_matrix_wait_message(ngx_str_t *message);
 
@@ -410,6 +412,8 @@ ngx_int_t ngx_matrix_fed_event_auth(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_backfill(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_missing_events(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_query_directory(ngx_matrix_req_t *mr);
+/* ngx_matrix_fedsend.c */
+ngx_int_t ngx_matrix_fed_send(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_notary.c */
 ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);

@@ -215,6 +215,8 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       ngx_matrix_fed_backfill, NGX_MATRIX_FED },
     { "/_matrix/federation/v1/get_missing_events/:roomId", POST,
       ngx_matrix_fed_missing_events, NGX_MATRIX_FED },
+    { "/_matrix/federation/v1/send/:txnId", PUT, ngx_matrix_fed_send,
+      NGX_MATRIX_FED },
     { "/_matrix/key/v2/server", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/server/:keyId", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/query", POST, ngx_matrix_key_query, 0 },

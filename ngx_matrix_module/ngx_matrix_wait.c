@@ -28,6 +28,8 @@ typedef struct {
     ngx_matrix_wait_pt    done;
     ngx_event_t           timer;
     unsigned              linked:1;
+    unsigned              many:1;      /* several answers: done() returns
+                                          NGX_AGAIN while it wants more */
 } ngx_matrix_waiter_t;
 
 
@@ -100,6 +102,21 @@ ngx_int_t
 ngx_matrix_wait(ngx_matrix_req_t *mr, ngx_msec_t timeout,
     ngx_matrix_wait_pt done, ngx_str_t *id)
 {
+    return ngx_matrix_wait_many(mr, timeout, done, id, 0);
+}
+
+
+/*
+ * The same, for work whose answers come in several messages under one
+ * number (each event of a federation transaction): with many, done() is
+ * called for every message and returns NGX_AGAIN while it waits for more;
+ * the timer runs over all of them.
+ */
+
+ngx_int_t
+ngx_matrix_wait_many(ngx_matrix_req_t *mr, ngx_msec_t timeout,
+    ngx_matrix_wait_pt done, ngx_str_t *id, ngx_uint_t many)
+{
     ngx_matrix_waiter_t  *w;
     ngx_pool_cleanup_t   *cln;
 
@@ -116,6 +133,7 @@ ngx_matrix_wait(ngx_matrix_req_t *mr, ngx_msec_t timeout,
 
     w->mr = mr;
     w->done = done;
+    w->many = many ? 1 : 0;
     w->node.key = (ngx_rbtree_key_t) ++ngx_matrix_waiter_next;
 
     w->timer.handler = ngx_matrix_wait_timeout;
@@ -203,11 +221,22 @@ ngx_matrix_wait_message(ngx_str_t *message)
         return;
     }
 
-    ngx_matrix_wait_unlink(w);
+    if (!w->many) {
+        ngx_matrix_wait_unlink(w);
+    }
 
     answer.data = sp + 1;
     answer.len = message->data + message->len - answer.data;
 
     rc = w->done(w->mr, &answer);
+
+    if (w->many) {
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        ngx_matrix_wait_unlink(w);
+    }
+
     ngx_matrix_continue(w->mr, rc);
 }

@@ -163,9 +163,10 @@ static void
 rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
     const char *errcode, const char *error)
 {
-    char   json[1024];
-    char   esc[600];
-    size_t i, n;
+    char         json[1400];
+    char         esc[600];
+    const char  *id;
+    size_t       i, n, idlen;
 
     /* a plain message: no quotes or backslashes, control characters out */
     for (i = 0, n = 0; error[i] && n < sizeof(esc) - 1; i++) {
@@ -174,9 +175,22 @@ rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
     }
     esc[n] = '\0';
 
+    /* which event: federation waits for several under one request */
+    id = mxw_entry_get(e, "event_id", &idlen);
+    for (i = 0; id && i < idlen; i++) {
+        if (id[i] == '"' || id[i] == '\\' || (unsigned char) id[i] < 0x20) {
+            id = NULL;
+        }
+    }
+
+    if (id == NULL || idlen > 255) {
+        id = "";
+        idlen = 0;
+    }
+
     snprintf(json, sizeof(json),
-             "{\"status\":%d,\"errcode\":\"%s\",\"error\":\"%s\"}",
-             status, errcode, esc);
+             "{\"status\":%d,\"errcode\":\"%s\",\"error\":\"%s\","
+             "\"refused\":\"%.*s\"}", status, errcode, esc, (int) idlen, id);
     rs_answer(w, e, json);
 }
 
@@ -493,7 +507,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reason;
     int64_t                  sg_before;
     int                      failed, rc, is_state, local, sole, snapshot;
-    int                      fresh;
+    int                      fresh, covers;
     char                    *vpdu;
     size_t                   vlen;
     int                      resolved;
@@ -747,8 +761,27 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
     }
 
+    /*
+     * Does the event follow every forward extremity?  Only then may the
+     * current state be built on in place: an event on one branch of a
+     * fork can find the current state as its state before (its prev
+     * event's group is the current one), yet the other branches still
+     * need that state as it is, for the resolution below.
+     */
+    covers = 1;
+    for (k = 0; covers && k < room->nextrem; k++) {
+        for (i = 0; i < re->ev->n_prev; i++) {
+            if (strcmp(room->extrem[k], re->ev->prev_events[i]) == 0) {
+                break;
+            }
+        }
+        covers = i < re->ev->n_prev;
+    }
+
     if (is_state || sg_before < 0) {
-        if (before == room->current && !(re->flags & RS_F_SOFT)) {
+        if (before == room->current && covers
+            && !(re->flags & RS_F_SOFT))
+        {
             /* the common case: build on the current state in place */
             after = before;
         } else {

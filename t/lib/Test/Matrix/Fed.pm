@@ -9,11 +9,16 @@ package Test::Matrix::Fed;
 #   my $k = $fed->key('remote.example');           # a key of that server
 #   $fed->store($k);                               # in the key cache
 #   my $h = $fed->xmatrix($k, GET => $uri, $content, destination => ...);
-#   $fed->fake_fedsender(fresh => [$k2], broken => ['x.example'])
+#   $fed->fake_fedsender(fresh => [$k2], broken => ['x.example'],
+#                        request => sub { my ($job) = @_; ... })
+#   my $ev = $fed->sign_event($k, $event, '10');    # a signed PDU
+#   my $id = $fed->event_id($ev, '10');
 #
 # The fake runs in a child process; it stores the keys of the servers
 # given in `fresh` and answers {"ok":true}, answers an error for those in
-# `broken`, and nothing at all for any other.
+# `broken`, and nothing at all for any other.  `request` jobs go to the
+# code given (with the job and a Redis connection), which returns the answer ({status, body} or {errcode,
+# error}, a Perl structure) or undef for none.
 
 use strict;
 use warnings;
@@ -71,6 +76,19 @@ sub sign {
     my ($self, $key, $obj) = @_;
     return $JSON->decode($self->ctl($JSON->encode($obj), 'sign', '-k', $key->{file},
                                     '-s', $key->{server}));
+}
+
+# a PDU signed (hashes and signature) as $key's server, for a room version
+sub sign_event {
+    my ($self, $key, $ev, $version) = @_;
+    return $JSON->decode($self->ctl($JSON->encode($ev), 'sign', '-k', $key->{file},
+                                    '-s', $key->{server}, '--room-version', $version // '10'));
+}
+
+# the ID of a PDU (its reference hash from room version 3)
+sub event_id {
+    my ($self, $ev, $version) = @_;
+    return scalar $self->ctl($JSON->encode($ev), 'event-id', '--room-version', $version // '10');
 }
 
 # the server's own /_matrix/key/v2/server response, self-signed
@@ -135,8 +153,13 @@ sub fake_fedsender {
         for my $entry (@{ $res->[0][1] }) {
             $last = $entry->[0];
             my %f = @{ $entry->[1] };
-            next unless ($f{kind} // '') eq 'keys';
             my $answer;
+            if (($f{kind} // '') eq 'request') {
+                my $a = $o{request} ? $o{request}->(\%f, $r) : undef;
+                $r->command('PUBLISH', $f{reply}, "$f{req} " . $JSON->encode($a)) if $a;
+                next;
+            }
+            next unless ($f{kind} // '') eq 'keys';
             if (my $k = $fresh{$f{server}}) {
                 $self->store($k);
                 $answer = '{"ok":true}';
