@@ -50,6 +50,8 @@ for my $k (qw(good bad)) {
 }
 my ($kid, $pk) = split ' ', ctl('', 'public-key', '-k', "$dir/good");
 $srv->redis_cmd('HSET', 'mx:serverkeys:{remote.example}', $kid, $pk);
+# valid for an hour: room versions 5 and later check it against the event's time
+$srv->redis_cmd('HSET', 'mx:serverkeys:{remote.example}:until', $kid, int(time * 1000) + 3600_000);
 
 my $shards = 4;
 my $shard = ctl('', 'shard', $room, $shards);
@@ -94,6 +96,16 @@ my ($unknown, $e1) = submit(event('bad', 'who signed this'));
 ok(wait_for(sub { dead_for($e1) }, 10), 'an event signed by an unknown key is dead-lettered');
 like(dead_for($e1)->{reason}, qr/signatures/, 'with the reason');
 ok(!$srv->redis_cmd('HEXISTS', "mx:{$room}:meta", $unknown), 'and never stored');
+
+# signed by a known key, but after it stopped being valid (room versions 5 and later)
+my $lt = { type => 'm.room.message', room_id => $room, sender => '@bob:remote.example',
+           content => { msgtype => 'm.text', body => 'after the key ran out' }, prev_events => $extrem,
+           auth_events => \@auth, depth => 100, origin_server_ts => int(time * 1000) + 7200_000 };
+$lt = $json->decode(ctl($json->encode($lt), 'sign', '-k', "$dir/good", '-s', 'remote.example',
+                        '--room-version', '10'));
+my ($ltid, $e0) = submit($lt);
+ok(wait_for(sub { dead_for($e0) }, 10), 'an event made after its key\'s valid_until_ts is dead-lettered');
+ok(!$srv->redis_cmd('HEXISTS', "mx:{$room}:meta", $ltid), 'and never stored');
 
 # a signature that does not verify: dropped
 my $forged = event('good', 'genuine');

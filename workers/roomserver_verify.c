@@ -23,9 +23,10 @@
 
 
 typedef struct {
-    mxw_t       *w;
-    mx_pool_t   *pool;
-    int          failed;
+    mxw_t                     *w;
+    mx_pool_t                 *pool;
+    const mx_room_version_t   *rv;
+    int                        failed;
 } rs_keys_t;
 
 
@@ -66,8 +67,6 @@ rs_key(void *ctx, const char *server, const char *key_id, int64_t ts)
     unsigned char  *pk;
     ssize_t         n;
 
-    (void) ts;
-
     if (strcmp(server, k->w->cf.server_name) == 0) {
         if (rs_own_state == 0) {
             rs_own_load(k->w);
@@ -94,6 +93,27 @@ rs_key(void *ctx, const char *server, const char *key_id, int64_t ts)
     }
 
     freeReplyObject(r);
+
+    /*
+     * Room versions 5 and later: the key must have been valid when the
+     * event was made (valid_until_ts, or expired_ts of an old key).
+     */
+    if (pk != NULL && k->rv->key_validity) {
+        r = mxw_command(k->w, "HGET mx:serverkeys:{%s}:until %s", server,
+                        key_id);
+        if (r == NULL) {
+            k->failed = 1;
+            return NULL;
+        }
+
+        if (r->type != REDIS_REPLY_STRING
+            || strtoll(r->str, NULL, 10) < (long long) ts)
+        {
+            pk = NULL;
+        }
+
+        freeReplyObject(r);
+    }
 
     return pk;
 }
@@ -140,6 +160,7 @@ rs_verify(mxw_t *w, const mx_room_version_t *rv, const char *event_id,
 
     k.w = w;
     k.pool = pool;
+    k.rv = rv;
     k.failed = 0;
     what = NULL;
 
