@@ -6,7 +6,8 @@
 # and prints its own figures.
 #
 # BENCH_SECS (default 10) is the length of each wrk run, BENCH_CONNS (64) the
-# connections, BENCH_ONLY a list of sections ("http login rooms sync core").
+# connections, BENCH_ONLY a list of sections ("http login rooms sync fed
+# core").
 
 set -u
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ export MATRIX_BUILD=$build
 
 secs=${BENCH_SECS:-10}
 conns=${BENCH_CONNS:-64}
-only=${BENCH_ONLY:-http login rooms sync core}
+only=${BENCH_ONLY:-http login rooms sync fed core}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)"; exit 1; }
 
@@ -255,6 +256,40 @@ sync_bench() {
         || echo "bench: sync failed"
 }
 
+# inbound federation: PDUs a second through /send from a simulated remote
+# server, beside local sends in one room measured in the same run
+fed_bench() {
+    local token hash room script=$build/bench-fedlocal.lua local_rps p50 p99 out inbound
+
+    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    token="mxa_$(printf '@fedlocal:localhost' | b64url)_$(head -c 32 /dev/urandom | b64url)"
+    hash=$(printf '%s' "$token" | openssl dgst -sha256 -binary | base64 | tr -d '=')
+    redis-cli -s "$data/run/redis.sock" HSET "mx:{@fedlocal:localhost}:token:$hash" user_id @fedlocal:localhost \
+        device_id BENCH guest 0 > /dev/null
+    room=$(curl -s -XPOST -H "Authorization: Bearer $token" "$base/_matrix/client/v3/createRoom" -d '{}' \
+           | sed 's/.*"room_id":"\([^"]*\)".*/\1/; s/!/%21/')
+    cat > "$script" <<EOS
+local n = 0
+local run = "$(date +%s%N)"
+request = function()
+    n = n + 1
+    return wrk.format("PUT", "/_matrix/client/v3/rooms/$room/send/m.room.message/" .. run .. "-" .. n,
+        { ["Authorization"] = "Bearer $token", ["Content-Type"] = "application/json" },
+        '{"msgtype":"m.text","body":"A message of about the size people send, with a few words in it."}')
+end
+EOS
+    read -r local_rps p50 p99 < <(run_wrk_script "$base" "$script")
+    rm -f "$script"
+
+    echo
+    out=$(BENCH_CLIENT_URL=$base perl scripts/bench-fed.pl "https://127.0.0.1:$fport" \
+              "$data/run/redis.sock" localhost 2>&1) || { echo "bench: fed failed: $out"; return; }
+    echo "$out"
+    inbound=$(echo "$out" | awk '/PDUs\/s accepted/ {print $1}')
+    echo "  local sends in one room, $conns connections, same run: $local_rps events/s;" \
+         "inbound ÷ local: $(ratio "${inbound:-0}" "$local_rps") (target at least 0.5)"
+}
+
 core_bench() {
     local b
     for b in "$build"/bench/*; do
@@ -266,7 +301,7 @@ core_bench() {
 }
 
 case " $only " in
-    *" http "*|*" login "*|*" rooms "*|*" sync "*) server_start ;;
+    *" http "*|*" login "*|*" rooms "*|*" sync "*|*" fed "*) server_start ;;
 esac
 
 for s in $only; do
@@ -275,11 +310,12 @@ for s in $only; do
         login) login_bench ;;
         rooms) rooms_bench ;;
         sync) sync_bench ;;
+        fed) fed_bench ;;
     esac
 done
 
 case " $only " in
-    *" http "*|*" login "*|*" rooms "*|*" sync "*) server_stop ;;
+    *" http "*|*" login "*|*" rooms "*|*" sync "*|*" fed "*) server_stop ;;
 esac
 
 case " $only " in
