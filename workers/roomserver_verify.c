@@ -11,6 +11,7 @@
  * federation's key fetcher keeps.
  */
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,13 +60,111 @@ rs_own_load(mxw_t *w)
 }
 
 
+/*
+ * Other servers' keys, as the roomserver last read them: a key is the same
+ * key for ever, only its validity window grows, so an entry is used while
+ * its window covers the event and read again (and refreshed) when it does
+ * not.  Only keys found are kept: one fetched a moment later is seen.
+ * Without it, every remote event cost two round trips to Redis and a drain
+ * of the roomserver's pipeline.
+ */
+
+#define RS_KEYS_CACHE  512
+
+typedef struct {
+    char            server[256];
+    char            key_id[64];
+    unsigned char   pk[32];
+    long long       until;              /* -1: not read */
+    int             used;
+} rs_key_entry_t;
+
+static rs_key_entry_t  rs_key_cache[RS_KEYS_CACHE];
+
+
+static rs_key_entry_t *
+rs_key_slot(const char *server, const char *key_id)
+{
+    uint32_t     h;
+    const char  *p;
+
+    h = 2166136261u;
+
+    for (p = server; *p; p++) {
+        h = (h ^ (unsigned char) *p) * 16777619u;
+    }
+
+    h = (h ^ ' ') * 16777619u;
+
+    for (p = key_id; *p; p++) {
+        h = (h ^ (unsigned char) *p) * 16777619u;
+    }
+
+    return &rs_key_cache[h % RS_KEYS_CACHE];
+}
+
+
+/* read server's key key_id (and its window) into e; -1 on a Redis failure */
+
+static int
+rs_key_read(rs_keys_t *k, rs_key_entry_t *e, const char *server,
+    const char *key_id)
+{
+    redisReply     *r;
+    ssize_t         n;
+    long long       until;
+    unsigned char   pk[64];
+
+    e->used = 0;
+
+    if (strlen(server) >= sizeof(e->server)
+        || strlen(key_id) >= sizeof(e->key_id))
+    {
+        return 0;
+    }
+
+    r = mxw_command(k->w, "HGET mx:serverkeys:{%s} %s", server, key_id);
+    if (r == NULL) {
+        return -1;
+    }
+
+    n = -1;
+
+    if (r->type == REDIS_REPLY_STRING && r->len < 64) {
+        n = mx_base64_decode(r->str, r->len, pk, MX_BASE64_STD);
+    }
+
+    freeReplyObject(r);
+
+    if (n != 32) {
+        return 0;
+    }
+
+    r = mxw_command(k->w, "HGET mx:serverkeys:{%s}:until %s", server,
+                    key_id);
+    if (r == NULL) {
+        return -1;
+    }
+
+    until = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+
+    memcpy(e->pk, pk, 32);
+    strcpy(e->server, server);
+    strcpy(e->key_id, key_id);
+    e->until = until;
+    e->used = 1;
+
+    return 0;
+}
+
+
 static const unsigned char *
 rs_key(void *ctx, const char *server, const char *key_id, int64_t ts)
 {
-    rs_keys_t      *k = ctx;
-    redisReply     *r;
-    unsigned char  *pk;
-    ssize_t         n;
+    rs_keys_t       *k = ctx;
+    rs_key_entry_t  *e;
+    int              hit;
 
     if (strcmp(server, k->w->cf.server_name) == 0) {
         if (rs_own_state == 0) {
@@ -76,46 +175,30 @@ rs_key(void *ctx, const char *server, const char *key_id, int64_t ts)
                ? rs_own.pk : NULL;
     }
 
-    r = mxw_command(k->w, "HGET mx:serverkeys:{%s} %s", server, key_id);
-    if (r == NULL) {
+    e = rs_key_slot(server, key_id);
+
+    hit = e->used && strcmp(e->server, server) == 0
+          && strcmp(e->key_id, key_id) == 0
+          && (!k->rv->key_validity || e->until >= (long long) ts);
+
+    if (!hit && rs_key_read(k, e, server, key_id) != 0) {
         k->failed = 1;
         return NULL;
     }
 
-    pk = NULL;
-
-    if (r->type == REDIS_REPLY_STRING && r->len < 64) {
-        pk = mx_palloc(k->pool, mx_base64_decoded_max(r->len));
-        n = pk ? mx_base64_decode(r->str, r->len, pk, MX_BASE64_STD) : -1;
-        if (n != 32) {
-            pk = NULL;
-        }
+    if (!e->used) {
+        return NULL;
     }
-
-    freeReplyObject(r);
 
     /*
      * Room versions 5 and later: the key must have been valid when the
      * event was made (valid_until_ts, or expired_ts of an old key).
      */
-    if (pk != NULL && k->rv->key_validity) {
-        r = mxw_command(k->w, "HGET mx:serverkeys:{%s}:until %s", server,
-                        key_id);
-        if (r == NULL) {
-            k->failed = 1;
-            return NULL;
-        }
-
-        if (r->type != REDIS_REPLY_STRING
-            || strtoll(r->str, NULL, 10) < (long long) ts)
-        {
-            pk = NULL;
-        }
-
-        freeReplyObject(r);
+    if (k->rv->key_validity && e->until < (long long) ts) {
+        return NULL;
     }
 
-    return pk;
+    return e->pk;
 }
 
 
