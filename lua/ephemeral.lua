@@ -33,8 +33,11 @@ end
 
 -- mx_typing_set: a user starts or stops typing
 --   KEYS[1]  mx:{<room_id>}:typing
---   ARGV     room_id, user_id, now (ms), timeout (ms; 0 to stop)
+--   ARGV     room_id, user_id, now (ms), timeout (ms; 0 to stop), this
+--            server's name
 --   reply:   'OK'; MX 403 M_FORBIDDEN for a user not joined to the room
+-- Other servers of the room get an m.typing EDU for every call (a renewal
+-- too: they time typing out themselves).
 redis.register_function{
     function_name = 'mx_typing_set',
     callback = function(keys, a)
@@ -57,6 +60,12 @@ redis.register_function{
             redis.call('SET', eph_key(room, 'typing_pos'), pos)
             room_touched(room, pos)
             redis.call('PUBLISH', 'mx:wake', room)
+        end
+        if a[5] and edu_room_remote(room, a[5]) then
+            edu_out('room', room, cjson.encode({
+                edu_type = 'm.typing',
+                content = { room_id = room, user_id = user, typing = typing }
+            }), false)
         end
         return 'OK'
     end
@@ -176,10 +185,11 @@ local function ephemeral(room, user, since, now)
 end
 
 
--- mx_todevice_send: messages to devices of local users
+-- mx_todevice_send: messages to devices of local users, and to those of
+-- other servers' users
 --   KEYS[1]  mx:{<sender>}:todevice_txn:<sender's device>
---   ARGV     sender, event type, txn_id, then (user_id, device_id or '*',
---            content JSON) for each message
+--   ARGV     sender, event type, txn_id, this server's name, then (user_id,
+--            device_id or '*', content JSON) for each message
 --   reply:   the number of devices reached; 0 for a transaction seen
 --            before (nothing sent again)
 -- Each message takes a stream position and waits in
@@ -192,10 +202,28 @@ redis.register_function{
             return 0
         end
         local n = 0
-        for i = 4, #a - 2, 3 do
+        local remote, order = {}, {}
+        for i = 5, #a - 2, 3 do
             local user, device = a[i], a[i + 1]
+            local server = string.match(user, '^@[^:]*:(.+)$')
             local ok, content = pcall(cjson.decode, a[i + 2])
-            if ok then
+            if server and server ~= a[4] then
+                -- one m.direct_to_device per server, the content as sent
+                local r = remote[server]
+                if not r then
+                    r = { users = {}, devices = {} }
+                    remote[server] = r
+                    order[#order + 1] = server
+                end
+                local d = r.devices[user]
+                if not d then
+                    d = {}
+                    r.devices[user] = d
+                    r.users[#r.users + 1] = user
+                end
+                d[#d + 1] = cjson.encode(device) .. ':' .. a[i + 2]
+                n = n + 1
+            elseif ok then
                 local devices = { device }
                 if device == '*' then
                     devices = redis.call('SMEMBERS', 'mx:{' .. user .. '}:devices')
@@ -212,6 +240,21 @@ redis.register_function{
                     redis.call('PUBLISH', 'mx:wake', '- ' .. user)
                 end
             end
+        end
+        -- the receiver drops a message_id it has seen: the sender's
+        -- device and transaction make it
+        local mid = redis.sha1hex(keys[1] .. '\0' .. a[3])
+        for _, server in ipairs(order) do
+            local r, msgs = remote[server], {}
+            for _, u in ipairs(r.users) do
+                msgs[#msgs + 1] = cjson.encode(u) .. ':{'
+                                  .. table.concat(r.devices[u], ',') .. '}'
+            end
+            edu_out('dest', server, '{"content":{"message_id":'
+                    .. cjson.encode(mid) .. ',"messages":{'
+                    .. table.concat(msgs, ',') .. '},"sender":'
+                    .. cjson.encode(a[1]) .. ',"type":' .. cjson.encode(a[2])
+                    .. '},"edu_type":"m.direct_to_device"}', true)
         end
         return n
     end

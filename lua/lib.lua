@@ -31,3 +31,21 @@ redis.register_function{
     callback = function() return VERSION end,
     flags = { 'no-writes', 'allow-stale' }
 }
+
+
+-- Outbound EDUs: mx:edus, the fedsender's stream (lua/fedq.lua queues
+-- them).  Entries: kind 'edu', room (to the servers of the room's joined
+-- members) or dest (one server), edu (the EDU's JSON), keep ('1': never
+-- dropped, however long the destination is down).
+
+-- a room with a joined member of another server than self
+local function edu_room_remote(room, self)
+    local sk = 'mx:{' .. room .. '}:servers'
+    local n = redis.call('HLEN', sk)
+    return n > 1 or (n == 1 and redis.call('HEXISTS', sk, self) == 0)
+end
+
+local function edu_out(where, to, edu, keep)
+    redis.call('XADD', 'mx:edus', '*', 'kind', 'edu', where, to, 'edu', edu,
+               'keep', keep and '1' or '0')
+end
