@@ -281,6 +281,8 @@ is(scalar(edus('m.direct_to_device')), 1, 'the same transaction again: not sent 
 ok(wait_for(sub { !@{ $A->redis_cmd('FCALL', 'mx_fedq_list', 0) } }, 10), 'every queue is empty at the end');
 ok(!grep({ /m\.room\.member \Q$bob\E/ } accepted_ids()), "bob's join never went back");
 
+is($A->redis_cmd('XLEN', 'mx:dead'), 0, 'nothing dead-lettered');
+
 my @bad = $A->sanitizer_reports;
 is(scalar @bad, 0, 'no sanitizer report') or diag join "\n", @bad;
 

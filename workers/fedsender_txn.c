@@ -188,9 +188,8 @@ fs_queue(const mxw_entry_t *e, const char *item, size_t item_len,
     }
 
     for (i = 0; i < (size_t) argc; i++) {
-        lens[i] = strlen(argv[i]);
+        lens[i] = i == 7 ? item_len : strlen(argv[i]);
     }
-    lens[7] = item_len;
 
     r = mxw_commandv(fs_w, argc, argv, lens);
     if (r == NULL) {
