@@ -111,6 +111,15 @@ local function receipt_put(room, user, type, event_id, thread, now)
     local field = type .. '\31' .. user .. '\31' .. thread
     redis.call('HSET', eph_key(room, 'receipts'), field,
                cjson.encode({ event_id = event_id, ts = tonumber(now) }))
+    -- public receipts go to the room's other servers: an m.receipt
+    if type == 'm.read'
+       and edu_room_remote(room, string.match(user, '^@[^:]*:(.+)$') or '') then
+        local data = { ts = tonumber(now) }
+        if thread ~= '' then data.thread_id = thread end
+        edu_out('room', room, cjson.encode({ edu_type = 'm.receipt', content = {
+            [room] = { ['m.read'] = { [user] = {
+                event_ids = { event_id }, data = data } } } } }), false)
+    end
     local pos = redis.call('INCR', 'mx:stream')
     redis.call('ZADD', eph_key(room, 'rpos'), pos, field)
     room_touched(room, pos)
@@ -327,6 +336,23 @@ redis.register_function{
                 end
             end
             redis.call('PUBLISH', 'mx:wake', '- ' .. a[1])
+            -- the servers sharing a room with the user: an m.presence
+            local servers = edu_user_servers(a[1], rooms)
+            if #servers > 0 then
+                local p = redis.call('HMGET', keys[1], 'presence',
+                                     'status_msg', 'active_ts')
+                local active = tonumber(p[3] or a[4])
+                local edu = cjson.encode({ edu_type = 'm.presence', content = {
+                    push = { {
+                        user_id = a[1], presence = p[1],
+                        status_msg = p[2] or nil,
+                        last_active_ago = math.max(0, tonumber(a[4]) - active),
+                        currently_active = a[5] == '1'
+                    } } } })
+                for _, s in ipairs(servers) do
+                    edu_out('dest', s, edu, false)
+                end
+            end
         end
         return 'OK'
     end

@@ -49,3 +49,22 @@ local function edu_out(where, to, edu, keep)
     redis.call('XADD', 'mx:edus', '*', 'kind', 'edu', where, to, 'edu', edu,
                'keep', keep and '1' or '0')
 end
+
+-- the servers other than the user's own with a member joined to a room
+-- the user is joined to (given the user's rooms, HGETALL of rooms)
+local function edu_user_servers(user, rooms)
+    local self = string.match(user, '^@[^:]*:(.+)$')
+    local out, seen = {}, {}
+    for i = 1, #rooms, 2 do
+        if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+            local sk = 'mx:{' .. rooms[i] .. '}:servers'
+            for _, s in ipairs(redis.call('HKEYS', sk)) do
+                if s ~= self and not seen[s] then
+                    seen[s] = true
+                    out[#out + 1] = s
+                end
+            end
+        end
+    end
+    return out
+end
