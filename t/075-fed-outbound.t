@@ -278,6 +278,39 @@ is_deeply($td->{messages}, { $bob => { BDEV => { secret => 'x' } } }, '... only 
 sleep 1;
 is(scalar(edus('m.direct_to_device')), 1, 'the same transaction again: not sent again');
 
+# a receipt
+my $last_id = $A->redis_cmd('ZRANGE', "mx:{$room}:timeline", -1, -1)->[0];
+($status) = $alice->post("$api/rooms/$room/receipt/m.read/$last_id", {});
+is($status, 200, 'alice reads');
+ok(wait_for(sub { scalar edus('m.receipt') }, 10), 'an m.receipt EDU reaches the fake');
+my $rc = (edus('m.receipt'))[0]{content};
+is_deeply($rc->{$room}{'m.read'}{$alice_id}{event_ids}, [ $last_id ], '... the event read, by alice, in the room')
+    or diag explain $rc;
+ok($rc->{$room}{'m.read'}{$alice_id}{data}{ts}, '... with its ts');
+
+# presence
+($status) = $alice->put("$api/presence/$alice_id/status", { presence => 'unavailable', status_msg => 'away' });
+is($status, 200, 'alice is away');
+ok(wait_for(sub { grep { $_->{content}{push}[0]{presence} eq 'unavailable' } edus('m.presence') }, 10),
+   'an m.presence EDU reaches the fake');
+my ($pr) = grep { $_->{content}{push}[0]{presence} eq 'unavailable' } edus('m.presence');
+is($pr->{content}{push}[0]{user_id}, $alice_id, '... for alice');
+is($pr->{content}{push}[0]{status_msg}, 'away', '... with her message');
+
+# a device list change: a device renamed
+$A->redis_cmd('HSET', "mx:{$alice_id}:device:ADEV", created_ts => int(time * 1000));
+$A->redis_cmd('SADD', "mx:{$alice_id}:devices", 'ADEV');
+($status) = $alice->put("$api/devices/ADEV", { display_name => 'phone' });
+is($status, 200, 'alice renames her device');
+($status) = $alice->put("$api/devices/ADEV", { display_name => 'laptop' });
+ok(wait_for(sub { edus('m.device_list_update') >= 2 }, 10), 'm.device_list_update EDUs reach the fake');
+my @du = map { $_->{content} } edus('m.device_list_update');
+is($du[0]{user_id}, $alice_id, '... for alice');
+is($du[0]{device_id}, 'ADEV', '... her device');
+is($du[0]{device_display_name}, 'phone', '... its new name');
+ok($du[1]{stream_id} > $du[0]{stream_id}, '... stream_id grows');
+is_deeply($du[1]{prev_id}, [ $du[0]{stream_id} ], '... prev_id: the update before');
+
 ok(wait_for(sub { !@{ $A->redis_cmd('FCALL', 'mx_fedq_list', 0) } }, 10), 'every queue is empty at the end');
 ok(!grep({ /m\.room\.member \Q$bob\E/ } accepted_ids()), "bob's join never went back");
 
