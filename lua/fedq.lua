@@ -68,7 +68,7 @@ redis.register_function{
             end
         end
         if room ~= '' then
-            local servers = redis.call('HKEYS', 'mx:{' .. room .. '}:servers')
+            local servers = redis.call('HKEYS', room_servers_key(room))
             for _, s in ipairs(servers) do add(s) end
             local eid = string.match(item, '^p (%S+) ')
             if eid then

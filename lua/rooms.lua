@@ -144,6 +144,8 @@ redis.register_function{
                                 end
                             end
                         end
+                        -- (made from the members first in an older room)
+                        local sk = room_servers_key(room)
                         local was = redis.call('HGET', mk, skey)
                         if m == '' then
                             redis.call('HDEL', mk, skey)
@@ -155,7 +157,6 @@ redis.register_function{
                         if (was == 'join') ~= (m == 'join') then
                             local srv = string.match(skey, '^@[^:]*:(.+)$')
                             if srv then
-                                local sk = rkey(room, 'servers')
                                 local n = redis.call('HINCRBY', sk, srv,
                                                      m == 'join' and 1 or -1)
                                 if n <= 0 then redis.call('HDEL', sk, srv) end

@@ -311,6 +311,14 @@ is($du[0]{device_display_name}, 'phone', '... its new name');
 ok($du[1]{stream_id} > $du[0]{stream_id}, '... stream_id grows');
 is_deeply($du[1]{prev_id}, [ $du[0]{stream_id} ], '... prev_id: the update before');
 
+# a room older than mx:{<room>}:servers: made from the members
+$A->redis_cmd('DEL', "mx:{$room}:servers");
+my $typing = () = edus('m.typing');
+($status) = $alice->put("$api/rooms/$room/typing/$alice_id", { typing => JSON::PP::false });
+ok(wait_for(sub { edus('m.typing') > $typing }, 10), 'servers of a room made from its members: typing still goes');
+is_deeply({ @{ $A->redis_cmd('HGETALL', "mx:{$room}:servers") } }, { $fake => 1, $A->server_name => 1 },
+          '... and the servers are known again');
+
 ok(wait_for(sub { !@{ $A->redis_cmd('FCALL', 'mx_fedq_list', 0) } }, 10), 'every queue is empty at the end');
 ok(!grep({ /m\.room\.member \Q$bob\E/ } accepted_ids()), "bob's join never went back");
 
