@@ -14,8 +14,9 @@
  * The queues, the transaction in flight and the backoff live in Redis
  * (lua/fedq.lua), so a restart loses nothing and retries a transaction
  * with its ID and its content.  An entry of mx:output or mx:edus is
- * acknowledged once queued for every destination; queuing it twice (a
- * redelivery) queues nothing.  Here, in memory, only what saves reads:
+ * acknowledged once queued for every destination (the calls are
+ * pipelined: one round trip a batch); queuing it twice (a redelivery)
+ * queues nothing.  Here, in memory, only what saves reads:
  * which destinations may have something, which have a transaction out,
  * until when each backs off.
  *
@@ -157,17 +158,50 @@ fs_txn_fini(void)
 
 /* --- queuing -------------------------------------------------------------- */
 
+/* the reply of mx_fedq_put: the destinations it went to are due */
+
+static int
+fs_queue_check(redisReply *r)
+{
+    redisReply  *x;
+    fs_dest_t   *d;
+    size_t       i;
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        mxw_error(fs_w, "mx_fedq_put: %s",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        return -1;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        x = r->element[i];
+        if (x->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        d = fs_dest_get(x->str, x->len);
+        if (d == NULL) {
+            return -1;              /* the batch again: queued twice is
+                                       queued once */
+        }
+
+        d->ready = 1;
+    }
+
+    return 0;
+}
+
+
 /*
  * FCALL mx_fedq_put: the item for the room's servers and/or one more
- * destination; the destinations it went to are due.
+ * destination.  Pipelined: a batch of entries costs one round trip, and
+ * is acknowledged once every reply has been read and checked.
  */
 
 static mxw_result_t
 fs_queue(const mxw_entry_t *e, const char *item, size_t item_len,
     const char *room, const char *dest)
 {
-    redisReply  *r, *x;
-    fs_dest_t   *d;
     const char  *argv[10];
     size_t       lens[10], i;
     int          argc;
@@ -191,34 +225,9 @@ fs_queue(const mxw_entry_t *e, const char *item, size_t item_len,
         lens[i] = i == 7 ? item_len : strlen(argv[i]);
     }
 
-    r = mxw_commandv(fs_w, argc, argv, lens);
-    if (r == NULL) {
+    if (mxw_append(fs_w, fs_queue_check, argc, argv, lens) != 0) {
         return MXW_RETRY;
     }
-
-    if (r->type != REDIS_REPLY_ARRAY) {
-        mxw_error(fs_w, "mx_fedq_put: %s",
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return MXW_RETRY;
-    }
-
-    for (i = 0; i < r->elements; i++) {
-        x = r->element[i];
-        if (x->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        d = fs_dest_get(x->str, x->len);
-        if (d == NULL) {
-            freeReplyObject(r);
-            return MXW_RETRY;       /* queued twice is nothing twice */
-        }
-
-        d->ready = 1;
-    }
-
-    freeReplyObject(r);
 
     return MXW_DONE;
 }
