@@ -46,8 +46,9 @@ end
 -- an m.device_list_update per device (mx:edus, kept however long they are
 -- down).  Each update takes the next number of mx:{<user>}:devlist_seq,
 -- its stream_id, and names the one before as prev_id; a change without a
--- device takes a number too and sends nothing, so the next update names
--- a prev_id the receiver never had, and it fetches the whole list.
+-- device (once numbering began) takes a number too and sends nothing, so
+-- the next update names a prev_id the receiver never had, and it fetches
+-- the whole list.
 local function keys_changed(user, devices)
     local pos = redis.call('INCR', 'mx:stream')
     redis.call('ZADD', 'mx:devlists', pos, user)
@@ -61,7 +62,7 @@ local function keys_changed(user, devices)
 
     local seqk = kkey(user, 'devlist_seq')
     if not devices then
-        redis.call('INCR', seqk)
+        if redis.call('EXISTS', seqk) == 1 then redis.call('INCR', seqk) end
         return pos
     end
     local servers = edu_user_servers(user, rooms)

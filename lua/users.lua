@@ -335,9 +335,15 @@ redis.register_function{
     callback = function(keys, a)
         redis.call('HSET', keys[1], 'deactivated', '1', 'deactivated_ts', a[2])
         redis.call('HDEL', keys[1], 'password')
+        -- other servers hear of every device gone; nothing follows, so
+        -- the numbering of the updates goes too
+        local gone = {}
+        for _, d in ipairs(redis.call('SMEMBERS', ukey(a[1], 'devices'))) do
+            gone[#gone + 1] = { id = d, deleted = true }
+        end
         devices_delete_all(a[1], nil)
-        keys_changed(a[1])
-        redis.call('DEL', ukey(a[1], 'profile'))
+        keys_changed(a[1], gone)
+        redis.call('DEL', ukey(a[1], 'profile'), ukey(a[1], 'devlist_seq'))
         return 'OK'
     end
 }
