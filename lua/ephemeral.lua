@@ -33,9 +33,12 @@ end
 
 -- mx_typing_set: a user starts or stops typing
 --   KEYS[1]  mx:{<room_id>}:typing
---   ARGV     room_id, user_id, now (ms), timeout (ms; 0 to stop)
+--   ARGV     room_id, user_id, now (ms), timeout (ms; 0 to stop), this
+--            server's name
 --   reply:   'OK'; MX 403 M_FORBIDDEN for a user not joined to the room
--- shared with federation's m.typing (lua/txn.lua): nil, or the refusal
+-- Other servers of the room get an m.typing EDU for every call (a renewal
+-- too: they time typing out themselves); shared with federation's
+-- m.typing (lua/txn.lua), which sends nothing back: nil, or the refusal
 local function typing_set(room, user, now, timeout)
     if redis.call('HGET', eph_key(room, 'members'), user) ~= 'join' then
         return mx_error(403, 'M_FORBIDDEN', 'You are not in the room')
@@ -62,8 +65,16 @@ end
 redis.register_function{
     function_name = 'mx_typing_set',
     callback = function(keys, a)
-        local err = typing_set(a[1], a[2], tonumber(a[3]), tonumber(a[4]))
+        local room, user = a[1], a[2]
+        local err = typing_set(room, user, tonumber(a[3]), tonumber(a[4]))
         if err then return err end
+        if a[5] and edu_room_remote(room, a[5]) then
+            edu_out('room', room, cjson.encode({
+                edu_type = 'm.typing',
+                content = { room_id = room, user_id = user,
+                            typing = tonumber(a[4]) > 0 }
+            }), false)
+        end
         return 'OK'
     end
 }
@@ -104,10 +115,21 @@ local function receipt_check(room, user, event_id)
     return nil
 end
 
-local function receipt_put(room, user, type, event_id, thread, now)
+-- (from_afar: another server's receipt, which goes to no other server)
+local function receipt_put(room, user, type, event_id, thread, now, from_afar)
     local field = type .. '\31' .. user .. '\31' .. thread
     redis.call('HSET', eph_key(room, 'receipts'), field,
                cjson.encode({ event_id = event_id, ts = tonumber(now) }))
+    -- public receipts of local users go to the room's other servers: an
+    -- m.receipt
+    if type == 'm.read' and not from_afar
+       and edu_room_remote(room, string.match(user, '^@[^:]*:(.+)$') or '') then
+        local data = { ts = tonumber(now) }
+        if thread ~= '' then data.thread_id = thread end
+        edu_out('room', room, cjson.encode({ edu_type = 'm.receipt', content = {
+            [room] = { ['m.read'] = { [user] = {
+                event_ids = { event_id }, data = data } } } } }), false)
+    end
     local pos = redis.call('INCR', 'mx:stream')
     redis.call('ZADD', eph_key(room, 'rpos'), pos, field)
     room_touched(room, pos)
@@ -182,10 +204,11 @@ local function ephemeral(room, user, since, now)
 end
 
 
--- mx_todevice_send: messages to devices of local users
+-- mx_todevice_send: messages to devices of local users, and to those of
+-- other servers' users
 --   KEYS[1]  mx:{<sender>}:todevice_txn:<sender's device>
---   ARGV     sender, event type, txn_id, then (user_id, device_id or '*',
---            content JSON) for each message
+--   ARGV     sender, event type, txn_id, this server's name, then (user_id,
+--            device_id or '*', content JSON) for each message
 --   reply:   the number of devices reached; 0 for a transaction seen
 --            before (nothing sent again)
 -- Each message takes a stream position and waits in
@@ -218,11 +241,45 @@ redis.register_function{
             return 0
         end
         local n = 0
-        for i = 4, #a - 2, 3 do
+        local remote, order = {}, {}
+        for i = 5, #a - 2, 3 do
+            local user, device = a[i], a[i + 1]
+            local server = string.match(user, '^@[^:]*:(.+)$')
             local ok, content = pcall(cjson.decode, a[i + 2])
-            if ok then
-                n = n + todevice_deliver(a[1], a[2], a[i], a[i + 1], content)
+            if server and server ~= a[4] then
+                -- one m.direct_to_device per server, the content as sent
+                local r = remote[server]
+                if not r then
+                    r = { users = {}, devices = {} }
+                    remote[server] = r
+                    order[#order + 1] = server
+                end
+                local d = r.devices[user]
+                if not d then
+                    d = {}
+                    r.devices[user] = d
+                    r.users[#r.users + 1] = user
+                end
+                d[#d + 1] = cjson.encode(device) .. ':' .. a[i + 2]
+                n = n + 1
+            elseif ok then
+                n = n + todevice_deliver(a[1], a[2], user, device, content)
             end
+        end
+        -- the receiver drops a message_id it has seen: the sender's
+        -- device and transaction make it
+        local mid = redis.sha1hex(keys[1] .. '\0' .. a[3])
+        for _, server in ipairs(order) do
+            local r, msgs = remote[server], {}
+            for _, u in ipairs(r.users) do
+                msgs[#msgs + 1] = cjson.encode(u) .. ':{'
+                                  .. table.concat(r.devices[u], ',') .. '}'
+            end
+            edu_out('dest', server, '{"content":{"message_id":'
+                    .. cjson.encode(mid) .. ',"messages":{'
+                    .. table.concat(msgs, ',') .. '},"sender":'
+                    .. cjson.encode(a[1]) .. ',"type":' .. cjson.encode(a[2])
+                    .. '},"edu_type":"m.direct_to_device"}', true)
         end
         return n
     end
@@ -272,6 +329,7 @@ local PRESENCE = { online = true, unavailable = true, offline = true }
 -- presence, status_msg, now, active}; nil, or the refusal
 local function presence_set(a)
     local pkey = 'mx:{' .. a[1] .. '}:presence'
+    local rooms
     if not PRESENCE[a[2]] then
         return mx_error(400, 'M_INVALID_PARAM', 'Unknown presence ' .. a[2])
     end
@@ -290,7 +348,7 @@ local function presence_set(a)
         redis.call('HSET', pkey, 'pos', pos)
         -- who changed when, for incremental syncs to look up cheaply
         redis.call('ZADD', 'mx:presence', pos, a[1])
-        local rooms = redis.call('HGETALL', 'mx:{' .. a[1] .. '}:rooms')
+        rooms = redis.call('HGETALL', 'mx:{' .. a[1] .. '}:rooms')
         for i = 1, #rooms, 2 do
             if string.sub(rooms[i + 1], 1, 5) == 'join ' then
                 redis.call('PUBLISH', 'mx:wake', rooms[i])
@@ -298,14 +356,33 @@ local function presence_set(a)
         end
         redis.call('PUBLISH', 'mx:wake', '- ' .. a[1])
     end
-    return nil
+    return nil, changed, rooms
 end
 
 redis.register_function{
     function_name = 'mx_presence_set',
     callback = function(keys, a)
-        local err = presence_set(a)
+        local err, changed, rooms = presence_set(a)
         if err then return err end
+        if changed then
+            -- the servers sharing a room with the user: an m.presence
+            local servers = edu_user_servers(a[1], rooms)
+            if #servers > 0 then
+                local p = redis.call('HMGET', keys[1], 'presence',
+                                     'status_msg', 'active_ts')
+                local active = tonumber(p[3] or a[4])
+                local edu = cjson.encode({ edu_type = 'm.presence', content = {
+                    push = { {
+                        user_id = a[1], presence = p[1],
+                        status_msg = p[2] or nil,
+                        last_active_ago = math.max(0, tonumber(a[4]) - active),
+                        currently_active = a[5] == '1'
+                    } } } })
+                for _, s in ipairs(servers) do
+                    edu_out('dest', s, edu, false)
+                end
+            end
+        end
         return 'OK'
     end
 }

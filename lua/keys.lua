@@ -40,8 +40,16 @@ local function kkey(user, suffix)
 end
 
 
--- the user's device list changed: a position, and wake who may care
-local function keys_changed(user)
+-- the user's device list changed: a position, and wake who may care.
+-- devices (optional): the devices changed, each {id, deleted, keys
+-- (canonical JSON), name}; other servers sharing a room with the user get
+-- an m.device_list_update per device (mx:edus, kept however long they are
+-- down).  Each update takes the next number of mx:{<user>}:devlist_seq,
+-- its stream_id, and names the one before as prev_id; a change without a
+-- device (once numbering began) takes a number too and sends nothing, so
+-- the next update names a prev_id the receiver never had, and it fetches
+-- the whole list.
+local function keys_changed(user, devices)
     local pos = redis.call('INCR', 'mx:stream')
     redis.call('ZADD', 'mx:devlists', pos, user)
     local rooms = redis.call('HGETALL', kkey(user, 'rooms'))
@@ -51,6 +59,34 @@ local function keys_changed(user)
         end
     end
     redis.call('PUBLISH', 'mx:wake', '- ' .. user)
+
+    local seqk = kkey(user, 'devlist_seq')
+    if not devices then
+        if redis.call('EXISTS', seqk) == 1 then redis.call('INCR', seqk) end
+        return pos
+    end
+    local servers = edu_user_servers(user, rooms)
+    for _, d in ipairs(devices) do
+        local sid = redis.call('INCR', seqk)
+        if #servers > 0 then
+            local f = { '"device_id":' .. cjson.encode(d.id),
+                        '"prev_id":' .. (sid > 1 and ('[' .. (sid - 1) .. ']')
+                                                  or '[]'),
+                        '"stream_id":' .. sid,
+                        '"user_id":' .. cjson.encode(user) }
+            if d.deleted then f[#f + 1] = '"deleted":true' end
+            if d.keys then f[#f + 1] = '"keys":' .. d.keys end
+            if d.name then
+                f[#f + 1] = '"device_display_name":' .. cjson.encode(d.name)
+            end
+            table.sort(f)
+            local edu = '{"content":{' .. table.concat(f, ',')
+                        .. '},"edu_type":"m.device_list_update"}'
+            for _, s in ipairs(servers) do
+                edu_out('dest', s, edu, true)
+            end
+        end
+    end
     return pos
 end
 
@@ -159,7 +195,7 @@ redis.register_function{
             -- signatures of other keys do not hold for these
             if held then sigs_drop(user, device, nil) end
             redis.call('HSET', keys[1], device, a[3])
-            keys_changed(user)
+            keys_changed(user, { { id = device, keys = a[3] } })
         end
         return otk_counts(user, device)
     end

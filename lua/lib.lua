@@ -57,3 +57,55 @@ redis.register_function{
     callback = function() return VERSION end,
     flags = { 'no-writes', 'allow-stale' }
 }
+
+
+-- Outbound EDUs: mx:edus, the fedsender's stream (lua/fedq.lua queues
+-- them).  Entries: kind 'edu', room (to the servers of the room's joined
+-- members) or dest (one server), edu (the EDU's JSON), keep ('1': never
+-- dropped, however long the destination is down).
+
+-- the servers with a joined member of a room (mx:{<room>}:servers, which
+-- mx_room_store keeps), made from the members once for a room older than
+-- that key: a hash of server -> members joined
+local function room_servers_key(room)
+    local sk = 'mx:{' .. room .. '}:servers'
+    if redis.call('EXISTS', sk) == 0 then
+        local m = redis.call('HGETALL', 'mx:{' .. room .. '}:members')
+        for i = 1, #m, 2 do
+            local srv = m[i + 1] == 'join' and string.match(m[i], '^@[^:]*:(.+)$')
+            if srv then redis.call('HINCRBY', sk, srv, 1) end
+        end
+    end
+    return sk
+end
+
+-- a room with a joined member of another server than self
+local function edu_room_remote(room, self)
+    local sk = room_servers_key(room)
+    local n = redis.call('HLEN', sk)
+    return n > 1 or (n == 1 and redis.call('HEXISTS', sk, self) == 0)
+end
+
+local function edu_out(where, to, edu, keep)
+    redis.call('XADD', 'mx:edus', '*', 'kind', 'edu', where, to, 'edu', edu,
+               'keep', keep and '1' or '0')
+end
+
+-- the servers other than the user's own with a member joined to a room
+-- the user is joined to (given the user's rooms, HGETALL of rooms)
+local function edu_user_servers(user, rooms)
+    local self = string.match(user, '^@[^:]*:(.+)$')
+    local out, seen = {}, {}
+    for i = 1, #rooms, 2 do
+        if string.sub(rooms[i + 1], 1, 5) == 'join ' then
+            local sk = room_servers_key(rooms[i])
+            for _, s in ipairs(redis.call('HKEYS', sk)) do
+                if s ~= self and not seen[s] then
+                    seen[s] = true
+                    out[#out + 1] = s
+                end
+            end
+        end
+    end
+    return out
+end

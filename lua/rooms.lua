@@ -149,10 +149,23 @@ redis.register_function{
                                 end
                             end
                         end
+                        -- (made from the members first in an older room)
+                        local sk = room_servers_key(room)
+                        local was = redis.call('HGET', mk, skey)
                         if m == '' then
                             redis.call('HDEL', mk, skey)
                         else
                             redis.call('HSET', mk, skey, m)
+                        end
+                        -- the servers with a joined member: where the
+                        -- room's events and EDUs go
+                        if (was == 'join') ~= (m == 'join') then
+                            local srv = string.match(skey, '^@[^:]*:(.+)$')
+                            if srv then
+                                local n = redis.call('HINCRBY', sk, srv,
+                                                     m == 'join' and 1 or -1)
+                                if n <= 0 then redis.call('HDEL', sk, srv) end
+                            end
                         end
                     end
                 end

@@ -141,7 +141,7 @@ local function edu_receipt(origin, c, now)
                     for _, id in ipairs(r.event_ids) do
                         if type(id) == 'string'
                            and not receipt_check(room, user, id) then
-                            receipt_put(room, user, 'm.read', id, thread, now)
+                            receipt_put(room, user, 'm.read', id, thread, now, true)
                             n = n + 1
                         end
                     end

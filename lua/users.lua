@@ -225,7 +225,8 @@ redis.register_function{
         else
             device_delete(a[1], a[2])
         end
-        keys_changed(a[1])
+        keys_changed(a[1], a[2] ~= '' and { { id = a[2], deleted = true } }
+                           or nil)
         return 'OK'
     end
 }
@@ -238,10 +239,12 @@ redis.register_function{
 redis.register_function{
     function_name = 'mx_devices_delete',
     callback = function(keys, a)
+        local gone = {}
         for i = 2, #a do
             device_delete(a[1], a[i])
+            gone[#gone + 1] = { id = a[i], deleted = true }
         end
-        keys_changed(a[1])
+        keys_changed(a[1], gone)
         return 'OK'
     end
 }
@@ -293,7 +296,9 @@ redis.register_function{
         if redis.call('EXISTS', dk) == 0 then return 0 end
         redis.call('HSET', dk, 'display_name', a[3])
         -- the name is in the device's keys as others see them
-        keys_changed(a[1])
+        keys_changed(a[1], { { id = a[2], name = a[3],
+                               keys = redis.call('HGET', ukey(a[1], 'devkeys'),
+                                                 a[2]) or nil } })
         return 1
     end
 }
@@ -330,9 +335,15 @@ redis.register_function{
     callback = function(keys, a)
         redis.call('HSET', keys[1], 'deactivated', '1', 'deactivated_ts', a[2])
         redis.call('HDEL', keys[1], 'password')
+        -- other servers hear of every device gone; nothing follows, so
+        -- the numbering of the updates goes too
+        local gone = {}
+        for _, d in ipairs(redis.call('SMEMBERS', ukey(a[1], 'devices'))) do
+            gone[#gone + 1] = { id = d, deleted = true }
+        end
         devices_delete_all(a[1], nil)
-        keys_changed(a[1])
-        redis.call('DEL', ukey(a[1], 'profile'))
+        keys_changed(a[1], gone)
+        redis.call('DEL', ukey(a[1], 'profile'), ukey(a[1], 'devlist_seq'))
         return 'OK'
     end
 }

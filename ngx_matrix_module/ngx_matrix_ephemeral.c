@@ -173,6 +173,9 @@ ngx_matrix_typing(ngx_matrix_req_t *mr)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the room's other servers get an m.typing EDU (lua/ephemeral.lua) */
+    ngx_matrix_cmd_str(&c, &mr->mcf->server_name);
+
     if (timeout > 0) {
         ngx_matrix_typing_timer(mr, room, (ngx_msec_t) timeout);
     }
@@ -318,8 +321,8 @@ ngx_matrix_read_markers(ngx_matrix_req_t *mr)
 
 /*
  * PUT /sendToDevice/{eventType}/{txnId}: {"messages": {user_id: {device_id
- * or "*": content}}}.  Messages to users of other servers go with
- * federation (issue 8); here they are left out.
+ * or "*": content}}}.  Messages to users of other servers leave with
+ * federation: mx_todevice_send puts them on mx:edus for the fedsender.
  */
 
 ngx_int_t
@@ -329,9 +332,8 @@ ngx_matrix_send_to_device(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_t   c;
     mx_pool_t         *pool;
     mx_json_t         *msgs, *devs;
-    const char        *server;
     char              *content;
-    size_t             i, j, len, slen;
+    size_t             i, j, len;
 
     pool = ngx_matrix_pool(mr);
 
@@ -364,6 +366,7 @@ ngx_matrix_send_to_device(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_str(&c, &mr->user_id);
     ngx_matrix_cmd_str(&c, &mr->params[0]);
     ngx_matrix_cmd_str(&c, &mr->params[1]);
+    ngx_matrix_cmd_str(&c, &mr->mcf->server_name);
 
     for (i = 0; i < msgs->u.o.n; i++) {
         devs = msgs->u.o.m[i].value;
@@ -375,14 +378,6 @@ ngx_matrix_send_to_device(ngx_matrix_req_t *mr)
             return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
                                          "M_BAD_JSON", "messages maps user"
                                          " IDs to objects of devices.");
-        }
-
-        server = mx_id_server(msgs->u.o.m[i].key, msgs->u.o.m[i].key_len,
-                              &slen);
-        if (slen != mr->mcf->server_name.len
-            || ngx_strncmp(server, mr->mcf->server_name.data, slen) != 0)
-        {
-            continue;
         }
 
         for (j = 0; j < devs->u.o.n; j++) {

@@ -1,10 +1,12 @@
 /*
  * fedsender: outbound federation.
  *
- * One consumer loop (mxw_consume, group "fedsender") reads two streams:
+ * One consumer loop (mxw_consume, group "fedsender") reads three streams:
  *
- *   mx:output   accepted events; sending them to the other servers of their
- *               rooms, as transactions, is the next piece (fs_event)
+ *   mx:output   accepted events: those built here are queued for the other
+ *               servers of their rooms and go as transactions
+ *               (fedsender_txn.c)
+ *   mx:edus     EDUs of local users (typing, to-device...), the same way
  *   mx:fedjobs  jobs of the module (docs/redis.md, notes of issue 8):
  *               "keys" (fetch a server's signing keys into the key cache)
  *               and "request" (a signed request on the module's behalf)
@@ -33,8 +35,7 @@
 #include <mx_server_name.h>
 #include <mx_sign.h>
 
-#include "mxw.h"
-#include "mxw_fed.h"
+#include "fedsender.h"
 
 
 #define FS_JOBS          "mx:fedjobs"
@@ -61,8 +62,8 @@ struct fs_job_s {
 };
 
 
-static mxw_t      *fs_w;
-static mxw_fed_t  *fs_fed;
+mxw_t             *fs_w;
+mxw_fed_t         *fs_fed;
 static fs_job_t   *fs_jobs;
 
 
@@ -787,30 +788,11 @@ fs_job(mxw_t *w, const mxw_entry_t *e, char *why, size_t why_len)
 }
 
 
-/* --- the output log ------------------------------------------------------ */
-
-/*
- * An accepted event.  Sending it to the other servers of the room, in
- * transactions (one in flight per destination, with backoff), comes next:
- * its place is here, with the transfers on mxw_fed like the jobs'.
- */
-
-static mxw_result_t
-fs_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
-    size_t why_len)
-{
-    (void) w;
-    (void) e;
-    (void) data;
-    (void) why;
-    (void) why_len;
-
-    return MXW_DONE;
-}
-
+/* the output log's events and the EDUs: fedsender_txn.c */
 
 static mxw_kind_t  kinds[] = {
     { "event", fs_event },
+    { "edu", fs_edu },
     { NULL, NULL }
 };
 
@@ -827,22 +809,25 @@ fs_entry(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
 }
 
 
-/* between reads: move the transfers on; the next read blocks only when
- * there are none */
+/* between reads: move the transfers on, start the transactions due; the
+ * next read blocks only when nothing is in flight, and no longer than
+ * the next backoff lasts */
 
 static int
 fs_tick(mxw_t *w, void *data)
 {
+    int  wait;
+
     (void) w;
     (void) data;
 
-    if (!mxw_fed_active(fs_fed)) {
-        return -1;
+    if (mxw_fed_active(fs_fed)) {
+        mxw_fed_run(fs_fed, FS_POLL_MS);
     }
 
-    mxw_fed_run(fs_fed, FS_POLL_MS);
+    wait = fs_txn_tick();
 
-    return mxw_fed_active(fs_fed) ? 0 : -1;
+    return mxw_fed_active(fs_fed) ? 0 : wait;
 }
 
 
@@ -852,7 +837,7 @@ main(int argc, char **argv)
     mxw_t            w;
     mxw_consumer_t   cs;
     const char      *consumer;
-    const char      *streams[] = { "mx:output", FS_JOBS };
+    const char      *streams[] = { "mx:output", FS_JOBS, "mx:edus" };
 
     mxw_init(&w, "fedsender", argc, argv, &consumer, NULL, NULL);
     fs_w = &w;
@@ -866,7 +851,7 @@ main(int argc, char **argv)
     cs.group = FS_GROUP;
     cs.consumer = consumer;
     cs.streams = streams;
-    cs.nstreams = 2;
+    cs.nstreams = 3;
     cs.handler = fs_entry;
     cs.data = kinds;
     cs.tick = fs_tick;
@@ -876,7 +861,8 @@ main(int argc, char **argv)
     cs.batch = 256;
     cs.gather_ms = 5;
 
-    mxw_info(&w, "consuming mx:output and %s as %s", FS_JOBS, consumer);
+    mxw_info(&w, "consuming mx:output, %s and mx:edus as %s", FS_JOBS,
+             consumer);
 
     if (mxw_connect(&w) != 0) {
         mxw_fed_fini(fs_fed);
@@ -892,6 +878,8 @@ main(int argc, char **argv)
     while (fs_jobs) {
         fs_job_forget(fs_jobs);
     }
+
+    fs_txn_fini();
 
     mxw_info(&w, "stopped");
     mxw_fini(&w);
