@@ -118,6 +118,7 @@ for my $i (1 .. $N) {
     }
 }
 
+$srv->redis_cmd('CONFIG', 'RESETSTAT') if $ENV{BENCH_DEBUG};
 my $t0 = time;
 my $errors = 0;
 $errors += put_txn(@$_) for @txns;
@@ -125,3 +126,9 @@ my $dt = time - $t0;
 
 printf "== inbound federation: %d signed PDUs from one server, transactions of %d, one in flight\n", $N, $per;
 printf "  %.0f PDUs/s accepted (%.2f s, %d per-PDU errors)\n", $N / $dt, $dt, $errors;
+# BENCH_DEBUG=1: where Redis spent its time
+if ($ENV{BENCH_DEBUG}) {
+    my @s = sort { $b->[1] <=> $a->[1] } map { /^cmdstat_(\S+?):calls=(\d+),usec=(\d+)/ ? [$1, $3, $2] : () }
+            split /\r?\n/, $srv->redis_cmd('INFO', 'commandstats');
+    printf "  redis %-24s %8d usec %6d calls\n", @$_ for @s[0 .. ($#s < 9 ? $#s : 9)];
+}
