@@ -427,6 +427,10 @@ ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
         }
     }
 
+    if (s->prepared) {
+        return s->prepared(mr);
+    }
+
     ngx_matrix_lane_apply(mr, s);
 
     return ngx_matrix_send_build(mr);

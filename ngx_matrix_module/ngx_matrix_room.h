@@ -48,6 +48,10 @@ typedef struct {
     unsigned                    quiet:1;    /* done() with NULL instead of
                                                an error answer */
     ngx_matrix_sent_pt          done;       /* instead of {"event_id"} */
+    ngx_int_t                 (*prepared)(ngx_matrix_req_t *mr);
+                                            /* instead of build and submit:
+                                               s->rv, state, prev are read
+                                               (make_join's template) */
     void                       *data;
 } ngx_matrix_send_t;
 
