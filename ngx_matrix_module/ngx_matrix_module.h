@@ -399,6 +399,12 @@ ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
 /* ngx_matrix_federation.c */
 ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_fedjoin.c */
+ngx_int_t ngx_matrix_fed_make_join(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_make_leave(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_send_join(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_send_leave(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_notary.c */
 ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);
 
