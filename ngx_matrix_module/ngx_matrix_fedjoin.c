@@ -30,6 +30,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <mx_base64.h>
 #include <mx_build.h>
 #include <mx_event.h>
 #include <mx_ids.h>
@@ -615,6 +616,350 @@ ngx_matrix_fed_send_state(ngx_matrix_req_t *mr, redisReply *reply)
         || mx_json_set(pool, body, "members_omitted", mx_json_bool(pool, 0))
            != 0)
     {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
+/*
+ * PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
+ *   {room_version, event, invite_room_state}: another server invites a
+ *   local user to one of its rooms.  The event is checked (shape, ID, the
+ *   sender of the origin, signed by it: the key from the cache, where the
+ *   request's own signature put it), countersigned with this server's key,
+ *   kept with the stripped state for the user's /sync (mx_remote_invite),
+ *   and answered {event}.
+ *
+ *   Only rooms this server does not have: an invite into a room it has
+ *   (a remote user inviting a local one there) comes through /send.
+ */
+
+typedef struct {
+    ngx_str_t                   user_id;
+    const mx_room_version_t    *rv;
+    mx_json_t                  *event;
+    mx_json_t                  *stripped;
+    redisReply                 *keys;       /* {key id, pk, ...} */
+} ngx_matrix_fedinvite_t;
+
+
+static ngx_int_t ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_fed_invite_stored(ngx_matrix_req_t *mr,
+    redisReply *reply);
+
+
+ngx_int_t
+ngx_matrix_fed_invite(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_fedinvite_t  *inv;
+    ngx_matrix_cmd_t         c;
+    ngx_str_t                key, local, server;
+    mx_pool_t               *pool;
+    mx_json_t               *ev;
+    const char              *v, *sender, *why, *id, *target;
+    size_t                   len, slen, tlen;
+    u_char                   extra[64];
+
+    pool = ngx_matrix_pool(mr);
+
+    inv = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_fedinvite_t));
+    if (inv == NULL || pool == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mr->data = inv;
+
+    v = mx_json_get_str(mr->body, "room_version", &len);
+    inv->rv = v ? mx_room_version(v, len) : NULL;
+    if (inv->rv == NULL) {
+        ngx_snprintf(extra, sizeof(extra), "\"room_version\":\"%*s\"%Z",
+                     v ? ngx_min(len, 32) : 0, v ? v : "");
+
+        return ngx_matrix_send_error_extra(mr->r, NGX_HTTP_BAD_REQUEST,
+                                           "M_INCOMPATIBLE_ROOM_VERSION",
+                                           (char *) extra, "This server does"
+                                           " not support the room's"
+                                           " version.");
+    }
+
+    ev = mx_json_get_obj(mr->body, "event");
+    inv->event = ev;
+    inv->stripped = mx_json_get_arr(mr->body, "invite_room_state");
+
+    if (ev == NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "event must be an"
+                                     " object.");
+    }
+
+    why = NULL;
+
+    if (mx_event_check_pdu(pool, ev, inv->rv, &why) != 0) {
+        /* why is set */
+
+    } else if ((v = mx_json_get_str(ev, "room_id", &len)) == NULL
+               || len != mr->params[0].len
+               || ngx_strncmp(v, mr->params[0].data, len) != 0)
+    {
+        why = "room_id is not the room of the path";
+
+    } else if ((v = mx_json_get_str(ev, "type", NULL)) == NULL
+               || ngx_strcmp(v, "m.room.member") != 0
+               || (v = mx_json_get_str(mx_json_get_obj(ev, "content"),
+                                       "membership", NULL)) == NULL
+               || ngx_strcmp(v, "invite") != 0)
+    {
+        why = "not an invite";
+
+    } else if ((sender = mx_json_get_str(ev, "sender", &slen)) == NULL
+               || ngx_matrix_fed_user_server(sender, slen, &server) != NGX_OK
+               || server.len != mr->origin.len
+               || ngx_strncmp(server.data, mr->origin.data, server.len) != 0)
+    {
+        why = "the sender is not of the origin server";
+
+    } else if ((id = mx_event_id(pool, ev, inv->rv)) == NULL
+               || ngx_strlen(id) != mr->params[1].len
+               || ngx_strncmp(id, mr->params[1].data, mr->params[1].len)
+                  != 0)
+    {
+        why = "the event ID of the path is not the event's";
+    }
+
+    if (why != NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "%s", why);
+    }
+
+    target = mx_json_get_str(ev, "state_key", &tlen);
+    inv->user_id.data = (u_char *) target;
+    inv->user_id.len = tlen;
+
+    if (ngx_matrix_user_id_local(mr, &inv->user_id, &local) != NGX_OK) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "The invitee is not"
+                                     " a user of this server.");
+    }
+
+    /* the sender's server's keys, from the cache */
+    key.len = sizeof("mx:serverkeys:{}") - 1 + mr->origin.len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:serverkeys:{%V}", &mr->origin);
+
+    c.n = 0;
+    c.overflow = 0;
+    ngx_matrix_cmd_cstr(&c, "HGETALL");
+    ngx_matrix_cmd_str(&c, &key);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_invite_keys);
+}
+
+
+static const unsigned char *
+ngx_matrix_fed_invite_key(void *ctx, const char *server, const char *key_id,
+    int64_t ts)
+{
+    ngx_matrix_req_t        *mr = ctx;
+    ngx_matrix_fedinvite_t  *inv;
+    redisReply              *r;
+    unsigned char           *pk;
+    mx_pool_t               *pool;
+    size_t                   i;
+    ssize_t                  n;
+
+    (void) ts;
+
+    inv = mr->data;
+    r = inv->keys;
+    pool = ngx_matrix_pool(mr);
+
+    if (ngx_strlen(server) != mr->origin.len
+        || ngx_strncmp(server, mr->origin.data, mr->origin.len) != 0)
+    {
+        return NULL;
+    }
+
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        if (ngx_strlen(key_id) != r->element[i]->len
+            || ngx_strncmp(key_id, r->element[i]->str, r->element[i]->len)
+               != 0)
+        {
+            continue;
+        }
+
+        pk = mx_palloc(pool, mx_base64_decoded_max(r->element[i + 1]->len));
+        n = pk ? mx_base64_decode(r->element[i + 1]->str,
+                                  r->element[i + 1]->len, pk, MX_BASE64_STD)
+               : -1;
+
+        return n == 32 ? pk : NULL;
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_fedinvite_t  *inv;
+    ngx_matrix_cmd_t         c;
+    ngx_str_t                key;
+    mx_pool_t               *pool;
+    const char              *why;
+
+    inv = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    inv->keys = reply;
+    why = NULL;
+
+    if (mx_event_verify(pool, inv->event, inv->rv, ngx_matrix_fed_invite_key,
+                        mr, &why)
+        != MX_EVENT_OK)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
+                                     "The invite's signature or hash does"
+                                     " not verify: %s",
+                                     why ? why : "invalid");
+    }
+
+    inv->keys = NULL;                   /* the reply goes with this call */
+
+    if (mx_event_sign(pool, inv->event, inv->rv,
+                      (char *) mr->mcf->server_name.data,
+                      mr->mcf->signing_key)
+        != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a room this server has: not by this endpoint (see above) */
+    key.len = sizeof("mx:{}:room") - 1 + mr->params[0].len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:room", &mr->params[0]);
+
+    c.n = 0;
+    c.overflow = 0;
+    ngx_matrix_cmd_cstr(&c, "HEXISTS");
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_cstr(&c, "version");
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_invite_room);
+}
+
+
+static ngx_int_t
+ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_fedinvite_t  *inv;
+    ngx_matrix_cmd_t         c;
+    ngx_str_t                key;
+    mx_pool_t               *pool;
+    mx_json_t               *s;
+    char                    *pdu, *one, *all;
+    size_t                   len, n, total;
+    size_t                   i;
+    u_char                  *p;
+
+    inv = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_UNRECOGNIZED", "This server is in"
+                                     " the room: the invite comes with"
+                                     " /send.");
+    }
+
+    pdu = mx_json_encode(pool, inv->event, mx_event_json_flags(inv->rv),
+                         &len);
+    if (pdu == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the stripped state events, canonical, joined by \x1e */
+    all = "";
+    total = 0;
+
+    for (i = 0; inv->stripped && i < inv->stripped->u.a.n; i++) {
+        s = inv->stripped->u.a.v[i];
+        if (s == NULL || s->type != MX_JSON_OBJECT) {
+            continue;
+        }
+
+        one = mx_json_encode(pool, s, 0, &n);
+        if (one == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = (u_char *) mx_palloc(pool, total + 1 + n + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(p, all, total);
+        if (total) {
+            p[total++] = '\036';
+        }
+        ngx_memcpy(p + total, one, n);
+        total += n;
+        p[total] = '\0';
+        all = (char *) p;
+    }
+
+    key.len = sizeof("mx:{}:invited:") - 1 + mr->params[0].len
+              + inv->user_id.len;
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%V}:invited:%V", &mr->params[0],
+                &inv->user_id);
+
+    ngx_matrix_fcall_init(&c, "mx_remote_invite", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, &mr->params[0]);
+    ngx_matrix_cmd_str(&c, &inv->user_id);
+    ngx_matrix_cmd_str(&c, &mr->params[1]);
+    ngx_matrix_cmd_add(&c, pdu, len);
+    ngx_matrix_cmd_add(&c, all, total);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_invite_stored);
+}
+
+
+static ngx_int_t
+ngx_matrix_fed_invite_stored(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_fedinvite_t  *inv;
+    mx_pool_t               *pool;
+    mx_json_t               *body;
+
+    inv = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body = mx_json_object(pool);
+    if (body == NULL || mx_json_set(pool, body, "event", inv->event) != 0) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

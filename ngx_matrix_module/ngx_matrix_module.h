@@ -404,6 +404,7 @@ ngx_int_t ngx_matrix_fed_make_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_make_leave(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_send_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_send_leave(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_invite(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_notary.c */
 ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);

@@ -203,6 +203,8 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       ngx_matrix_fed_send_join, NGX_MATRIX_FED },
     { "/_matrix/federation/v2/send_leave/:roomId/:eventId", PUT,
       ngx_matrix_fed_send_leave, NGX_MATRIX_FED },
+    { "/_matrix/federation/v2/invite/:roomId/:eventId", PUT,
+      ngx_matrix_fed_invite, NGX_MATRIX_FED },
     { "/_matrix/key/v2/server", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/server/:keyId", GET, ngx_matrix_key_server, 0 },
     { "/_matrix/key/v2/query", POST, ngx_matrix_key_query, 0 },
