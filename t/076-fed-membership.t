@@ -19,6 +19,7 @@ use lib 't/lib';
 use Test::Matrix;
 use Test::Matrix::Fed;
 use JSON::PP;
+use Time::HiRes qw(time);
 
 # no fedsender: every key is in the cache already
 my $b = Test::Matrix::Server::daemon_build();
@@ -181,5 +182,59 @@ is($m{$bob}, 'leave', 'bob has left');
 
 ($status, $body) = fed(PUT => '/_matrix/federation/v2/send_leave/' . esc($room) . '/' . esc($jid), $join);
 is($status, 400, 'a join sent to send_leave: 400');
+
+# --- invite v2: remote.example invites alice to one of its rooms --------------
+my $rroom = '!elsewhere:remote.example';
+my $aid = "\@alice:$here";
+my $invite = { type => 'm.room.member', room_id => $rroom, sender => $bob, state_key => $aid,
+               content => { membership => 'invite' }, depth => 5,
+               origin_server_ts => int(time * 1000),
+               prev_events => [ '$' . ('P' x 43) ], auth_events => [ '$' . ('A' x 43) ] };
+my ($iev, $iid) = sign_event($invite, $remote, '10');
+my $stripped = [ { type => 'm.room.name', state_key => '', sender => $bob, content => { name => 'Elsewhere' } },
+                 { type => 'm.room.join_rules', state_key => '', sender => $bob,
+                   content => { join_rule => 'invite' } } ];
+my $iuri = '/_matrix/federation/v2/invite/' . esc($rroom) . '/' . esc($iid);
+
+($status, $body) = fed(PUT => $iuri, { room_version => '10', event => $iev,
+                                        invite_room_state => $stripped });
+is($status, 200, 'invite: 200') or diag explain $body;
+ok($body->{event}{signatures}{$here}, 'countersigned by this server');
+ok($body->{event}{signatures}{'remote.example'}, "the inviter's signature kept");
+is($fed->ctl($json->encode($body->{event}), 'event-id', '--room-version', '10'), $iid,
+   'the same event');
+
+($status, $body) = $alice->get("$api/sync");
+my $ir = $body->{rooms}{invite}{$rroom};
+ok($ir, "alice's /sync lists the invite") or diag explain $body->{rooms};
+my %is = map { ("$_->{type}|$_->{state_key}" => $_) } @{ $ir->{invite_state}{events} // [] };
+is($is{'m.room.name|'}{content}{name}, 'Elsewhere', 'with the stripped state');
+is($is{"m.room.member|$aid"}{content}{membership}, 'invite', 'and the invite');
+is($is{"m.room.member|$aid"}{sender}, $bob, 'from bob');
+my $since = $body->{next_batch};
+
+($status, $body) = fed(PUT => $iuri, { room_version => '10', event => $iev,
+                                        invite_room_state => $stripped });
+is($status, 200, 'the same invite again: 200');
+($status, $body) = $alice->get("$api/sync?since=$since");
+ok(!$body->{rooms}{invite}{$rroom}, 'not a new invite for /sync');
+
+# refusals
+my ($fiev, $fiid) = sign_event({ %$invite, depth => 6 }, $forger, '10');
+($status, $body) = fed(PUT => '/_matrix/federation/v2/invite/' . esc($rroom) . '/' . esc($fiid),
+                       { room_version => '10', event => $fiev, invite_room_state => [] });
+is($status, 403, 'an invite whose signature does not verify: 403');
+
+my ($oev, $oid) = sign_event({ %$invite, state_key => '@zed:other.example' }, $remote, '10');
+($status, $body) = fed(PUT => '/_matrix/federation/v2/invite/' . esc($rroom) . '/' . esc($oid),
+                       { room_version => '10', event => $oev, invite_room_state => [] });
+is($status, 400, 'an invite of a user of another server: 400');
+
+($status, $body) = fed(PUT => $iuri, { room_version => '99', event => $iev, invite_room_state => [] });
+is($status, 400, 'an unknown room version: 400');
+is($body->{errcode}, 'M_INCOMPATIBLE_ROOM_VERSION', 'M_INCOMPATIBLE_ROOM_VERSION');
+
+($status, $body) = fed(PUT => $iuri, { room_version => '10', event => $iev }, $other);
+is($status, 400, 'an invite relayed by another server: 400');
 
 done_testing();
