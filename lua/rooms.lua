@@ -113,7 +113,9 @@ redis.register_function{
             return { pos, tonumber(sg), 0 }   -- rejected: nothing else
         end
         if string.find(a[5], 'o', 1, true) then
-            return output()                  -- an outlier changes nothing
+            -- an outlier (the state and auth chain a join brought) changes
+            -- nothing and is nobody's to see or send: no output entry
+            return { pos, tonumber(sg), 0 }
         end
 
         if depth > tonumber(redis.call('HGET', keys[1], 'depth') or '0') then
