@@ -10,8 +10,8 @@
  *   POST /rooms/{id}/unban   {user_id, reason}    leave, for a banned user
  *   PUT  /rooms/{id}/redact/{eventId}/{txnId}     m.room.redaction
  *
- * Joining a room of another server (make_join/send_join) comes with
- * federation; here a room this server does not have is 404 M_NOT_FOUND.
+ * Joining a room this server does not have goes through a server in it
+ * (make_join/send_join, ngx_matrix_fedjoin_out.c).
  */
 
 #include <ngx_config.h>
@@ -138,6 +138,9 @@ ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room)
     if (rc != NGX_OK) {
         return rc;
     }
+
+    /* a room this server does not have: joined through another server */
+    ((ngx_matrix_send_t *) mr->data)->unknown = ngx_matrix_fed_join_remote;
 
     return ngx_matrix_profile_own(mr, ngx_matrix_membership_profile);
 }
