@@ -220,6 +220,25 @@ redis.register_function{
 }
 
 
+-- mx_remote_invite_done: the invite to another server's room rejected
+-- there (make_leave/send_leave): the user's membership becomes 'leave'
+--   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   ARGV     room_id, user_id, the leave's event_id
+--   reply:   the position
+redis.register_function{
+    function_name = 'mx_remote_invite_done',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('DEL', keys[1])
+        room_touched(room, pos)
+        set_membership(room, user, 'leave', pos, a[3])
+        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
+        return pos
+    end
+}
+
+
 -- the stripped state an invitee sees of a room
 local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
                    'm.room.avatar', 'm.room.canonical_alias',
