@@ -20,6 +20,11 @@
  *        │
  *   200 {"room_id"}
  *
+ * The server asked: the first server_name of the request, else the
+ * sender's of the user's invite (mx:{<room>}:invited:<user>), else the room
+ * ID's.  A leave of such a room (rejecting a remote invite) takes the same
+ * way with make_leave/send_leave, and ends with mx_remote_invite_done.
+ *
  * Room versions 1 and 2 (event IDs the sender makes up) are not offered.
  */
 
@@ -46,14 +51,21 @@ typedef struct {
     mx_json_t                  *event;
     char                       *event_id;
     mx_json_t                  *answer;      /* send_join's body */
+    unsigned                    leave:1;     /* rejecting an invite */
 } ngx_matrix_rjoin_t;
 
 
 static ngx_int_t ngx_matrix_rjoin_request(ngx_matrix_req_t *mr,
     const char *method, ngx_str_t *path, char *body, size_t len,
     ngx_matrix_wait_pt next);
+static ngx_int_t ngx_matrix_rjoin_start(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr,
+    redisReply *reply);
 static ngx_int_t ngx_matrix_rjoin_made(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
+static ngx_int_t ngx_matrix_rjoin_leave_done(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_rjoin_left(ngx_matrix_req_t *mr,
+    redisReply *reply);
 static ngx_int_t ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static ngx_int_t ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr,
@@ -118,14 +130,13 @@ ngx_matrix_rjoin_path(ngx_matrix_req_t *mr, ngx_str_t *path,
 }
 
 
-ngx_int_t
-ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr)
+static ngx_int_t
+ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
 {
     ngx_matrix_send_t   *s;
     ngx_matrix_rjoin_t  *j;
-    ngx_str_t            path;
-    u_char              *colon;
-    size_t               len;
+    ngx_matrix_cmd_t     c;
+    ngx_str_t            key;
 
     s = mr->data;
 
@@ -135,24 +146,109 @@ ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr)
     }
 
     j->send = s;
+    j->leave = leave;
+    mr->data = j;
 
-    /* the server to ask: server_name, else the room ID's server */
-    if (ngx_matrix_arg(mr->r, "server_name", &j->server) != NGX_OK
-        || j->server.len == 0)
+    /* a server named by the client; else the inviter's, if invited */
+    if (!leave && ngx_matrix_arg(mr->r, "server_name", &j->server) == NGX_OK
+        && j->server.len)
     {
-        len = ngx_strlen(s->room_id);
-        colon = ngx_strlchr((u_char *) s->room_id,
-                            (u_char *) s->room_id + len, ':');
-        if (colon == NULL) {
-            return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND,
-                                         "M_NOT_FOUND", "Unknown room %s;"
-                                         " name a server in it with"
-                                         " server_name.", s->room_id);
-        }
-
-        j->server.data = colon + 1;
-        j->server.len = (u_char *) s->room_id + len - (colon + 1);
+        return ngx_matrix_rjoin_start(mr);
     }
+
+    key.len = sizeof("mx:{}:invited:") - 1 + ngx_strlen(s->room_id)
+              + ngx_strlen(s->sender);
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%s}:invited:%s", s->room_id, s->sender);
+
+    c.n = 0;
+    c.overflow = 0;
+    ngx_matrix_cmd_cstr(&c, "HGET");
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_cstr(&c, "event");
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_invited);
+}
+
+
+/* a local join of a room this server does not have */
+
+ngx_int_t
+ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_rjoin_new(mr, 0);
+}
+
+
+/* a local leave of such a room: the rejection of a remote invite */
+
+ngx_int_t
+ngx_matrix_fed_leave_remote(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_rjoin_new(mr, 1);
+}
+
+
+/* the invite, if any: its sender's server is in the room */
+
+static ngx_int_t
+ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_rjoin_t  *j;
+    ngx_matrix_send_t   *s;
+    mx_json_t           *inv;
+    mx_json_error_t      err;
+    const char          *sender, *id;
+    u_char              *colon;
+    size_t               len;
+
+    j = mr->data;
+    s = j->send;
+
+    sender = NULL;
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        inv = mx_json_parse(ngx_matrix_pool(mr), reply->str, reply->len,
+                            &err);
+        sender = mx_json_get_str(inv, "sender", NULL);
+    }
+
+    if (sender == NULL && j->leave) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Unknown room %s.", s->room_id);
+    }
+
+    /* the inviter's server, else the room ID's */
+    id = sender ? sender : s->room_id;
+    len = ngx_strlen(id);
+    colon = ngx_strlchr((u_char *) id, (u_char *) id + len, ':');
+
+    if (colon == NULL) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND,
+                                     "M_NOT_FOUND", "Unknown room %s;"
+                                     " name a server in it with"
+                                     " server_name.", s->room_id);
+    }
+
+    j->server.data = colon + 1;
+    j->server.len = (u_char *) id + len - (colon + 1);
+
+    return ngx_matrix_rjoin_start(mr);
+}
+
+
+static ngx_int_t
+ngx_matrix_rjoin_start(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_rjoin_t  *j;
+    ngx_matrix_send_t   *s;
+    ngx_str_t            path;
+
+    j = mr->data;
+    s = j->send;
 
     if (j->server.len == mr->mcf->server_name.len
         && ngx_strncmp(j->server.data, mr->mcf->server_name.data,
@@ -162,12 +258,12 @@ ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr)
                                      "Unknown room %s.", s->room_id);
     }
 
-    mr->data = j;
-
-    if (ngx_matrix_rjoin_path(mr, &path, "/_matrix/federation/v1/make_join",
-                              s->room_id, s->sender,
-                              "?ver=3&ver=4&ver=5&ver=6&ver=7&ver=8&ver=9"
-                              "&ver=10&ver=11&ver=12")
+    if (ngx_matrix_rjoin_path(mr, &path, j->leave
+                              ? "/_matrix/federation/v1/make_leave"
+                              : "/_matrix/federation/v1/make_join",
+                              s->room_id, s->sender, j->leave ? ""
+                              : "?ver=3&ver=4&ver=5&ver=6&ver=7&ver=8&ver=9"
+                                "&ver=10&ver=11&ver=12")
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -301,7 +397,8 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     s = j->send;
     pool = ngx_matrix_pool(mr);
 
-    body = ngx_matrix_rjoin_body(mr, answer, "make_join", &rc);
+    body = ngx_matrix_rjoin_body(mr, answer,
+                                 j->leave ? "make_leave" : "make_join", &rc);
     if (body == NULL) {
         return rc;
     }
@@ -370,8 +467,9 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     text = mx_json_encode(pool, ev, mx_event_json_flags(j->rv), &len);
 
     if (j->event_id == NULL || text == NULL
-        || ngx_matrix_rjoin_path(mr, &path,
-                                 "/_matrix/federation/v2/send_join",
+        || ngx_matrix_rjoin_path(mr, &path, j->leave
+                                 ? "/_matrix/federation/v2/send_leave"
+                                 : "/_matrix/federation/v2/send_join",
                                  s->room_id, j->event_id, "")
            != NGX_OK)
     {
@@ -380,6 +478,46 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
 
     return ngx_matrix_rjoin_request(mr, "PUT", &path, text, len,
                                     ngx_matrix_rjoin_sent);
+}
+
+
+/* the invite rejected at the resident: the user's membership here too */
+
+static ngx_int_t
+ngx_matrix_rjoin_leave_done(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_rjoin_t  *j;
+    ngx_matrix_send_t   *s;
+    ngx_matrix_cmd_t     c;
+    ngx_str_t            key;
+
+    j = mr->data;
+    s = j->send;
+
+    key.len = sizeof("mx:{}:invited:") - 1 + ngx_strlen(s->room_id)
+              + ngx_strlen(s->sender);
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%s}:invited:%s", s->room_id, s->sender);
+
+    ngx_matrix_fcall_init(&c, "mx_remote_invite_done", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_cstr(&c, s->room_id);
+    ngx_matrix_cmd_cstr(&c, s->sender);
+    ngx_matrix_cmd_cstr(&c, j->event_id);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_left);
+}
+
+
+static ngx_int_t
+ngx_matrix_rjoin_left(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    (void) reply;
+
+    return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, (u_char *) "{}", 2);
 }
 
 
@@ -395,9 +533,15 @@ ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
 
     j = mr->data;
 
-    j->answer = ngx_matrix_rjoin_body(mr, answer, "send_join", &rc);
+    j->answer = ngx_matrix_rjoin_body(mr, answer,
+                                      j->leave ? "send_leave" : "send_join",
+                                      &rc);
     if (j->answer == NULL) {
         return rc;
+    }
+
+    if (j->leave) {
+        return ngx_matrix_rjoin_leave_done(mr);
     }
 
     if (mx_json_get_arr(j->answer, "state") == NULL

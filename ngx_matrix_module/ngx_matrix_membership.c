@@ -236,7 +236,15 @@ ngx_matrix_membership(ngx_matrix_req_t *mr)
 
     if (ngx_matrix_is("leave")) {
         rc = ngx_matrix_membership_send(mr, room, NULL, "leave");
-        return rc == NGX_OK ? ngx_matrix_send_start(mr) : rc;
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        /* an invite to a room of another server: rejected there */
+        ((ngx_matrix_send_t *) mr->data)->unknown =
+                                              ngx_matrix_fed_leave_remote;
+
+        return ngx_matrix_send_start(mr);
     }
 
     if (ngx_matrix_is("invite")) {

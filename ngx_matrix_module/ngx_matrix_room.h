@@ -71,6 +71,7 @@ const mx_auth_event_t *ngx_matrix_room_event(ngx_matrix_req_t *mr,
 
 /* ngx_matrix_fedjoin_out.c: a local user joins a room of another server */
 ngx_int_t ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_leave_remote(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_lane.c */
 void ngx_matrix_lane_apply(ngx_matrix_req_t *mr, ngx_matrix_send_t *s);
