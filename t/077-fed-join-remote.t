@@ -14,6 +14,8 @@ use warnings;
 use lib 't/lib';
 
 use Test::Matrix;
+use Test::Matrix::Fed;
+use JSON::PP;
 
 %Test::Matrix::ServerOptions = (federation => 1);
 
@@ -77,5 +79,58 @@ is($body->{errcode}, 'M_NOT_FOUND', 'M_NOT_FOUND');
 ($status, $body) = $bob->post("$api/join/" . esc($body->{room_id}) . $via, {});
 is($status, 403, 'an invite-only room: 403');
 is($body->{errcode}, 'M_FORBIDDEN', 'M_FORBIDDEN');
+
+# --- invites from A, accepted and rejected on B ------------------------------
+# A does not send its invites to other servers yet (outbound invites); the
+# test plays that part: the invite as A stored it, to B's /v2/invite,
+# signed with A's own key.
+my $fed = Test::Matrix::Fed->new(server => $B);
+my $akey = { server => $A->server_name, file => $A->dir . '/signing.key' };
+($akey->{id}) = split ' ', $fed->ctl('', 'public-key', '-k', $akey->{file});
+
+sub invite_from_a {
+    my ($room) = @_;
+    my ($status) = $alice->post("$api/rooms/" . esc($room) . '/invite', { user_id => $bob->user_id });
+    is($status, 200, 'alice invites bob (on A)');
+    my $state = { @{ $A->redis_cmd('HGETALL', "mx:{$room}:state") } };
+    my $id = $state->{"m.room.member\x1f" . $bob->user_id};
+    my $ev = JSON::PP->new->decode($A->redis_cmd('HGET', "mx:{$room}:pdu", $id));
+    my $uri = '/_matrix/federation/v2/invite/' . esc($room) . '/' . esc($id);
+    my $content = { room_version => '12', event => $ev,
+                    invite_room_state => [ { type => 'm.room.name', state_key => '', sender => $alice->user_id,
+                                             content => { name => 'Back room' } } ] };
+    my $http = Test::Matrix::Client->new(server => $B, base => $B->fed_url);
+    ($status, my $body) = $http->request('PUT', $uri, $content,
+                                         headers => { Authorization => $fed->xmatrix($akey, PUT => $uri, $content) });
+    is($status, 200, "B takes A's invite") or diag explain $body;
+}
+
+for my $case ('accept', 'reject') {
+    ($status, $body) = $alice->post("$api/createRoom", { preset => 'private_chat', name => 'Back room' });
+    my $priv = $body->{room_id};
+    invite_from_a($priv);
+    ($status, $body) = $bob->get("$api/sync");
+    ok($body->{rooms}{invite}{$priv}, "$case: bob's /sync shows the invite");
+
+    if ($case eq 'accept') {
+        ($status, $body) = $bob->post("$api/join/" . esc($priv), {});
+        is($status, 200, 'bob accepts: joined through the inviter\'s server') or diag explain $body;
+        ($status, $body) = $alice->get("$api/rooms/" . esc($priv) . '/members');
+        my %m = map { ($_->{state_key} => $_->{content}{membership}) } @{ $body->{chunk} // [] };
+        is($m{$bob->user_id}, 'join', "A: bob joined the invite-only room");
+        ($status, $body) = $bob->get("$api/sync");
+        ok($body->{rooms}{join}{$priv}, "B: bob's /sync has the room as joined");
+    } else {
+        ($status, $body) = $bob->post("$api/rooms/" . esc($priv) . '/leave', {});
+        is($status, 200, 'bob rejects: make_leave/send_leave at A') or diag explain $body;
+        ($status, $body) = $alice->get("$api/rooms/" . esc($priv) . '/members');
+        my %m = map { ($_->{state_key} => $_->{content}{membership}) } @{ $body->{chunk} // [] };
+        is($m{$bob->user_id}, 'leave', 'A: bob has left');
+        ($status, $body) = $bob->get("$api/joined_rooms");
+        ok(!(grep { $_ eq $priv } @{ $body->{joined_rooms} }), 'B: not joined');
+        ($status, $body) = $bob->get("$api/sync");
+        ok(!$body->{rooms}{invite}{$priv}, 'B: the invite is gone from /sync');
+    }
+}
 
 done_testing();
