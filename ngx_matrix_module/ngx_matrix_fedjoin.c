@@ -1,9 +1,11 @@
 /*
  * Membership over federation, the resident side: another server's user
- * joins or leaves a room of this server.
+ * joins, leaves or knocks on a room of this server, or invites one of
+ * its users.
  *
  *   GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=..
  *   GET /_matrix/federation/v1/make_leave/{roomId}/{userId}
+ *   GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=..
  *        the user must be of the origin; the room's current state read as
  *        for a local send (mx_room_prepare), the event built by core/mx_build
  *        with the auth rules checked (403 when they refuse), and answered
@@ -11,12 +13,14 @@
  *
  *   PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}
  *   PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}
+ *   PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
  *        the event's shape and ID checked here; appended to the room's
  *        input shard with origin = the joining server, so the roomserver
  *        checks its hashes and signatures (roomserver_verify.c) and the
  *        auth rules as for every remote event; the request waits for the
  *        verdict.  A join is answered with the state before it and the
- *        auth chain (mx_room_fed_join_state), a leave with {}.
+ *        auth chain (mx_room_fed_join_state), a leave with {}, a knock
+ *        with the stripped state of the room.
  *
  *        origin ──► X-Matrix ──► shape, ID ──► XADD mx:input:<n>
  *             kind=event origin=<server> reply req       │
@@ -198,6 +202,13 @@ ngx_matrix_fed_make_leave(ngx_matrix_req_t *mr)
 }
 
 
+ngx_int_t
+ngx_matrix_fed_make_knock(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_fed_make(mr, "knock");
+}
+
+
 /*
  * The room is read: the version asked for, then the event built and
  * checked by the auth rules as a local send would be, and answered without
@@ -216,7 +227,7 @@ ngx_matrix_fed_template(ngx_matrix_req_t *mr)
     s = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (ngx_strcmp((char *) s->data, "join") == 0
+    if (ngx_strcmp((char *) s->data, "leave") != 0
         && !ngx_matrix_fed_ver_ok(mr->r, s->rv->id))
     {
         ngx_snprintf(extra, sizeof(extra), "\"room_version\":\"%s\"%Z",
@@ -318,6 +329,13 @@ ngx_int_t
 ngx_matrix_fed_send_leave(ngx_matrix_req_t *mr)
 {
     return ngx_matrix_fed_send(mr, "leave");
+}
+
+
+ngx_int_t
+ngx_matrix_fed_send_knock(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_fed_send(mr, "knock");
 }
 
 
@@ -516,7 +534,7 @@ ngx_matrix_fed_send_verdict(ngx_matrix_req_t *mr, ngx_str_t *answer)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_strcmp(j->membership, "join") != 0) {
+    if (ngx_strcmp(j->membership, "leave") == 0) {
         return ngx_matrix_send_raw(mr->r, NGX_HTTP_OK, (u_char *) "{}", 2);
     }
 
@@ -564,22 +582,91 @@ ngx_matrix_fed_pdus(ngx_matrix_req_t *mr, redisReply *list)
 }
 
 
+/*
+ * send_knock's answer: {knock_room_state}, the stripped state that lets
+ * the knocking user tell the room (as an invite's), from the state before
+ * the knock
+ */
+
+static ngx_int_t
+ngx_matrix_fed_knock_state(ngx_matrix_req_t *mr, mx_json_t *state)
+{
+    mx_pool_t   *pool;
+    mx_json_t   *out, *ev, *one, *v, *body;
+    const char  *type;
+    size_t       i, k;
+
+    static const char  *types[] = { "m.room.create", "m.room.join_rules",
+                                    "m.room.name", "m.room.avatar",
+                                    "m.room.canonical_alias",
+                                    "m.room.encryption", "m.room.topic",
+                                    NULL };
+    static const char  *keep[] = { "type", "state_key", "content", "sender",
+                                   NULL };
+
+    pool = ngx_matrix_pool(mr);
+    out = mx_json_array(pool);
+    body = mx_json_object(pool);
+    if (out == NULL || body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < state->u.a.n; i++) {
+        ev = state->u.a.v[i];
+        type = mx_json_get_str(ev, "type", NULL);
+
+        for (k = 0; type && types[k]; k++) {
+            if (ngx_strcmp(type, types[k]) == 0) {
+                break;
+            }
+        }
+
+        if (type == NULL || types[k] == NULL) {
+            continue;
+        }
+
+        one = mx_json_object(pool);
+        if (one == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (k = 0; keep[k]; k++) {
+            v = mx_json_get(ev, keep[k]);
+            if (v != NULL && mx_json_set(pool, one, keep[k], v) != 0) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        if (mx_json_append(pool, out, one) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (mx_json_set(pool, body, "knock_room_state", out) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
 /* {pdu, {state}, {auth chain}, {servers}} */
 
 static ngx_int_t
 ngx_matrix_fed_send_state(ngx_matrix_req_t *mr, redisReply *reply)
 {
-    mx_pool_t        *pool;
-    mx_json_t        *body, *ev, *state, *chain, *servers;
-    mx_json_error_t   err;
-    redisReply       *sv;
-    size_t            i;
+    ngx_matrix_fedjoin_t  *j;
+    mx_pool_t             *pool;
+    mx_json_t             *body, *ev, *state, *chain, *servers;
+    mx_json_error_t        err;
+    redisReply            *sv;
+    size_t                 i;
 
     pool = ngx_matrix_pool(mr);
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
-                                     "The join was not accepted.");
+                                     "The event was not accepted.");
     }
 
     ev = mx_json_parse(pool, reply->element[0]->str, reply->element[0]->len,
@@ -593,6 +680,12 @@ ngx_matrix_fed_send_state(ngx_matrix_req_t *mr, redisReply *reply)
         || body == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    j = mr->data;
+
+    if (ngx_strcmp(j->membership, "knock") == 0) {
+        return ngx_matrix_fed_knock_state(mr, state);
     }
 
     sv = reply->element[3];

@@ -404,6 +404,8 @@ ngx_int_t ngx_matrix_fed_make_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_make_leave(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_send_join(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_send_leave(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_make_knock(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_send_knock(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_invite(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_notary.c */
