@@ -237,4 +237,33 @@ is($body->{errcode}, 'M_INCOMPATIBLE_ROOM_VERSION', 'M_INCOMPATIBLE_ROOM_VERSION
 ($status, $body) = fed(PUT => $iuri, { room_version => '10', event => $iev }, $other);
 is($status, 400, 'an invite relayed by another server: 400');
 
+# --- make_knock, send_knock ----------------------------------------------------
+($status, $body) = $alice->post("$api/createRoom", { preset => 'private_chat', room_version => '10',
+                                                     name => 'Knock first' });
+my $kroom = $body->{room_id};
+($status) = $alice->put("$api/rooms/" . esc($kroom) . '/state/m.room.join_rules', { join_rule => 'knock' });
+is($status, 200, 'a room one knocks on');
+
+($status, $body) = fed(GET => '/_matrix/federation/v1/make_knock/' . esc($room) . '/' . esc($bob) . '?ver=10');
+is($status, 403, 'make_knock on a public room: 403 (the auth rules)');
+
+my $mk = '/_matrix/federation/v1/make_knock/' . esc($kroom) . '/' . esc($bob);
+($status, $body) = fed(GET => "$mk?ver=9");
+is($status, 400, 'make_knock without the version: 400');
+is($body->{errcode}, 'M_INCOMPATIBLE_ROOM_VERSION', 'M_INCOMPATIBLE_ROOM_VERSION');
+
+($status, $body) = fed(GET => "$mk?ver=10");
+is($status, 200, 'make_knock: 200') or diag explain $body;
+json_is($body->{event}{content}, { membership => 'knock' }, 'a knock');
+my ($knock, $kid) = sign_event($body->{event}, $remote, '10');
+($status, $body) = fed(PUT => '/_matrix/federation/v1/send_knock/' . esc($kroom) . '/' . esc($kid), $knock);
+is($status, 200, 'send_knock: 200') or diag explain $body;
+my %ks = map { ("$_->{type}|$_->{state_key}" => $_) } @{ $body->{knock_room_state} // [] };
+is($ks{'m.room.name|'}{content}{name}, 'Knock first', 'knock_room_state: the name');
+is($ks{'m.room.join_rules|'}{content}{join_rule}, 'knock', 'the join rules');
+ok($ks{'m.room.create|'}, 'the create event');
+ok(!$ks{"m.room.member|\@alice:$here"}, 'no members');
+ok(!exists $ks{'m.room.name|'}{signatures}, 'stripped');
+is($srv->redis_cmd('HGET', "mx:{$kroom}:members", $bob), 'knock', 'bob knocks, as the room says');
+
 done_testing();
