@@ -879,3 +879,39 @@ redis.register_function{
     end,
     flags = { 'no-writes' }
 }
+
+
+-- mx_room_restricted: may a user of another server join a restricted room
+-- (make_join), and which local member may authorise it?  The allow rules'
+-- rooms are read too (each a room of this server, or not known here).
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, user_id, n, n allowed room IDs, then the local users
+--            with the power to invite, best first
+--   reply:   {1 when the user is joined to an allowed room else 0, the
+--            first of those users joined to the room, or '', and that
+--            user's member event: its ID and PDU (for the auth rules)}
+redis.register_function{
+    function_name = 'mx_room_restricted',
+    callback = function(keys, a)
+        local user, n = a[2], tonumber(a[3])
+        local allowed = 0
+        for i = 4, 3 + n do
+            if redis.call('HGET', rkey(a[i], 'members'), user) == 'join' then
+                allowed = 1
+                break
+            end
+        end
+        local by, id, pdu = '', '', ''
+        for i = 4 + n, #a do
+            if redis.call('HGET', rkey(a[1], 'members'), a[i]) == 'join' then
+                by = a[i]
+                id = redis.call('HGET', rkey(a[1], 'state'),
+                                'm.room.member' .. SEP .. by) or ''
+                pdu = redis.call('HGET', rkey(a[1], 'pdu'), id) or ''
+                break
+            end
+        end
+        return { allowed, by, id, pdu }
+    end,
+    flags = { 'no-writes' }
+}
