@@ -59,6 +59,10 @@ typedef struct {
 
 
 static ngx_int_t ngx_matrix_fed_template(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_fed_restricted_ask(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_fed_restricted(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_fed_template_build(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_fed_send_version(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_fed_send_queued(ngx_matrix_req_t *mr,
@@ -219,13 +223,10 @@ static ngx_int_t
 ngx_matrix_fed_template(ngx_matrix_req_t *mr)
 {
     ngx_matrix_send_t  *s;
-    mx_pool_t          *pool;
-    mx_json_t          *body, *ev;
     ngx_int_t           rc;
     u_char              extra[64];
 
     s = mr->data;
-    pool = ngx_matrix_pool(mr);
 
     if (ngx_strcmp((char *) s->data, "leave") != 0
         && !ngx_matrix_fed_ver_ok(mr->r, s->rv->id))
@@ -239,6 +240,202 @@ ngx_matrix_fed_template(ngx_matrix_req_t *mr)
                                            " does not support the room's"
                                            " version %s.", s->rv->id);
     }
+
+    if (ngx_strcmp((char *) s->data, "join") == 0) {
+        rc = ngx_matrix_fed_restricted_ask(mr);
+        if (rc != NGX_DECLINED) {
+            return rc;                  /* on in _restricted() */
+        }
+    }
+
+    return ngx_matrix_fed_template_build(mr);
+}
+
+
+/*
+ * A restricted join (v8+, knock_restricted v10+) of a user not yet invited
+ * or joined: the user must be joined to a room of the allow rules, and a
+ * local member with the power to invite authorises it
+ * (join_authorised_via_users_server, and this server's signature at
+ * send_join).  NGX_DECLINED when the room is not restricted for this
+ * user; else mx_room_restricted is asked (or the error answered).
+ */
+
+static ngx_int_t
+ngx_matrix_fed_restricted_ask(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t        *s;
+    ngx_matrix_cmd_t          c;
+    ngx_str_t                 key, server;
+    const mx_auth_event_t    *jr, *me, *create, *pl;
+    const char               *rule, *m, *id;
+    mx_json_t                *allow, *one, *users;
+    int64_t                   need, have;
+    size_t                    i, k, n, len;
+
+    s = mr->data;
+
+    jr = mx_state_get(s->state, "m.room.join_rules", "");
+    rule = jr ? mx_json_get_str(jr->content, "join_rule", NULL) : NULL;
+
+    if (rule == NULL
+        || !((s->rv->restricted && ngx_strcmp(rule, "restricted") == 0)
+             || (s->rv->knock_restricted
+                 && ngx_strcmp(rule, "knock_restricted") == 0)))
+    {
+        return NGX_DECLINED;
+    }
+
+    me = mx_state_get(s->state, "m.room.member", s->sender);
+    m = me ? mx_json_get_str(me->content, "membership", NULL) : NULL;
+    if (m && (ngx_strcmp(m, "join") == 0 || ngx_strcmp(m, "invite") == 0)) {
+        return NGX_DECLINED;
+    }
+
+    key.len = sizeof("mx:{}:room") - 1 + ngx_strlen(s->room_id);
+    key.data = ngx_pnalloc(mr->r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_sprintf(key.data, "mx:{%s}:room", s->room_id);
+
+    ngx_matrix_fcall_init(&c, "mx_room_restricted", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_cstr(&c, s->room_id);
+    ngx_matrix_cmd_cstr(&c, s->sender);
+
+    /* the allowed rooms, counted first */
+    allow = mx_json_get_arr(jr->content, "allow");
+
+    for (k = 0; k < 2; k++) {
+        n = 0;
+
+        for (i = 0; allow && i < allow->u.a.n; i++) {
+            one = allow->u.a.v[i];
+            m = mx_json_get_str(one, "type", NULL);
+            id = mx_json_get_str(one, "room_id", NULL);
+
+            if (m && id && ngx_strcmp(m, "m.room_membership") == 0) {
+                if (k == 1) {
+                    ngx_matrix_cmd_cstr(&c, id);
+                }
+                n++;
+            }
+        }
+
+        if (k == 0 && ngx_matrix_cmd_int(mr, &c, (int64_t) n) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* the local users who may invite: the creator (v12), the users of the
+     * power levels */
+    create = mx_state_get(s->state, "m.room.create", "");
+    pl = mx_state_get(s->state, "m.room.power_levels", "");
+
+    need = 0;
+    if (pl != NULL && mx_json_get(pl->content, "invite") != NULL
+        && mx_auth_pl_value(s->rv, mx_json_get(pl->content, "invite"),
+                            &need) != 0)
+    {
+        need = 0;
+    }
+
+    if (create != NULL && create->sender != NULL) {
+        len = ngx_strlen(create->sender);
+        if (ngx_matrix_fed_user_server(create->sender, len, &server)
+            == NGX_OK
+            && server.len == mr->mcf->server_name.len
+            && ngx_strncmp(server.data, mr->mcf->server_name.data,
+                           server.len) == 0
+            && mx_auth_user_level(s->rv, create, pl, create->sender) >= need)
+        {
+            ngx_matrix_cmd_cstr(&c, create->sender);
+        }
+    }
+
+    users = pl ? mx_json_get_obj(pl->content, "users") : NULL;
+
+    for (i = 0; users && i < users->u.o.n; i++) {
+        id = users->u.o.m[i].key;
+        len = ngx_strlen(id);
+        have = mx_auth_user_level(s->rv, create, pl, id);
+
+        if (have >= need
+            && ngx_matrix_fed_user_server(id, len, &server) == NGX_OK
+            && server.len == mr->mcf->server_name.len
+            && ngx_strncmp(server.data, mr->mcf->server_name.data,
+                           server.len) == 0)
+        {
+            ngx_matrix_cmd_cstr(&c, id);
+        }
+    }
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_restricted);
+}
+
+
+/* {joined to an allowed room, the authorising member or ''} */
+
+static ngx_int_t
+ngx_matrix_fed_restricted(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_send_t      *s;
+    mx_pool_t              *pool;
+    const mx_auth_event_t  *by;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (reply->element[0]->integer != 1) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
+                                     "%s is not a member of a room the"
+                                     " join rules allow.", s->sender);
+    }
+
+    if (reply->element[1]->len == 0) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_UNABLE_TO_AUTHORISE_JOIN", "No user"
+                                     " of this server may authorise the"
+                                     " join.");
+    }
+
+    /* the authoriser's member event: the rules look at it */
+    by = ngx_matrix_room_event(mr, s->rv, reply->element[2]->str,
+                               reply->element[2]->len, reply->element[3]->str,
+                               reply->element[3]->len);
+    if (by == NULL || mx_state_put(s->state, by) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (mx_json_set(pool, s->content, "join_authorised_via_users_server",
+                    mx_json_strn(pool, reply->element[1]->str,
+                                 reply->element[1]->len))
+        != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_fed_template_build(mr);
+}
+
+
+/* build the template; the auth rules refuse it at once (403) */
+
+static ngx_int_t
+ngx_matrix_fed_template_build(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_send_t  *s;
+    mx_pool_t          *pool;
+    mx_json_t          *body, *ev;
+    ngx_int_t           rc;
+
+    s = mr->data;
+    pool = ngx_matrix_pool(mr);
 
     rc = ngx_matrix_send_build(mr);
     if (s->n == 0) {
@@ -405,9 +602,9 @@ ngx_matrix_fed_send_version(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_fedjoin_t  *j;
     ngx_matrix_cmd_t       c;
-    ngx_str_t              input;
+    ngx_str_t              input, server;
     mx_pool_t             *pool;
-    const char            *why;
+    const char            *why, *via;
     char                  *pdu;
     size_t                 len;
 
@@ -428,6 +625,28 @@ ngx_matrix_fed_send_version(ngx_matrix_req_t *mr, redisReply *reply)
     if (why != NULL) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
                                      "M_BAD_JSON", "%s", why);
+    }
+
+    /*
+     * A restricted join one of our users authorises: our signature too
+     * (the rules want it; the hash it sets is the one the sender signed,
+     * or the sender's signature fails at the roomserver)
+     */
+    via = mx_json_get_str(mx_json_get_obj(j->event, "content"),
+                          "join_authorised_via_users_server", &len);
+
+    if (via != NULL && ngx_strcmp(j->membership, "join") == 0
+        && ngx_matrix_fed_user_server(via, len, &server) == NGX_OK
+        && server.len == mr->mcf->server_name.len
+        && ngx_strncmp(server.data, mr->mcf->server_name.data, server.len)
+           == 0
+        && mx_event_sign(pool, j->event, j->rv,
+                         (char *) mr->mcf->server_name.data,
+                         mr->mcf->signing_key) != 0)
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_BAD_JSON", "The event cannot be"
+                                     " signed.");
     }
 
     pdu = mx_json_encode(pool, j->event, mx_event_json_flags(j->rv), &len);
