@@ -266,4 +266,31 @@ ok(!$ks{"m.room.member|\@alice:$here"}, 'no members');
 ok(!exists $ks{'m.room.name|'}{signatures}, 'stripped');
 is($srv->redis_cmd('HGET', "mx:{$kroom}:members", $bob), 'knock', 'bob knocks, as the room says');
 
+# --- restricted rooms: a member of an allowed room, authorised by alice ------
+($status, $body) = fed(GET => "$mj/" . esc($room) . '/' . esc($bob) . '?ver=10');
+my ($rejoin, $rjid) = sign_event($body->{event}, $remote, '10');
+($status, $body) = fed(PUT => '/_matrix/federation/v2/send_join/' . esc($room) . '/' . esc($rjid), $rejoin);
+is($status, 200, 'bob joins the public room again');
+
+($status, $body) = $alice->post("$api/createRoom", { preset => 'private_chat', room_version => '10' });
+my $rroom2 = $body->{room_id};
+($status) = $alice->put("$api/rooms/" . esc($rroom2) . '/state/m.room.join_rules',
+                        { join_rule => 'restricted', allow => [ { type => 'm.room_membership', room_id => $room } ] });
+is($status, 200, 'a room restricted to members of the public room');
+
+my $rmj = "$mj/" . esc($rroom2);
+($status, $body) = fed(GET => "$rmj/" . esc('@erin:remote.example') . '?ver=10');
+is($status, 403, 'make_join of a user in no allowed room: 403');
+
+($status, $body) = fed(GET => "$rmj/" . esc($bob) . '?ver=10');
+is($status, 200, 'make_join of a member of the allowed room: 200') or diag explain $body;
+is($body->{event}{content}{join_authorised_via_users_server}, "\@alice:$here",
+   'authorised by alice, who may invite');
+my ($rj, $rjid2) = sign_event($body->{event}, $remote, '10');
+($status, $body) = fed(PUT => '/_matrix/federation/v2/send_join/' . esc($rroom2) . '/' . esc($rjid2), $rj);
+is($status, 200, 'send_join: 200') or diag explain $body;
+ok($body->{event}{signatures}{$here}, 'the join comes back signed by this server too');
+ok($body->{event}{signatures}{'remote.example'}, 'and by remote.example');
+is($srv->redis_cmd('HGET', "mx:{$rroom2}:members", $bob), 'join', 'bob is a member');
+
 done_testing();
