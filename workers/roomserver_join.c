@@ -22,7 +22,9 @@
  *   membership and the user's /sync shows the room
  *
  * The room must be new here (no current state); a join_state entry
- * delivered again finds its join stored and answers the same.  The room
+ * delivered again finds its join stored and answers the same, and one
+ * cut short finds the outliers stored so far (stored once) and goes on
+ * after the room's last position.  The room
  * leaves the cache afterwards and is read again from Redis by the next
  * event.
  */
@@ -392,7 +394,7 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
 
         if (rs_join_store(w, room, version, re->ev->event_id, evs[i].pdu,
                           evs[i].len, re->ev->depth, "o", "0", "", "", e,
-                          i + 1) != 0)
+                          room->pos + 1 + i) != 0)
         {
             goto done;
         }
@@ -407,7 +409,8 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     snprintf(sgs, sizeof(sgs), "+%lld", (long long) room->sg_last + 1);
 
     if (rs_join_store(w, room, version, event_id, pdu, pdu_len,
-                      join->ev->depth, "-", sgs, group, "=", e, n + 1) != 0)
+                      join->ev->depth, "-", sgs, group, "=", e,
+                      room->pos + 1 + n) != 0)
     {
         goto done;
     }
