@@ -1,8 +1,7 @@
 /*
  * Joining a room of another server: the joining side.  A local join of a
  * room this server does not have (ngx_matrix_room.c's unknown hook) goes
- * through a server in the room: the first server_name of the request, else
- * the server of the room ID.  The nginx worker does no outbound HTTP: each
+ * through a server in the room (below, which).  The nginx worker does no outbound HTTP: each
  * step is a job for the fedsender on mx:fedjobs, the request parked in
  * between (ngx_matrix_wait).
  *
@@ -20,9 +19,10 @@
  *        │
  *   200 {"room_id"}
  *
- * The server asked: the first server_name of the request, else the
- * sender's of the user's invite (mx:{<room>}:invited:<user>), else the room
- * ID's.  A leave of such a room (rejecting a remote invite) takes the same
+ * The servers asked, in order until one answers make_join: those the
+ * request names (server_name, via), the sender's of the user's invite
+ * (mx:{<room>}:invited:<user>), the room ID's; at most 8, never this one.
+ * The last one's error is the client's.  A leave of such a room (rejecting a remote invite) takes the same
  * way with make_leave/send_leave, and ends with mx_remote_invite_done.
  *
  * Room versions 1 and 2 (event IDs the sender makes up) are not offered.
@@ -41,11 +41,15 @@
 
 
 #define NGX_MATRIX_RJOIN_TIMEOUT  30000
+#define NGX_MATRIX_RJOIN_SERVERS  8
 
 
 typedef struct {
     ngx_matrix_send_t          *send;
-    ngx_str_t                   server;
+    ngx_str_t                   server;       /* the one asked now */
+    ngx_str_t                   servers[NGX_MATRIX_RJOIN_SERVERS];
+    ngx_uint_t                  nservers;
+    ngx_uint_t                  next;         /* the next to ask */
     ngx_str_t                   req;
     const mx_room_version_t    *rv;
     mx_json_t                  *event;
@@ -130,6 +134,73 @@ ngx_matrix_rjoin_path(ngx_matrix_req_t *mr, ngx_str_t *path,
 }
 
 
+/* a server to ask, once, never this one */
+
+static void
+ngx_matrix_rjoin_add(ngx_matrix_req_t *mr, ngx_matrix_rjoin_t *j,
+    u_char *name, size_t len)
+{
+    ngx_uint_t  i;
+
+    if (len == 0 || j->nservers == NGX_MATRIX_RJOIN_SERVERS
+        || (len == mr->mcf->server_name.len
+            && ngx_strncmp(name, mr->mcf->server_name.data, len) == 0))
+    {
+        return;
+    }
+
+    for (i = 0; i < j->nservers; i++) {
+        if (j->servers[i].len == len
+            && ngx_strncmp(j->servers[i].data, name, len) == 0)
+        {
+            return;
+        }
+    }
+
+    j->servers[j->nservers].data = name;
+    j->servers[j->nservers].len = len;
+    j->nservers++;
+}
+
+
+/* every server_name and via argument, in order */
+
+static void
+ngx_matrix_rjoin_args(ngx_matrix_req_t *mr, ngx_matrix_rjoin_t *j)
+{
+    u_char  *p, *end, *amp, *eq, *dst, *src, *v;
+    size_t   len;
+
+    p = mr->r->args.data;
+    end = p + mr->r->args.len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        if (eq != NULL
+            && ((eq - p == 11 && ngx_strncmp(p, "server_name", 11) == 0)
+                || (eq - p == 3 && ngx_strncmp(p, "via", 3) == 0)))
+        {
+            len = amp - (eq + 1);
+            v = ngx_pnalloc(mr->r->pool, len);
+            if (v != NULL) {
+                dst = v;
+                src = eq + 1;
+                ngx_unescape_uri(&dst, &src, len, NGX_UNESCAPE_URI);
+                ngx_matrix_rjoin_add(mr, j, v, dst - v);
+            }
+        }
+
+        p = amp + 1;
+    }
+}
+
+
 static ngx_int_t
 ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
 {
@@ -149,11 +220,9 @@ ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
     j->leave = leave;
     mr->data = j;
 
-    /* a server named by the client; else the inviter's, if invited */
-    if (!leave && ngx_matrix_arg(mr->r, "server_name", &j->server) == NGX_OK
-        && j->server.len)
-    {
-        return ngx_matrix_rjoin_start(mr);
+    /* the servers named by the client (server_name, via) first */
+    if (!leave) {
+        ngx_matrix_rjoin_args(mr, j);
     }
 
     key.len = sizeof("mx:{}:invited:") - 1 + ngx_strlen(s->room_id)
@@ -204,6 +273,7 @@ ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr, redisReply *reply)
     const char          *sender, *id;
     u_char              *colon;
     size_t               len;
+    ngx_uint_t           i;
 
     j = mr->data;
     s = j->send;
@@ -221,20 +291,27 @@ ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr, redisReply *reply)
                                      "Unknown room %s.", s->room_id);
     }
 
-    /* the inviter's server, else the room ID's */
-    id = sender ? sender : s->room_id;
-    len = ngx_strlen(id);
-    colon = ngx_strlchr((u_char *) id, (u_char *) id + len, ':');
+    /* then the inviter's server, then the room ID's (v12 IDs name none) */
+    for (i = 0; i < 2; i++) {
+        id = i == 0 ? sender : s->room_id;
+        if (id == NULL) {
+            continue;
+        }
 
-    if (colon == NULL) {
+        len = ngx_strlen(id);
+        colon = ngx_strlchr((u_char *) id, (u_char *) id + len, ':');
+        if (colon != NULL) {
+            ngx_matrix_rjoin_add(mr, j, colon + 1,
+                                 (u_char *) id + len - (colon + 1));
+        }
+    }
+
+    if (j->nservers == 0) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND,
                                      "M_NOT_FOUND", "Unknown room %s;"
                                      " name a server in it with"
                                      " server_name.", s->room_id);
     }
-
-    j->server.data = colon + 1;
-    j->server.len = (u_char *) id + len - (colon + 1);
 
     return ngx_matrix_rjoin_start(mr);
 }
@@ -250,13 +327,7 @@ ngx_matrix_rjoin_start(ngx_matrix_req_t *mr)
     j = mr->data;
     s = j->send;
 
-    if (j->server.len == mr->mcf->server_name.len
-        && ngx_strncmp(j->server.data, mr->mcf->server_name.data,
-                       j->server.len) == 0)
-    {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
-                                     "Unknown room %s.", s->room_id);
-    }
+    j->server = j->servers[j->next++];
 
     if (ngx_matrix_rjoin_path(mr, &path, j->leave
                               ? "/_matrix/federation/v1/make_leave"
@@ -323,7 +394,7 @@ ngx_matrix_rjoin_request(ngx_matrix_req_t *mr, const char *method,
 
 static mx_json_t *
 ngx_matrix_rjoin_body(ngx_matrix_req_t *mr, ngx_str_t *answer,
-    const char *what, ngx_int_t *rc)
+    const char *what, ngx_uint_t last, ngx_int_t *rc)
 {
     ngx_matrix_rjoin_t  *j;
     mx_pool_t           *pool;
@@ -337,6 +408,24 @@ ngx_matrix_rjoin_body(ngx_matrix_req_t *mr, ngx_str_t *answer,
     if (mr->cmd) {
         ngx_matrix_redis_cancel(mr->cmd);
         mr->cmd = NULL;
+    }
+
+    if (!last) {
+        /* a server that fails: the next one is asked instead */
+        pool = ngx_matrix_pool(mr);
+        v = answer ? mx_json_parse(pool, (char *) answer->data, answer->len,
+                                   &err)
+                   : NULL;
+        body = mx_json_get_obj(v, "body");
+
+        if (mx_json_get_int(v, "status", &status) == 0 && status == 200
+            && body != NULL)
+        {
+            return body;
+        }
+
+        *rc = NGX_DECLINED;
+        return NULL;
     }
 
     if (answer == NULL) {
@@ -398,9 +487,10 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     pool = ngx_matrix_pool(mr);
 
     body = ngx_matrix_rjoin_body(mr, answer,
-                                 j->leave ? "make_leave" : "make_join", &rc);
+                                 j->leave ? "make_leave" : "make_join",
+                                 j->next == j->nservers, &rc);
     if (body == NULL) {
-        return rc;
+        return rc == NGX_DECLINED ? ngx_matrix_rjoin_start(mr) : rc;
     }
 
     v = mx_json_get_str(body, "room_version", &len);
@@ -535,7 +625,7 @@ ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
 
     j->answer = ngx_matrix_rjoin_body(mr, answer,
                                       j->leave ? "send_leave" : "send_join",
-                                      &rc);
+                                      1, &rc);
     if (j->answer == NULL) {
         return rc;
     }
