@@ -69,6 +69,16 @@ is($body->{name}, 'Town square', 'the name');
 ($status, $body) = $bob->get("$api/joined_rooms");
 is_deeply($body->{joined_rooms}, [$room], 'joined_rooms on B');
 
+# servers that fail are passed over: the next one named is asked
+($status, $body) = $alice->post("$api/createRoom", { preset => 'public_chat', name => 'Second' });
+my $second = $body->{room_id};
+($status, $body) = $bob->post("$api/join/" . esc($second) . '?server_name=localhost:1&via='
+                              . esc($A->server_name), {});
+is($status, 200, 'a dead server first, then A: joined through A') or diag explain $body;
+($status, $body) = $alice->get("$api/rooms/" . esc($second) . '/members');
+%m = map { ($_->{state_key} => $_->{content}{membership}) } @{ $body->{chunk} // [] };
+is($m{$bob->user_id}, 'join', "A's members: bob");
+
 # a room A does not have: A's 404 comes back
 ($status, $body) = $bob->post("$api/join/" . esc('!nothing:' . $A->server_name), {});
 is($status, 404, 'a room unknown to its server: 404');
