@@ -171,6 +171,18 @@ mx_event_build(mx_pool_t *pool, const mx_build_t *b, mx_json_t **pdu,
         }
     }
 
+    /*
+     * Signed before the rules look: they want this server's signature on
+     * a restricted join one of its users authorises (make_join).  The view
+     * reads the event itself, so it sees the signature.
+     */
+    if (mx_event_sign(pool, ev, rv, b->origin, b->key) != 0) {
+        *why = rv->strict_canonical
+               ? "the content holds a float or an integer beyond 2^53-1"
+               : "the content cannot be written as canonical JSON";
+        return MX_BUILD_BAD;
+    }
+
     rc = mx_auth_check_lookup(pool, rv, v, b->lookup, b->ctx, &reason);
 
     if (rc == MX_AUTH_ERROR) {
@@ -180,13 +192,6 @@ mx_event_build(mx_pool_t *pool, const mx_build_t *b, mx_json_t **pdu,
     if (rc != MX_AUTH_ALLOW) {
         *why = reason;
         return MX_BUILD_DENIED;
-    }
-
-    if (mx_event_sign(pool, ev, rv, b->origin, b->key) != 0) {
-        *why = rv->strict_canonical
-               ? "the content holds a float or an integer beyond 2^53-1"
-               : "the content cannot be written as canonical JSON";
-        return MX_BUILD_BAD;
     }
 
     if (b->unsigned_ != NULL

@@ -118,7 +118,9 @@ redis.register_function{
             return { pos, tonumber(sg), 0 }   -- rejected: nothing else
         end
         if string.find(a[5], 'o', 1, true) then
-            return output()                  -- an outlier changes nothing
+            -- an outlier (the state and auth chain a join brought) changes
+            -- nothing and is nobody's to see or send: no output entry
+            return { pos, tonumber(sg), 0 }
         end
 
         if depth > tonumber(redis.call('HGET', keys[1], 'depth') or '0') then
@@ -788,4 +790,149 @@ redis.register_function{
         end
         return n
     end
+}
+
+
+-- the auth chain of a set of events: every event their auth_events lead
+-- to, transitively, once each (ids: a list of event IDs); a table of
+-- event_id -> pdu
+local function auth_chain(room, ids)
+    local pk = rkey(room, 'pdu')
+    local seen, out = {}, {}
+    local todo = {}
+    for _, id in ipairs(ids) do todo[#todo + 1] = id end
+    local visited = {}
+    while #todo > 0 do
+        local id = table.remove(todo)
+        if not visited[id] then
+            visited[id] = true
+            local pdu = redis.call('HGET', pk, id)
+            local ok, ev = false, nil
+            if pdu then ok, ev = pcall(cjson.decode, pdu) end
+            if ok and type(ev) == 'table' and type(ev.auth_events) == 'table' then
+                for _, a in ipairs(ev.auth_events) do
+                    -- v1, v2: [id, {hashes}] pairs
+                    local aid = type(a) == 'table' and a[1] or a
+                    if type(aid) == 'string' and not seen[aid] then
+                        local apdu = redis.call('HGET', pk, aid)
+                        if apdu then
+                            seen[aid] = true
+                            out[aid] = apdu
+                            todo[#todo + 1] = aid
+                        end
+                    end
+                end
+            end
+        end
+    end
+    return out
+end
+
+
+-- mx_room_fed_join_state: what a resident server answers send_join (or
+-- send_leave, send_knock) with, once the event is stored: the state
+-- before the event, the auth chain of that state and of the event, and
+-- the servers with joined members.  (The fedserve branch serves /state
+-- and /event_auth with functions of its own; these can merge.)
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, event_id
+--   reply:   false when the event is not stored (or was rejected), else
+--            {pdu, {state pdu...}, {auth chain pdu...}, {server...}}
+redis.register_function{
+    function_name = 'mx_room_fed_join_state',
+    callback = function(keys, a)
+        local room, id = a[1], a[2]
+        local pk = rkey(room, 'pdu')
+        local meta = redis.call('HGET', rkey(room, 'meta'), id)
+        local pdu = redis.call('HGET', pk, id)
+        if not meta or not pdu then return false end
+        local sg, flags = string.match(meta, '^%d+ (%d+) %S+ (%S+)')
+        if not sg or string.find(flags, 'r', 1, true) then return false end
+        local ok, ev = pcall(cjson.decode, pdu)
+        if not ok or type(ev) ~= 'table' then return false end
+
+        -- the state after the event, with its own key as it was before:
+        -- the member event of the same user among its auth events, or none
+        local map = sg_state(room, sg) or {}
+        local own = (ev.type or '') .. SEP .. (ev.state_key or '')
+        map[own] = nil
+        if type(ev.auth_events) == 'table' then
+            for _, x in ipairs(ev.auth_events) do
+                local aid = type(x) == 'table' and x[1] or x
+                local apdu = type(aid) == 'string' and redis.call('HGET', pk, aid)
+                if apdu then
+                    local ok2, ae = pcall(cjson.decode, apdu)
+                    if ok2 and type(ae) == 'table' and ae.type == ev.type
+                       and ae.state_key == ev.state_key then
+                        map[own] = aid
+                    end
+                end
+            end
+        end
+
+        local state, ids = {}, { id }
+        for _, sid in pairs(map) do
+            local spdu = redis.call('HGET', pk, sid)
+            if spdu then
+                state[#state + 1] = spdu
+                ids[#ids + 1] = sid
+            end
+        end
+
+        local chain = {}
+        for _, apdu in pairs(auth_chain(room, ids)) do
+            chain[#chain + 1] = apdu
+        end
+
+        local servers, have = {}, {}
+        local m = redis.call('HGETALL', rkey(room, 'members'))
+        for i = 1, #m, 2 do
+            if m[i + 1] == 'join' then
+                local s = string.match(m[i], '^@[^:]*:(.+)$')
+                if s and not have[s] then
+                    have[s] = true
+                    servers[#servers + 1] = s
+                end
+            end
+        end
+
+        return { pdu, state, chain, servers }
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_room_restricted: may a user of another server join a restricted room
+-- (make_join), and which local member may authorise it?  The allow rules'
+-- rooms are read too (each a room of this server, or not known here).
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, user_id, n, n allowed room IDs, then the local users
+--            with the power to invite, best first
+--   reply:   {1 when the user is joined to an allowed room else 0, the
+--            first of those users joined to the room, or '', and that
+--            user's member event: its ID and PDU (for the auth rules)}
+redis.register_function{
+    function_name = 'mx_room_restricted',
+    callback = function(keys, a)
+        local user, n = a[2], tonumber(a[3])
+        local allowed = 0
+        for i = 4, 3 + n do
+            if redis.call('HGET', rkey(a[i], 'members'), user) == 'join' then
+                allowed = 1
+                break
+            end
+        end
+        local by, id, pdu = '', '', ''
+        for i = 4 + n, #a do
+            if redis.call('HGET', rkey(a[1], 'members'), a[i]) == 'join' then
+                by = a[i]
+                id = redis.call('HGET', rkey(a[1], 'state'),
+                                'm.room.member' .. SEP .. by) or ''
+                pdu = redis.call('HGET', rkey(a[1], 'pdu'), id) or ''
+                break
+            end
+        end
+        return { allowed, by, id, pdu }
+    end,
+    flags = { 'no-writes' }
 }

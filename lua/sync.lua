@@ -206,6 +206,51 @@ local function room_named(room)
            or redis.call('HEXISTS', sk, 'm.room.canonical_alias' .. SEP) == 1
 end
 
+-- mx_remote_invite: a local user is invited to a room of another server
+-- (federation's invite, countersigned by the module): the invite and the
+-- stripped state the inviting server gave are kept for /sync, and the
+-- user's membership becomes 'invite' at a new stream position.  The room
+-- has no other keys here until the user joins.
+--   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   ARGV     room_id, user_id, event_id, the invite PDU, the stripped
+--            state events (canonical JSON) joined by "\30"
+--   reply:   the position; the same invite again keeps its first one
+redis.register_function{
+    function_name = 'mx_remote_invite',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        local old = redis.call('HMGET', keys[1], 'event_id', 'pos')
+        if old[1] == a[3] and old[2] then return tonumber(old[2]) end
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('HSET', keys[1], 'event_id', a[3], 'event', a[4],
+                   'state', a[5], 'pos', pos)
+        room_touched(room, pos)
+        set_membership(room, user, 'invite', pos, a[3])
+        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
+        return pos
+    end
+}
+
+
+-- mx_remote_invite_done: the invite to another server's room rejected
+-- there (make_leave/send_leave): the user's membership becomes 'leave'
+--   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   ARGV     room_id, user_id, the leave's event_id
+--   reply:   the position
+redis.register_function{
+    function_name = 'mx_remote_invite_done',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('DEL', keys[1])
+        room_touched(room, pos)
+        set_membership(room, user, 'leave', pos, a[3])
+        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
+        return pos
+    end
+}
+
+
 -- the stripped state an invitee sees of a room
 local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
                    'm.room.avatar', 'm.room.canonical_alias',
@@ -417,6 +462,20 @@ local function sync_one(key, a)
             if id then
                 st[#st + 1] = id
                 st[#st + 1] = mine
+            end
+            if #st == 0 then
+                -- a room of another server: what its invite brought
+                local inv = redis.call('HMGET', rkey(room, 'invited:' .. user),
+                                       'event_id', 'event', 'state')
+                if inv[2] then
+                    for e in string.gmatch(inv[3] or '', '[^\30]+') do
+                        st[#st + 1] = ''
+                        st[#st + 1] = e
+                    end
+                    st[#st + 1] = inv[1]
+                    st[#st + 1] = inv[2]
+                    mine = inv[2]
+                end
             end
             -- an invite by a user the invitee ignores is not shown
             if not (m == 'invite' and ignored_event(ign, mine, true)) then

@@ -10,8 +10,8 @@
  *   POST /rooms/{id}/unban   {user_id, reason}    leave, for a banned user
  *   PUT  /rooms/{id}/redact/{eventId}/{txnId}     m.room.redaction
  *
- * Joining a room of another server (make_join/send_join) comes with
- * federation; here a room this server does not have is 404 M_NOT_FOUND.
+ * Joining a room this server does not have goes through a server in it
+ * (make_join/send_join, ngx_matrix_fedjoin_out.c).
  */
 
 #include <ngx_config.h>
@@ -139,6 +139,9 @@ ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room)
         return rc;
     }
 
+    /* a room this server does not have: joined through another server */
+    ((ngx_matrix_send_t *) mr->data)->unknown = ngx_matrix_fed_join_remote;
+
     return ngx_matrix_profile_own(mr, ngx_matrix_membership_profile);
 }
 
@@ -233,7 +236,15 @@ ngx_matrix_membership(ngx_matrix_req_t *mr)
 
     if (ngx_matrix_is("leave")) {
         rc = ngx_matrix_membership_send(mr, room, NULL, "leave");
-        return rc == NGX_OK ? ngx_matrix_send_start(mr) : rc;
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        /* an invite to a room of another server: rejected there */
+        ((ngx_matrix_send_t *) mr->data)->unknown =
+                                              ngx_matrix_fed_leave_remote;
+
+        return ngx_matrix_send_start(mr);
     }
 
     if (ngx_matrix_is("invite")) {

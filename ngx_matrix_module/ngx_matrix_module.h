@@ -414,6 +414,14 @@ ngx_int_t ngx_matrix_fed_missing_events(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_query_directory(ngx_matrix_req_t *mr);
 /* ngx_matrix_fedsend.c */
 ngx_int_t ngx_matrix_fed_send(ngx_matrix_req_t *mr);
+/* ngx_matrix_fedjoin.c */
+ngx_int_t ngx_matrix_fed_make_join(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_make_leave(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_send_join(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_send_leave(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_make_knock(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_send_knock(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_invite(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_notary.c */
 ngx_int_t ngx_matrix_key_query(ngx_matrix_req_t *mr);

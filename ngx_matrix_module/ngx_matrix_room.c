@@ -381,6 +381,10 @@ ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
             return s->done(mr, NULL, 0);
         }
 
+        if (s->unknown) {
+            return s->unknown(mr);
+        }
+
         return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
                                      "Unknown room %s.", s->room_id);
     }
@@ -425,6 +429,10 @@ ngx_matrix_send_prepared(ngx_matrix_req_t *mr, redisReply *reply)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+
+    if (s->prepared) {
+        return s->prepared(mr);
     }
 
     ngx_matrix_lane_apply(mr, s);

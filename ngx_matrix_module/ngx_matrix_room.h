@@ -48,6 +48,14 @@ typedef struct {
     unsigned                    quiet:1;    /* done() with NULL instead of
                                                an error answer */
     ngx_matrix_sent_pt          done;       /* instead of {"event_id"} */
+    ngx_int_t                 (*unknown)(ngx_matrix_req_t *mr);
+                                            /* instead of 404 for a room
+                                               this server does not have
+                                               (a join through another) */
+    ngx_int_t                 (*prepared)(ngx_matrix_req_t *mr);
+                                            /* instead of build and submit:
+                                               s->rv, state, prev are read
+                                               (make_join's template) */
     void                       *data;
 } ngx_matrix_send_t;
 
@@ -60,6 +68,10 @@ ngx_int_t ngx_matrix_send_submit(ngx_matrix_req_t *mr);
 const mx_auth_event_t *ngx_matrix_room_event(ngx_matrix_req_t *mr,
     const mx_room_version_t *rv, const char *id, size_t id_len,
     const char *pdu, size_t pdu_len);
+
+/* ngx_matrix_fedjoin_out.c: a local user joins a room of another server */
+ngx_int_t ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_leave_remote(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_lane.c */
 void ngx_matrix_lane_apply(ngx_matrix_req_t *mr, ngx_matrix_send_t *s);

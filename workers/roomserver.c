@@ -23,6 +23,7 @@
 
 static mxw_kind_t  rs_kinds[] = {
     { "event", rs_process_event },
+    { "join_state", rs_process_join_state },
     { NULL, NULL }
 };
 

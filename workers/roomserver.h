@@ -103,6 +103,14 @@ mx_state_t *rs_ids_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool,
 
 /* rs_process.c */
 void rs_failed(mxw_t *w, void *data);
+/* answer the entry's reply address, if any: a JSON text, or an error */
+void rs_answer(mxw_t *w, const mxw_entry_t *e, const char *json);
+void rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
+    const char *errcode, const char *error);
+
+/* roomserver_join.c: a room joined through another server */
+mxw_result_t rs_process_join_state(mxw_t *w, const mxw_entry_t *e,
+    void *data, char *why, size_t why_len);
 
 /* roomserver_verify.c: an event from another server */
 typedef enum {

@@ -126,7 +126,7 @@ rs_fetch(void *ctx, const char *event_id)
 
 /* answer the request that sent the event, if any */
 
-static void
+void
 rs_answer(mxw_t *w, const mxw_entry_t *e, const char *json)
 {
     const char  *reply, *req;
@@ -159,7 +159,7 @@ rs_answer(mxw_t *w, const mxw_entry_t *e, const char *json)
 }
 
 
-static void
+void
 rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
     const char *errcode, const char *error)
 {

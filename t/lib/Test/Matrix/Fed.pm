@@ -62,8 +62,9 @@ my $Seq = 0;
 # a new signing key of $server: {server, file, id, pk}
 sub key {
     my ($self, $server, $version) = @_;
-    $version //= 'k' . ++$Seq;
-    my $file = "$self->{dir}/key$Seq";
+    my $n = ++$Seq;
+    $version //= "k$n";
+    my $file = "$self->{dir}/key$n";       # one file per key, named or not
     open my $f, '>', $file or croak "$file: $!";
     print {$f} scalar($self->ctl('', 'keygen', $version)), "\n";
     close $f;

@@ -1,0 +1,432 @@
+/*
+ * roomserver_join: a room this server joins through another server.
+ *
+ * The module made the join with the resident server (make_join,
+ * send_join) and hands over what send_join answered, as one input entry:
+ *
+ *   kind=join_state room version event_id event (our join, as the
+ *   resident returned it) state (JSON array of PDUs: the state before the
+ *   join) auth_chain (JSON array) origin (the resident) reply req
+ *
+ *   every event of state and auth_chain: its ID from its hash, its
+ *   signatures and hashes (rs_verify, keys from mx:serverkeys), the auth
+ *   rules against its own auth events (in order of depth)
+ *        │ any state event that fails: the join fails, nothing stored
+ *   each stored as an outlier (mx_room_store flag o: no output entry, no
+ *   position, no timeline)
+ *        │
+ *   the join checked against that state, then stored as the room's first
+ *   event here: a snapshot state group of the state and the join, the
+ *   current state, the join the one forward extremity; its output entry
+ *   carries the whole state as the change, so the syncer records every
+ *   membership and the user's /sync shows the room
+ *
+ * The room must be new here (no current state); a join_state entry
+ * delivered again finds its join stored and answers the same, and one
+ * cut short finds the outliers stored so far (stored once) and goes on
+ * after the room's last position.  The room
+ * leaves the cache afterwards and is read again from Redis by the next
+ * event.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mx_event.h>
+
+#include "roomserver.h"
+
+
+typedef struct {
+    rs_event_t   *re;
+    const char   *pdu;
+    size_t        len;
+} rs_join_ev_t;
+
+
+static int
+rs_join_depth_cmp(const void *a, const void *b)
+{
+    const rs_join_ev_t  *x = a, *y = b;
+
+    if (x->re->ev->depth != y->re->ev->depth) {
+        return x->re->ev->depth < y->re->ev->depth ? -1 : 1;
+    }
+
+    return strcmp(x->re->ev->event_id, y->re->ev->event_id);
+}
+
+
+/* one "k\037v" entry, "\036"-separated, onto a growing buffer */
+
+static int
+rs_join_entry(char **buf, size_t *len, size_t *cap, const char *type,
+    const char *state_key, const char *id)
+{
+    size_t  need;
+    char   *p;
+
+    need = strlen(type) + strlen(state_key) + strlen(id) + 4;
+
+    if (*len + need > *cap) {
+        *cap = (*len + need) * 2;
+        p = realloc(*buf, *cap);
+        if (p == NULL) {
+            return -1;
+        }
+        *buf = p;
+    }
+
+    *len += snprintf(*buf + *len, *cap - *len, "%s%s%c%s%c%s",
+                     *len ? "\036" : "", type, RS_SEP, state_key, RS_SEP, id);
+
+    return 0;
+}
+
+
+/* mx_room_store of one event; see lua/rooms.lua for the arguments */
+
+static int
+rs_join_store(mxw_t *w, rs_room_t *room, const char *version,
+    const char *id, const char *pdu, size_t pdu_len, int64_t depth,
+    const char *flags, const char *sg, const char *group,
+    const char *cur_sg, const mxw_entry_t *e, int64_t pos)
+{
+    const char   *argv[23];
+    size_t        lens[23];
+    char          key[600], dbuf[32], pbuf[32];
+    const char   *origin, *reply, *req;
+    size_t        olen = 0, rlen = 0, qlen = 0;
+    redisReply   *r;
+    int           i, ok;
+
+    snprintf(key, sizeof(key), "mx:{%s}:room", room->room_id);
+    snprintf(dbuf, sizeof(dbuf), "%lld", (long long) depth);
+    snprintf(pbuf, sizeof(pbuf), "%lld", (long long) pos);
+
+    origin = mxw_entry_get(e, "origin", &olen);
+    reply = mxw_entry_get(e, "reply", &rlen);
+    req = mxw_entry_get(e, "req", &qlen);
+
+    argv[0] = "FCALL";
+    argv[1] = "mx_room_store";
+    argv[2] = "2";
+    argv[3] = key;
+    argv[4] = "mx:output";
+    argv[5] = room->room_id;
+    argv[6] = id;
+    argv[7] = pdu;
+    argv[8] = dbuf;
+    argv[9] = flags;
+    argv[10] = sg;
+    argv[11] = "";
+    argv[12] = "0";
+    argv[13] = group;
+    argv[14] = cur_sg[0] ? group : "";        /* the change: all of it */
+    argv[15] = cur_sg[0] ? id : "";           /* the one extremity */
+    argv[16] = version;
+    argv[17] = "";
+    argv[18] = cur_sg;
+    argv[19] = cur_sg[0] && origin ? origin : "";
+    argv[20] = cur_sg[0] && reply && req ? reply : "";
+    argv[21] = cur_sg[0] && reply && req ? req : "";
+    argv[22] = pbuf;
+
+    for (i = 0; i < 23; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    lens[7] = pdu_len;
+    if (argv[19][0]) {
+        lens[19] = olen;
+    }
+    if (argv[20][0]) {
+        lens[20] = rlen;
+        lens[21] = qlen;
+    }
+
+    r = mxw_commandv(w, 23, argv, lens);
+    if (r == NULL) {
+        return -1;
+    }
+
+    ok = r->type == REDIS_REPLY_ARRAY;
+    if (!ok) {
+        mxw_info(w, "%s: mx_room_store %s: %s", room->room_id, id,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+
+    freeReplyObject(r);
+
+    return ok ? 0 : -1;
+}
+
+
+mxw_result_t
+rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
+    size_t why_len)
+{
+    const char              *room_id, *version, *event_id, *pdu, *text;
+    size_t                   pdu_len, len, i, k, n, na, cap, glen;
+    rs_room_t               *room;
+    rs_event_t              *re, *join, *old;
+    mx_pool_t               *pool;
+    mx_json_t               *lists[2], *one;
+    mx_json_error_t          err;
+    rs_join_ev_t            *evs;
+    mx_state_t              *state;
+    const mx_auth_event_t  **auth, *create;
+    const char              *reason, *id;
+    char                    *vpdu, *enc, *group, sgs[32];
+    size_t                   vlen;
+    int                      failed, is_state;
+    mxw_result_t             result;
+
+    (void) data;
+
+    room_id = mxw_entry_get(e, "room", NULL);
+    version = mxw_entry_get(e, "version", NULL);
+    event_id = mxw_entry_get(e, "event_id", NULL);
+    pdu = mxw_entry_get(e, "event", &pdu_len);
+
+    if (room_id == NULL || version == NULL || event_id == NULL
+        || pdu == NULL)
+    {
+        snprintf(why, why_len, "a join_state entry needs room, version,"
+                 " event_id and event");
+        rs_answer_error(w, e, 500, "M_UNKNOWN", why);
+        return MXW_REJECT;
+    }
+
+    room = rs_room_get(w, room_id, version, why, why_len);
+    if (room == NULL) {
+        if (strcmp(why, "redis") == 0) {
+            return MXW_RETRY;
+        }
+        rs_answer_error(w, e, 400, "M_UNKNOWN", why);
+        return MXW_REJECT;
+    }
+
+    /* delivered again: the join is stored, answer as for any event */
+    failed = 0;
+    old = rs_event_get(w, room, event_id, &failed);
+    if (failed) {
+        return MXW_RETRY;
+    }
+
+    if (old != NULL && !(old->flags & RS_F_OUTLIER)) {
+        rs_room_drop(room);
+        snprintf(why, why_len, "{\"event_id\":\"%s\"}", event_id);
+        rs_answer(w, e, why);
+        return MXW_DONE;
+    }
+
+    if (room->current->map.n > 0) {
+        snprintf(why, why_len, "the room is known here already");
+        rs_answer_error(w, e, 409, "M_UNKNOWN", why);
+        return MXW_REJECT;
+    }
+
+    pool = mx_pool_create(65536);
+    if (pool == NULL) {
+        return MXW_RETRY;
+    }
+
+    result = MXW_RETRY;
+    group = NULL;
+    glen = 0;
+    cap = 0;
+
+    text = mxw_entry_get(e, "state", &len);
+    lists[0] = text ? mx_json_parse(pool, text, len, &err) : NULL;
+    text = mxw_entry_get(e, "auth_chain", &len);
+    lists[1] = text ? mx_json_parse(pool, text, len, &err) : NULL;
+
+    if (lists[0] == NULL || lists[0]->type != MX_JSON_ARRAY
+        || lists[1] == NULL || lists[1]->type != MX_JSON_ARRAY)
+    {
+        snprintf(why, why_len, "state and auth_chain must be arrays");
+        rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+        result = MXW_REJECT;
+        goto done;
+    }
+
+    na = lists[0]->u.a.n + lists[1]->u.a.n;
+    evs = mx_palloc(pool, (na + 1) * sizeof(rs_join_ev_t));
+    auth = mx_palloc(pool, (MX_EVENT_MAX_AUTH + 1) * sizeof(void *));
+    state = mx_state_create(pool, lists[0]->u.a.n + 1);
+    if (evs == NULL || auth == NULL || state == NULL) {
+        goto done;
+    }
+
+    /* every event: its ID, its signatures, into the room's cache once */
+    n = 0;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < lists[k]->u.a.n; i++) {
+            one = lists[k]->u.a.v[i];
+            id = mx_event_id(pool, one, room->rv);
+            enc = mx_json_encode(pool, one, mx_event_json_flags(room->rv),
+                                 &len);
+            if (id == NULL || enc == NULL) {
+                snprintf(why, why_len, "an event of the state has no ID");
+                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+                result = MXW_REJECT;
+                goto done;
+            }
+
+            if (mx_idmap_get(&room->events, id) != NULL) {
+                continue;                   /* in both lists */
+            }
+
+            switch (rs_verify(w, room->rv, id, enc, len, &vpdu, &vlen, why,
+                              why_len))
+            {
+            case RS_VERIFY_OK:
+                break;
+
+            case RS_VERIFY_DROP:
+                mxw_info(w, "%s: join state %s dropped: %s", room_id, id,
+                         why);
+                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+                result = MXW_REJECT;
+                goto done;
+
+            default:
+                goto done;
+            }
+
+            re = rs_event_add(room, id, vpdu ? vpdu : enc,
+                              vpdu ? vlen : len, NULL, why, why_len);
+            free(vpdu);
+            if (re == NULL) {
+                rs_answer_error(w, e, 502, "M_BAD_JSON", why);
+                result = MXW_REJECT;
+                goto done;
+            }
+
+            evs[n].re = re;
+            evs[n].pdu = re->pdu;
+            evs[n].len = re->pdu_len;
+            n++;
+
+            if (k == 0 && re->ev->state_key != NULL
+                && mx_state_put(state, re->ev) != 0)
+            {
+                goto done;
+            }
+        }
+    }
+
+    /* the auth rules, each against its own auth events, oldest first */
+    qsort(evs, n, sizeof(rs_join_ev_t), rs_join_depth_cmp);
+    create = mx_state_get(state, "m.room.create", "");
+
+    for (i = 0; i < n; i++) {
+        re = evs[i].re;
+        reason = NULL;
+
+        for (k = 0, na = 0; k < re->ev->n_auth && na < MX_EVENT_MAX_AUTH;
+             k++)
+        {
+            old = mx_idmap_get(&room->events, re->ev->auth_events[k]);
+            if (old == NULL) {
+                reason = "auth_events.missing";
+                break;
+            }
+            auth[na++] = old->ev;
+        }
+
+        if (reason == NULL
+            && mx_auth_check_auth_events(pool, room->rv, re->ev, auth, na,
+                                         create, &reason) == MX_AUTH_ERROR)
+        {
+            goto done;
+        }
+
+        if (reason != NULL) {
+            snprintf(why, why_len, "%s of the room's state is refused by"
+                     " the auth rules: %s", re->ev->event_id,
+                     mx_auth_reason_text(reason));
+            rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+            result = MXW_REJECT;
+            goto done;
+        }
+    }
+
+    /* our join, on that state */
+    join = rs_event_add(room, event_id, pdu, pdu_len, NULL, why, why_len);
+    if (join == NULL) {
+        rs_answer_error(w, e, 400, "M_BAD_JSON", why);
+        result = MXW_REJECT;
+        goto done;
+    }
+
+    reason = NULL;
+    if (mx_auth_check(pool, room->rv, join->ev, state, &reason)
+        == MX_AUTH_ERROR)
+    {
+        goto done;
+    }
+
+    if (reason != NULL) {
+        snprintf(why, why_len, "the join is refused by the room's state: %s",
+                 mx_auth_reason_text(reason));
+        rs_answer_error(w, e, 403, "M_FORBIDDEN", why);
+        result = MXW_REJECT;
+        goto done;
+    }
+
+    /* stored: the events as outliers, then the join with the state */
+    for (i = 0; i < n; i++) {
+        re = evs[i].re;
+        is_state = re->ev->state_key != NULL
+                   && mx_state_get(state, re->ev->type, re->ev->state_key)
+                      == re->ev;
+
+        if (is_state
+            && rs_join_entry(&group, &glen, &cap, re->ev->type,
+                             re->ev->state_key, re->ev->event_id) != 0)
+        {
+            goto done;
+        }
+
+        if (rs_join_store(w, room, version, re->ev->event_id, evs[i].pdu,
+                          evs[i].len, re->ev->depth, "o", "0", "", "", e,
+                          room->pos + 1 + i) != 0)
+        {
+            goto done;
+        }
+    }
+
+    if (rs_join_entry(&group, &glen, &cap, join->ev->type,
+                      join->ev->state_key, event_id) != 0)
+    {
+        goto done;
+    }
+
+    snprintf(sgs, sizeof(sgs), "+%lld", (long long) room->sg_last + 1);
+
+    if (rs_join_store(w, room, version, event_id, pdu, pdu_len,
+                      join->ev->depth, "-", sgs, group, "=", e,
+                      room->pos + 1 + n) != 0)
+    {
+        goto done;
+    }
+
+    mxw_info(w, "%s: joined through %s with %zu events of state and auth"
+             " chain", room_id, mxw_entry_get(e, "origin", NULL)
+                                ? mxw_entry_get(e, "origin", NULL) : "?", n);
+
+    result = MXW_DONE;
+
+done:
+
+    /* read from Redis again by the next event */
+    rs_room_drop(room);
+    free(group);
+    mx_pool_destroy(pool);
+
+    return result;
+}
