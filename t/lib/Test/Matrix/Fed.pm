@@ -138,6 +138,11 @@ sub fake_fedsender {
     my %broken = map { $_ => 1 } @{ $o{broken} // [] };
     my $path = $self->{server}->socket_path;
 
+    # the jobs from now on, read from here: a child that starts late must
+    # not miss the ones put meanwhile (XREAD from '$' would)
+    my $top = $self->{server}->redis_cmd('XREVRANGE', 'mx:fedjobs', '+', '-', 'COUNT', 1);
+    my $last = ref $top eq 'ARRAY' && @$top ? $top->[0][0] : '0-0';
+
     my $pid = fork;
     croak "fork: $!" unless defined $pid;
     if ($pid) {
@@ -147,7 +152,6 @@ sub fake_fedsender {
 
     delete $self->{server}{redis};      # the parent's connection
     my $r = Test::Matrix::Redis->new(path => $path);
-    my $last = '$';
     while (1) {
         my $res = $r->command('XREAD', 'BLOCK', 1000, 'STREAMS', 'mx:fedjobs', $last);
         next unless ref $res eq 'ARRAY';
