@@ -6,8 +6,7 @@
 # stores them (roomserver_join.c).  Then B's /sync shows the room with its
 # state, and A's members include B's user.
 #
-# Not here yet: events after the join flowing either way need outbound
-# transactions (fedtx) and inbound /send (fedsend), other branches.
+# Events after the join, both ways: t/078-fed-chat.t.
 
 use strict;
 use warnings;
