@@ -3,7 +3,8 @@
 # side's inbound /send, each arriving once and in order on both servers,
 # with the same room state on both.  Then B goes away (its nginx stopped)
 # while alice goes on talking; back, B gets everything it missed, in
-# order, once.
+# order, once.  Last, alice bans bob: B learns it, and bob can send
+# nothing more into the room.
 
 use strict;
 use warnings;
@@ -91,5 +92,22 @@ $B->unhold('nginx');
 ok(wait_for(sub { my $r = eval { said($bob) } // []; @$r >= 220 }, 90), 'B back: what it missed arrives')
     or diag explain said($bob);
 is_deeply(said($bob), \@sent, 'in order, each once');
+
+# --- a ban on A ------------------------------------------------------------------------
+($status, $body) = $alice->post("$api/rooms/" . esc($room) . '/ban', { user_id => $bob->user_id, reason => 'enough' });
+is($status, 200, 'alice bans bob');
+ok(wait_for(sub {
+    my ($s, $j) = $bob->get("$api/rooms/" . esc($room) . '/state/m.room.member/' . esc($bob->user_id));
+    # bob may no longer read the room's current state: his own ban is what he may see
+    ($j->{membership} // '') eq 'ban' || $s == 403;
+}, 30), 'B learns of the ban');
+my $bid = $B->redis_cmd('HGET', "mx:{$room}:state", "m.room.member\x1f" . $bob->user_id);
+like($B->redis_cmd('HGET', "mx:{$room}:pdu", $bid) // '', qr/"membership":"ban"/,
+     "B's current state holds bob's ban");
+($status, $body) = $bob->put("$api/rooms/" . esc($room) . '/send/m.room.message/after-ban',
+                             { msgtype => 'm.text', body => 'still here?' });
+is($status, 403, 'bob can send nothing more');
+sleep 1;
+ok(!(grep { $_ eq 'still here?' } @{ said($alice) }), 'and A has nothing new from him');
 
 done_testing();
