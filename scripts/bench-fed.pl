@@ -23,6 +23,7 @@ use JSON::PP;
 use MIME::Base64;
 use Digest::SHA qw(sha256);
 use Time::HiRes qw(time);
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
 
 use Test::Matrix::Fed;
 use Test::Matrix::Redis;
@@ -30,9 +31,21 @@ use Test::Matrix::Redis;
 my ($fed_url, $sock, $name) = @ARGV;
 die "usage: $0 FED_URL REDIS_SOCKET SERVER_NAME\n" unless $name;
 my $N = $ENV{BENCH_FED_PDUS} // 1000;
-my $per = 50;
+my $per = $ENV{BENCH_FED_PER} // 50;
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 60, verify_SSL => 0);
+
+# HTTP::Tiny writes a request's head and body apart: without TCP_NODELAY,
+# Nagle's algorithm and the server's delayed ACK hold each body 40 ms
+{
+    no warnings 'redefine';
+    my $connect = \&HTTP::Tiny::Handle::connect;
+    *HTTP::Tiny::Handle::connect = sub {
+        my $h = $connect->(@_);
+        setsockopt($h->{fh}, IPPROTO_TCP, TCP_NODELAY, 1) if $h && $h->{fh};
+        return $h;
+    };
+}
 
 # what Test::Matrix::Fed needs of a server: its name and Redis
 package BenchServer {
