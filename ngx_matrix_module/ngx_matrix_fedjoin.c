@@ -39,7 +39,6 @@
 #include <mx_event.h>
 #include <mx_ids.h>
 #include <mx_room_version.h>
-#include <mx_shard.h>
 
 #include "ngx_matrix_module.h"
 #include "ngx_matrix_room.h"
@@ -654,16 +653,11 @@ ngx_matrix_fed_send_version(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    input.data = ngx_pnalloc(mr->r->pool, sizeof("mx:input:") + NGX_INT_T_LEN);
-    if (input.data == NULL) {
+    if (ngx_matrix_input_key(mr, j->room_id.data, j->room_id.len, &input)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    input.len = ngx_sprintf(input.data, "mx:input:%ui",
-                            (ngx_uint_t) mx_room_shard(
-                                (char *) j->room_id.data, j->room_id.len,
-                                (unsigned) mr->mcf->input_shards))
-                - input.data;
 
     if (ngx_matrix_wait(mr, NGX_MATRIX_FEDJOIN_TIMEOUT,
                         ngx_matrix_fed_send_verdict, &j->req)

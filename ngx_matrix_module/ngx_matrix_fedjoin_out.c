@@ -34,7 +34,6 @@
 
 #include <mx_event.h>
 #include <mx_room_version.h>
-#include <mx_shard.h>
 
 #include "ngx_matrix_module.h"
 #include "ngx_matrix_room.h"
@@ -704,17 +703,13 @@ ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr, ngx_str_t *answer)
     chain = mx_json_encode(pool, mx_json_get_arr(j->answer, "auth_chain"), 0,
                            &clen);
 
-    input.data = ngx_pnalloc(mr->r->pool, sizeof("mx:input:") + NGX_INT_T_LEN);
-
-    if (pdu == NULL || state == NULL || chain == NULL || input.data == NULL) {
+    if (pdu == NULL || state == NULL || chain == NULL
+        || ngx_matrix_input_key(mr, (u_char *) s->room_id,
+                                ngx_strlen(s->room_id), &input)
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    input.len = ngx_sprintf(input.data, "mx:input:%ui",
-                            (ngx_uint_t) mx_room_shard(s->room_id,
-                                ngx_strlen(s->room_id),
-                                (unsigned) mr->mcf->input_shards))
-                - input.data;
 
     if (ngx_matrix_wait(mr, NGX_MATRIX_RJOIN_TIMEOUT,
                         ngx_matrix_rjoin_verdict, &j->req)

@@ -37,7 +37,6 @@
 #include <mx_event.h>
 #include <mx_ids.h>
 #include <mx_room_version.h>
-#include <mx_shard.h>
 
 #include "ngx_matrix_module.h"
 
@@ -1156,7 +1155,7 @@ ngx_matrix_fedsend_append(ngx_matrix_req_t *mr)
     ngx_matrix_fedpdu_t   *p;
     ngx_matrix_fedargs_t   a;
     mx_pool_t             *pool;
-    u_char                *input;
+    ngx_str_t              input;
     char                  *pdu;
     size_t                 len;
     ngx_uint_t             i, n;
@@ -1206,22 +1205,18 @@ ngx_matrix_fedsend_append(ngx_matrix_req_t *mr)
         t->waiter = 1;
     }
 
-    input = ngx_pnalloc(mr->r->pool, sizeof("mx:input:") + NGX_INT_T_LEN);
-    if (input == NULL
+    if (ngx_matrix_input_key(mr, (u_char *) room->room_id,
+                             ngx_strlen(room->room_id), &input)
+        != NGX_OK
         || ngx_matrix_fedargs_init(mr, &a, 10 + 2 * t->npdus) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_sprintf(input, "mx:input:%ui%Z",
-                (ngx_uint_t) mx_room_shard(room->room_id,
-                                           ngx_strlen(room->room_id),
-                                           (unsigned) mr->mcf->input_shards));
-
     ngx_matrix_fedargs_cstr(&a, "FCALL");
     ngx_matrix_fedargs_cstr(&a, "mx_fed_submit");
     ngx_matrix_fedargs_cstr(&a, "1");
-    ngx_matrix_fedargs_cstr(&a, (char *) input);
+    ngx_matrix_fedargs_cstr(&a, (char *) input.data);
     ngx_matrix_fedargs_cstr(&a, room->room_id);
     ngx_matrix_fedargs_cstr(&a, room->rv->id);
     ngx_matrix_fedargs_add(&a, (char *) mr->origin.data, mr->origin.len);

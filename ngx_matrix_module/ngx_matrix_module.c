@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include <mx_ids.h>
+#include <mx_shard.h>
 
 #include "ngx_matrix_module.h"
 
@@ -843,6 +844,29 @@ ngx_matrix_cmd_send(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
     }
 
     return ngx_matrix_redis(mr, next, c->n, c->v, c->len);
+}
+
+
+/*
+ * The input stream a room's events go to, "mx:input:<n>" (core/mx_shard:
+ * the roomserver owning shard n reads it), NUL-terminated.
+ */
+
+ngx_int_t
+ngx_matrix_input_key(ngx_matrix_req_t *mr, const u_char *room_id,
+    size_t len, ngx_str_t *key)
+{
+    key->data = ngx_pnalloc(mr->r->pool, sizeof("mx:input:") + NGX_INT_T_LEN);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(key->data, "mx:input:%ui%Z",
+                           (ngx_uint_t) mx_room_shard((const char *) room_id,
+                               len, (unsigned) mr->mcf->input_shards))
+               - key->data - 1;
+
+    return NGX_OK;
 }
 
 

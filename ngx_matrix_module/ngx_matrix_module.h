@@ -215,6 +215,8 @@ ngx_int_t ngx_matrix_cmd_send(ngx_matrix_req_t *mr, ngx_matrix_cmd_t *c,
     ngx_matrix_reply_pt next);
 
 /* "mx:{<user_id>}:<suffix>" in the request pool */
+ngx_int_t ngx_matrix_input_key(ngx_matrix_req_t *mr, const u_char *room_id,
+    size_t len, ngx_str_t *key);
 ngx_int_t ngx_matrix_user_key(ngx_matrix_req_t *mr, ngx_str_t *user_id,
     const char *suffix, ngx_str_t *key);
 

@@ -32,7 +32,6 @@
 #include <mx_build.h>
 #include <mx_ids.h>
 #include <mx_room_version.h>
-#include <mx_shard.h>
 
 #include "ngx_matrix_module.h"
 #include "ngx_matrix_room.h"
@@ -583,16 +582,12 @@ ngx_matrix_send_submit(ngx_matrix_req_t *mr)
 
     s->room_id = room_id;
 
-    input.data = ngx_pnalloc(mr->r->pool, sizeof("mx:input:") + NGX_INT_T_LEN);
-    if (input.data == NULL) {
+    if (ngx_matrix_input_key(mr, (u_char *) room_id, ngx_strlen(room_id),
+                             &input)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    input.len = ngx_sprintf(input.data, "mx:input:%ui",
-                            (ngx_uint_t) mx_room_shard(room_id,
-                                ngx_strlen(room_id),
-                                (unsigned) mr->mcf->input_shards))
-                - input.data;
 
     ngx_str_null(&req);
 
