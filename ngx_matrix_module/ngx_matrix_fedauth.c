@@ -390,3 +390,95 @@ ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer, const char **error)
 
     return 0;
 }
+
+
+static ngx_int_t
+ngx_matrix_job_queued(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    (void) mr;
+    (void) reply;
+
+    /* parked until the fedsender answers */
+    return NGX_DONE;
+}
+
+
+/*
+ * A request job: the fedsender sends "<method> <path>" with body (empty:
+ * none) to destination, signed with X-Matrix.  The request is parked on
+ * the waiter *req until its answer, or timeout; next reads it with
+ * ngx_matrix_job_response.  The caller returns what this returns.
+ */
+
+ngx_int_t
+ngx_matrix_job_request(ngx_matrix_req_t *mr, ngx_str_t *destination,
+    const char *method, ngx_str_t *path, ngx_str_t *body,
+    ngx_msec_t timeout, ngx_matrix_wait_pt next, ngx_str_t *req)
+{
+    ngx_matrix_cmd_t  c;
+
+    if (ngx_matrix_wait(mr, timeout, next, req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_job_init(&c, "request", req);
+    ngx_matrix_cmd_cstr(&c, "destination");
+    ngx_matrix_cmd_str(&c, destination);
+    ngx_matrix_cmd_cstr(&c, "method");
+    ngx_matrix_cmd_cstr(&c, method);
+    ngx_matrix_cmd_cstr(&c, "path");
+    ngx_matrix_cmd_str(&c, path);
+    ngx_matrix_cmd_cstr(&c, "body");
+    ngx_matrix_cmd_str(&c, body);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_job_queued);
+}
+
+
+/*
+ * A request job's answer, in the waiter's callback: NGX_OK with the
+ * remote's *status and *body (NULL when it sent no JSON); NGX_DECLINED
+ * when no answer came, *error the fedsender's reason, NULL when the wait
+ * timed out (answer NULL).  The append's reply, if still due, is dropped.
+ */
+
+ngx_int_t
+ngx_matrix_job_response(ngx_matrix_req_t *mr, ngx_str_t *answer,
+    int64_t *status, mx_json_t **body, const char **error)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *v;
+    mx_json_error_t   err;
+
+    if (mr->cmd) {
+        ngx_matrix_redis_cancel(mr->cmd);
+        mr->cmd = NULL;
+    }
+
+    *body = NULL;
+    *error = NULL;
+
+    if (answer == NULL) {
+        return NGX_DECLINED;
+    }
+
+    pool = ngx_matrix_pool(mr);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = mx_json_parse(pool, (char *) answer->data, answer->len, &err);
+
+    if (mx_json_get_int(v, "status", status) != 0) {
+        *error = mx_json_get_str(v, "error", NULL);
+        if (*error == NULL) {
+            *error = "the fedsender's answer is not understood";
+        }
+
+        return NGX_DECLINED;
+    }
+
+    *body = mx_json_get(v, "body");
+
+    return NGX_OK;
+}

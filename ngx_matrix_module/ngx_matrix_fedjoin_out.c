@@ -362,27 +362,14 @@ ngx_matrix_rjoin_request(ngx_matrix_req_t *mr, const char *method,
     ngx_str_t *path, char *body, size_t len, ngx_matrix_wait_pt next)
 {
     ngx_matrix_rjoin_t  *j;
-    ngx_matrix_cmd_t     c;
+    ngx_str_t            b;
 
     j = mr->data;
+    b.data = (u_char *) body;
+    b.len = len;
 
-    if (ngx_matrix_wait(mr, NGX_MATRIX_RJOIN_TIMEOUT, next, &j->req)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_job_init(&c, "request", &j->req);
-    ngx_matrix_cmd_cstr(&c, "destination");
-    ngx_matrix_cmd_str(&c, &j->server);
-    ngx_matrix_cmd_cstr(&c, "method");
-    ngx_matrix_cmd_cstr(&c, method);
-    ngx_matrix_cmd_cstr(&c, "path");
-    ngx_matrix_cmd_str(&c, path);
-    ngx_matrix_cmd_cstr(&c, "body");
-    ngx_matrix_cmd_add(&c, body, len);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_queued);
+    return ngx_matrix_job_request(mr, &j->server, method, path, &b,
+                                  NGX_MATRIX_RJOIN_TIMEOUT, next, &j->req);
 }
 
 

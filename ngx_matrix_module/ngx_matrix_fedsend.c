@@ -56,6 +56,7 @@
 #define NGX_MATRIX_TXN_BUSY        30000   /* ms to wait for it at most */
 #define NGX_MATRIX_TXN_STALE       "60000" /* a start older is taken over */
 #define NGX_MATRIX_TXN_KEEP        "86400" /* s a response is kept */
+#define NGX_MATRIX_TXN_MISSING     "/_matrix/federation/v1/get_missing_events/"
 
 
 typedef struct {
@@ -719,12 +720,11 @@ ngx_matrix_fedsend_missing(ngx_matrix_req_t *mr)
 {
     ngx_matrix_fedtxn_t   *t;
     ngx_matrix_fedpdu_t   *p;
-    ngx_matrix_cmd_t       c;
+    ngx_str_t              path, json;
     mx_pool_t             *pool;
     mx_json_t             *body, *latest;
-    u_char                *path, *q;
-    char                  *json;
-    size_t                 len, rlen;
+    u_char                *q;
+    size_t                 rlen;
 
     t = mr->data;
     pool = ngx_matrix_pool(mr);
@@ -770,38 +770,23 @@ ngx_matrix_fedsend_missing(ngx_matrix_req_t *mr)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    json = mx_json_encode(pool, body, 0, &len);
+    json.data = (u_char *) mx_json_encode(pool, body, 0, &json.len);
     rlen = ngx_strlen(p->room_id);
-    path = ngx_pnalloc(mr->r->pool,
-                       sizeof("/_matrix/federation/v1/get_missing_events/")
-                       + 3 * rlen);
-    if (json == NULL || path == NULL) {
+    path.data = ngx_pnalloc(mr->r->pool,
+                            sizeof(NGX_MATRIX_TXN_MISSING) + 3 * rlen);
+    if (json.data == NULL || path.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    q = ngx_cpymem(path, "/_matrix/federation/v1/get_missing_events/",
-                   sizeof("/_matrix/federation/v1/get_missing_events/") - 1);
+    q = ngx_cpymem(path.data, NGX_MATRIX_TXN_MISSING,
+                   sizeof(NGX_MATRIX_TXN_MISSING) - 1);
     q = (u_char *) ngx_escape_uri(q, (u_char *) p->room_id, rlen,
                                   NGX_ESCAPE_URI_COMPONENT);
+    path.len = q - path.data;
 
-    if (ngx_matrix_wait(mr, NGX_MATRIX_TXN_JOB, ngx_matrix_fedsend_fetched,
-                        &t->req)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_job_init(&c, "request", &t->req);
-    ngx_matrix_cmd_cstr(&c, "destination");
-    ngx_matrix_cmd_str(&c, &mr->origin);
-    ngx_matrix_cmd_cstr(&c, "method");
-    ngx_matrix_cmd_cstr(&c, "POST");
-    ngx_matrix_cmd_cstr(&c, "path");
-    ngx_matrix_cmd_add(&c, path, q - path);
-    ngx_matrix_cmd_cstr(&c, "body");
-    ngx_matrix_cmd_add(&c, json, len);
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_queued);
+    return ngx_matrix_job_request(mr, &mr->origin, "POST", &path, &json,
+                                  NGX_MATRIX_TXN_JOB,
+                                  ngx_matrix_fedsend_fetched, &t->req);
 }
 
 

@@ -402,6 +402,12 @@ void ngx_matrix_job_init(ngx_matrix_cmd_t *c, const char *kind,
     ngx_str_t *req);
 ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
     const char **error);
+ngx_int_t ngx_matrix_job_request(ngx_matrix_req_t *mr,
+    ngx_str_t *destination, const char *method, ngx_str_t *path,
+    ngx_str_t *body, ngx_msec_t timeout, ngx_matrix_wait_pt next,
+    ngx_str_t *req);
+ngx_int_t ngx_matrix_job_response(ngx_matrix_req_t *mr, ngx_str_t *answer,
+    int64_t *status, mx_json_t **body, const char **error);
 
 /* ngx_matrix_federation.c */
 ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
