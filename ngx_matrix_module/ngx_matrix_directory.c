@@ -6,8 +6,10 @@
  *   GET/PUT /directory/list/room/{roomId}
  *   GET/POST /publicRooms
  *
- * Aliases of other servers are resolved over federation, which comes with
- * it; until then they are not found.
+ * GET of an alias of another server asks that server (a request job for
+ * the fedsender, ngx_matrix_alias_remote); so does a join by such an alias
+ * (ngx_matrix_membership.c).  Only this server's aliases are made and
+ * deleted here.
  */
 
 #include <ngx_config.h>
@@ -21,6 +23,17 @@
 
 
 #define NGX_MATRIX_PUBLIC_ROOMS_MAX  500
+#define NGX_MATRIX_ALIAS_TIMEOUT     20000
+#define NGX_MATRIX_ALIAS_QUERY                                               \
+    "/_matrix/federation/v1/query/directory?room_alias="
+
+
+typedef struct {
+    ngx_str_t              alias;
+    ngx_str_t              server;       /* the alias's */
+    ngx_str_t              req;          /* the request job's waiter */
+    ngx_matrix_alias_pt    done;
+} ngx_matrix_alias_query_t;
 
 
 /* "mx:alias:<alias>" */
@@ -40,7 +53,11 @@ ngx_matrix_alias_key(ngx_matrix_req_t *mr, ngx_str_t *alias, ngx_str_t *key)
 }
 
 
-/* a valid alias of this server; else the error is answered */
+/*
+ * A valid alias (else the error is answered): NGX_OK for one of this
+ * server, NGX_DECLINED for one of another server, which local_only
+ * refuses instead.
+ */
 
 ngx_int_t
 ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
@@ -57,16 +74,19 @@ ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
 
     server = mx_id_server((char *) alias->data, alias->len, &slen);
 
-    if (local_only
-        && (slen != mr->mcf->server_name.len
-            || ngx_strncmp(server, mr->mcf->server_name.data, slen) != 0))
+    if (slen == mr->mcf->server_name.len
+        && ngx_strncmp(server, mr->mcf->server_name.data, slen) == 0)
     {
+        return NGX_OK;
+    }
+
+    if (local_only) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
                                      "M_INVALID_PARAM", "Room aliases of"
                                      " other servers cannot be made here.");
     }
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 
@@ -79,6 +99,45 @@ ngx_matrix_directory_empty(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
+/* {room_id, servers}: the answer of an alias, this server's or another's */
+
+static ngx_int_t
+ngx_matrix_alias_answer(ngx_matrix_req_t *mr, ngx_str_t *room_id,
+    ngx_array_t *servers)
+{
+    mx_pool_t   *pool;
+    mx_json_t   *body, *list;
+    ngx_str_t   *server;
+    ngx_uint_t   i;
+
+    pool = ngx_matrix_pool(mr);
+    body = pool ? mx_json_object(pool) : NULL;
+    list = pool ? mx_json_array(pool) : NULL;
+
+    if (body == NULL || list == NULL
+        || mx_json_set(pool, body, "room_id",
+                       mx_json_strn(pool, (char *) room_id->data,
+                                    room_id->len)) != 0
+        || mx_json_set(pool, body, "servers", list) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    server = servers->elts;
+
+    for (i = 0; i < servers->nelts; i++) {
+        if (mx_json_append(pool, list,
+                           mx_json_strn(pool, (char *) server[i].data,
+                                        server[i].len)) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+}
+
+
 /*
  * mx_alias_resolve's reply, {room_id, server...} or nil, as the answer of
  * GET /directory/room/{roomAlias} and of the federation's /query/directory
@@ -87,9 +146,9 @@ ngx_matrix_directory_empty(ngx_matrix_req_t *mr, redisReply *reply)
 ngx_int_t
 ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
 {
-    mx_pool_t  *pool;
-    mx_json_t  *body, *servers;
-    size_t      i;
+    ngx_str_t     room_id, *server;
+    ngx_array_t  *servers;
+    size_t        i;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_STRING)
@@ -98,30 +157,164 @@ ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
                                      "Room alias not found.");
     }
 
-    pool = ngx_matrix_pool(mr);
-    body = pool ? mx_json_object(pool) : NULL;
-    servers = pool ? mx_json_array(pool) : NULL;
-
-    if (body == NULL || servers == NULL
-        || mx_json_set(pool, body, "room_id",
-                       mx_json_strn(pool, reply->element[0]->str,
-                                    reply->element[0]->len)) != 0
-        || mx_json_set(pool, body, "servers", servers) != 0)
-    {
+    servers = ngx_array_create(mr->r->pool, reply->elements,
+                               sizeof(ngx_str_t));
+    if (servers == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    room_id.data = (u_char *) reply->element[0]->str;
+    room_id.len = reply->element[0]->len;
+
     for (i = 1; i < reply->elements; i++) {
-        if (reply->element[i]->type == REDIS_REPLY_STRING
-            && mx_json_append(pool, servers,
-                              mx_json_strn(pool, reply->element[i]->str,
-                                           reply->element[i]->len)) != 0)
-        {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        server = ngx_array_push(servers);
+        if (server == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        server->data = (u_char *) reply->element[i]->str;
+        server->len = reply->element[i]->len;
     }
 
-    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, body);
+    return ngx_matrix_alias_answer(mr, &room_id, servers);
+}
+
+
+/*
+ * An alias of another server, asked of that server with a request job
+ *
+ *   GET /_matrix/federation/v1/query/directory?room_alias=<alias>
+ *
+ * whose room_id, and those of its servers that are server names, go to
+ * done() (the array is done()'s to add to).  Else the error is answered,
+ * as Synapse does: the remote's 404 is 404 M_NOT_FOUND; no answer in
+ * NGX_MATRIX_ALIAS_TIMEOUT is 504, a request that failed (DNS, TLS,
+ * connect) and any other answer 502, both M_UNKNOWN.  Nothing is cached.
+ */
+
+static ngx_int_t ngx_matrix_alias_queried(ngx_matrix_req_t *mr,
+    ngx_str_t *answer);
+
+
+ngx_int_t
+ngx_matrix_alias_remote(ngx_matrix_req_t *mr, ngx_str_t *alias,
+    ngx_matrix_alias_pt done)
+{
+    ngx_matrix_alias_query_t  *q;
+    ngx_str_t                  path, body = ngx_string("");
+    const char                *server;
+    size_t                     slen;
+    u_char                    *p;
+
+    q = ngx_pcalloc(mr->r->pool, sizeof(ngx_matrix_alias_query_t));
+    path.data = ngx_pnalloc(mr->r->pool, sizeof(NGX_MATRIX_ALIAS_QUERY) - 1
+                                         + 3 * alias->len);
+    if (q == NULL || path.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    server = mx_id_server((char *) alias->data, alias->len, &slen);
+
+    q->alias = *alias;
+    q->server.data = (u_char *) server;
+    q->server.len = slen;
+    q->done = done;
+
+    p = ngx_cpymem(path.data, NGX_MATRIX_ALIAS_QUERY,
+                   sizeof(NGX_MATRIX_ALIAS_QUERY) - 1);
+    p = (u_char *) ngx_escape_uri(p, alias->data, alias->len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    path.len = p - path.data;
+
+    mr->data = q;
+
+    return ngx_matrix_job_request(mr, &q->server, "GET", &path, &body,
+                                  NGX_MATRIX_ALIAS_TIMEOUT,
+                                  ngx_matrix_alias_queried, &q->req);
+}
+
+
+static ngx_int_t
+ngx_matrix_alias_queried(ngx_matrix_req_t *mr, ngx_str_t *answer)
+{
+    ngx_matrix_alias_query_t  *q;
+    ngx_array_t               *servers;
+    ngx_str_t                  room_id, *server;
+    ngx_int_t                  rc;
+    mx_json_t                 *body, *list, *v;
+    const char                *error;
+    int64_t                    status;
+    size_t                     i, len;
+
+    q = mr->data;
+
+    rc = ngx_matrix_job_response(mr, answer, &status, &body, &error);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (error == NULL) {
+            return ngx_matrix_send_error(mr->r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                         "M_UNKNOWN", "%V did not answer"
+                                         " the query of %V in time.",
+                                         &q->server, &q->alias);
+        }
+
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY,
+                                     "M_UNKNOWN", "Failed to query %V for"
+                                     " %V: %s", &q->server, &q->alias,
+                                     error);
+    }
+
+    if (status == NGX_HTTP_NOT_FOUND) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                     "Room alias %V not found.", &q->alias);
+    }
+
+    room_id.data = (u_char *) mx_json_get_str(body, "room_id", &len);
+    room_id.len = len;
+
+    if (status != NGX_HTTP_OK || room_id.data == NULL
+        || !mx_room_id_valid((char *) room_id.data, room_id.len))
+    {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY,
+                                     "M_UNKNOWN", "%V answered the query of"
+                                     " %V with status %L and no room ID.",
+                                     &q->server, &q->alias, status);
+    }
+
+    list = mx_json_get_arr(body, "servers");
+    servers = ngx_array_create(mr->r->pool, list ? list->u.a.n + 1 : 1,
+                               sizeof(ngx_str_t));
+    if (servers == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; list && i < list->u.a.n; i++) {
+        v = list->u.a.v[i];
+
+        if (v->type != MX_JSON_STRING
+            || !mx_server_name_valid(v->u.s.p, v->u.s.len))
+        {
+            continue;
+        }
+
+        server = ngx_array_push(servers);
+        if (server == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        server->data = (u_char *) v->u.s.p;
+        server->len = v->u.s.len;
+    }
+
+    return q->done(mr, &room_id, servers);
 }
 
 
@@ -139,6 +332,11 @@ ngx_matrix_alias(ngx_matrix_req_t *mr)
     alias = &mr->params[0];
 
     rc = ngx_matrix_alias_check(mr, alias, mr->r->method != NGX_HTTP_GET);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_matrix_alias_remote(mr, alias, ngx_matrix_alias_answer);
+    }
+
     if (rc != NGX_OK) {
         return rc;
     }

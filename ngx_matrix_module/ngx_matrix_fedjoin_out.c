@@ -19,8 +19,9 @@
  *        │
  *   200 {"room_id"}
  *
- * The servers asked, in order until one answers make_join: those the
- * request names (server_name, via), the sender's of the user's invite
+ * The servers asked, in order until one answers make_join: those a
+ * remote alias's server named (s->servers, ngx_matrix_membership.c), those
+ * the request names (server_name, via), the sender's of the user's invite
  * (mx:{<room>}:invited:<user>), the room ID's; at most 8, never this one.
  * The last one's error is the client's.  A leave of such a room (rejecting a remote invite) takes the same
  * way with make_leave/send_leave, and ends with mx_remote_invite_done.
@@ -206,7 +207,8 @@ ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
     ngx_matrix_send_t   *s;
     ngx_matrix_rjoin_t  *j;
     ngx_matrix_cmd_t     c;
-    ngx_str_t            key;
+    ngx_str_t            key, *server;
+    ngx_uint_t           i;
 
     s = mr->data;
 
@@ -219,7 +221,13 @@ ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
     j->leave = leave;
     mr->data = j;
 
-    /* the servers named by the client (server_name, via) first */
+    /* a remote alias's servers first, then those the client names
+     * (server_name, via) */
+    for (i = 0; !leave && s->servers && i < s->servers->nelts; i++) {
+        server = (ngx_str_t *) s->servers->elts + i;
+        ngx_matrix_rjoin_add(mr, j, server->data, server->len);
+    }
+
     if (!leave) {
         ngx_matrix_rjoin_args(mr, j);
     }

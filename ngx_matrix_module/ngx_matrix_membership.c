@@ -11,7 +11,8 @@
  *   PUT  /rooms/{id}/redact/{eventId}/{txnId}     m.room.redaction
  *
  * Joining a room this server does not have goes through a server in it
- * (make_join/send_join, ngx_matrix_fedjoin_out.c).
+ * (make_join/send_join, ngx_matrix_fedjoin_out.c); an alias of another
+ * server is asked of that server first (ngx_matrix_alias_remote).
  */
 
 #include <ngx_config.h>
@@ -129,10 +130,14 @@ ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
+/* servers: those to join through first when the room is not here */
+
 static ngx_int_t
-ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room)
+ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room,
+    ngx_array_t *servers)
 {
-    ngx_int_t  rc;
+    ngx_matrix_send_t  *s;
+    ngx_int_t           rc;
 
     rc = ngx_matrix_membership_send(mr, room, NULL, "join");
     if (rc != NGX_OK) {
@@ -140,7 +145,9 @@ ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room)
     }
 
     /* a room this server does not have: joined through another server */
-    ((ngx_matrix_send_t *) mr->data)->unknown = ngx_matrix_fed_join_remote;
+    s = mr->data;
+    s->unknown = ngx_matrix_fed_join_remote;
+    s->servers = servers;
 
     return ngx_matrix_profile_own(mr, ngx_matrix_membership_profile);
 }
@@ -164,11 +171,37 @@ ngx_matrix_membership_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
     }
     ngx_memcpy(room.data, reply->str, room.len);
 
-    return ngx_matrix_membership_join_room(mr, &room);
+    return ngx_matrix_membership_join_room(mr, &room, NULL);
 }
 
 
-/* a room ID, or an alias of this server resolved first */
+/*
+ * An alias of another server, resolved by its server: the room is joined
+ * here if this server has it, else through the servers the directory
+ * named, then the alias's server.
+ */
+
+static ngx_int_t
+ngx_matrix_membership_alias_remote(ngx_matrix_req_t *mr, ngx_str_t *room_id,
+    ngx_array_t *servers)
+{
+    ngx_str_t  *server;
+    size_t      len;
+
+    server = ngx_array_push(servers);
+    if (server == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    server->data = (u_char *) mx_id_server((char *) mr->params[0].data,
+                                           mr->params[0].len, &len);
+    server->len = len;
+
+    return ngx_matrix_membership_join_room(mr, room_id, servers);
+}
+
+
+/* a room ID, or an alias resolved first */
 
 static ngx_int_t
 ngx_matrix_membership_join(ngx_matrix_req_t *mr, ngx_str_t *room)
@@ -178,10 +211,16 @@ ngx_matrix_membership_join(ngx_matrix_req_t *mr, ngx_str_t *room)
     ngx_matrix_cmd_t   c;
 
     if (room->len == 0 || room->data[0] != '#') {
-        return ngx_matrix_membership_join_room(mr, room);
+        return ngx_matrix_membership_join_room(mr, room, NULL);
     }
 
     rc = ngx_matrix_alias_check(mr, room, 0);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_matrix_alias_remote(mr, room,
+                                       ngx_matrix_membership_alias_remote);
+    }
+
     if (rc != NGX_OK) {
         return rc;
     }

@@ -341,6 +341,11 @@ ngx_int_t ngx_matrix_alias_check(ngx_matrix_req_t *mr, ngx_str_t *alias,
     ngx_uint_t local_only);
 ngx_int_t ngx_matrix_alias(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_alias_got(ngx_matrix_req_t *mr, redisReply *reply);
+/* a remote alias resolved: its room and the servers its server named */
+typedef ngx_int_t (*ngx_matrix_alias_pt)(ngx_matrix_req_t *mr,
+    ngx_str_t *room_id, ngx_array_t *servers);
+ngx_int_t ngx_matrix_alias_remote(ngx_matrix_req_t *mr, ngx_str_t *alias,
+    ngx_matrix_alias_pt done);
 ngx_int_t ngx_matrix_room_aliases(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_directory_list(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);

@@ -56,6 +56,10 @@ typedef struct {
                                             /* instead of build and submit:
                                                s->rv, state, prev are read
                                                (make_join's template) */
+    ngx_array_t                *servers;    /* ngx_str_t: for a join
+                                               through another server,
+                                               those to ask first (a
+                                               remote alias's) */
     void                       *data;
 } ngx_matrix_send_t;
 
