@@ -938,8 +938,8 @@ ngx_matrix_fed_send_state(ngx_matrix_req_t *mr, redisReply *reply)
  *   kept with the stripped state for the user's /sync (mx_remote_invite),
  *   and answered {event}.
  *
- *   Only rooms this server does not have: an invite into a room it has
- *   (a remote user inviting a local one there) comes through /send.
+ *   An invite into a room this server has is countersigned and answered
+ *   the same, but not kept: the room's own copy comes through /send.
  */
 
 typedef struct {
@@ -957,6 +957,7 @@ static ngx_int_t ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_fed_invite_stored(ngx_matrix_req_t *mr,
     redisReply *reply);
+static ngx_int_t ngx_matrix_fed_invite_signed(ngx_matrix_req_t *mr);
 
 
 ngx_int_t
@@ -1172,7 +1173,7 @@ ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* a room this server has: not by this endpoint (see above) */
+    /* a room this server has: its copy comes by /send (see above) */
     key.len = sizeof("mx:{}:room") - 1 + mr->params[0].len;
     key.data = ngx_pnalloc(mr->r->pool, key.len);
     if (key.data == NULL) {
@@ -1207,10 +1208,7 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
     pool = ngx_matrix_pool(mr);
 
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_UNRECOGNIZED", "This server is in"
-                                     " the room: the invite comes with"
-                                     " /send.");
+        return ngx_matrix_fed_invite_signed(mr);
     }
 
     pdu = mx_json_encode(pool, inv->event, mx_event_json_flags(inv->rv),
@@ -1273,16 +1271,25 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
 static ngx_int_t
 ngx_matrix_fed_invite_stored(ngx_matrix_req_t *mr, redisReply *reply)
 {
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_fed_invite_signed(mr);
+}
+
+
+/* {event}: the invite with this server's signature added */
+
+static ngx_int_t
+ngx_matrix_fed_invite_signed(ngx_matrix_req_t *mr)
+{
     ngx_matrix_fedinvite_t  *inv;
     mx_pool_t               *pool;
     mx_json_t               *body;
 
     inv = mr->data;
     pool = ngx_matrix_pool(mr);
-
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     body = mx_json_object(pool);
     if (body == NULL || mx_json_set(pool, body, "event", inv->event) != 0) {
