@@ -97,6 +97,11 @@ ngx_int_t ngx_matrix_fed_ring_read(ngx_matrix_req_t *mr, ngx_str_t *server,
 const unsigned char *ngx_matrix_fed_ring_key(void *ctx, const char *server,
     const char *key_id, int64_t ts);
 
+/* ngx_matrix_fedinvite_out.c: an invite of another server's user, sent
+ * there to be countersigned before the room has it (NGX_DECLINED: not one) */
+ngx_int_t ngx_matrix_fed_invite_out(ngx_matrix_req_t *mr,
+    const mx_auth_event_t *ev);
+
 /* ngx_matrix_lane.c */
 void ngx_matrix_lane_apply(ngx_matrix_req_t *mr, ngx_matrix_send_t *s);
 void ngx_matrix_lane_built(ngx_matrix_send_t *s, const mx_auth_event_t *ev);
