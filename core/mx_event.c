@@ -708,6 +708,27 @@ mx_event_signed_by(mx_pool_t *pool, const mx_json_t *redacted,
 }
 
 
+int
+mx_event_signed(mx_pool_t *pool, const mx_json_t *ev,
+    const mx_room_version_t *rv, const char *server, mx_event_key_pt key,
+    void *ctx)
+{
+    mx_json_t  *redacted;
+    int64_t     ts;
+
+    redacted = mx_event_redact(pool, ev, rv);
+    if (redacted == NULL) {
+        return 0;
+    }
+
+    if (mx_json_get_int(ev, "origin_server_ts", &ts) != 0) {
+        ts = 0;
+    }
+
+    return mx_event_signed_by(pool, redacted, server, ts, rv, key, ctx);
+}
+
+
 mx_event_verdict_t
 mx_event_verify(mx_pool_t *pool, const mx_json_t *ev,
     const mx_room_version_t *rv, mx_event_key_pt key, void *ctx,

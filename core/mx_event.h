@@ -114,6 +114,15 @@ int mx_event_check_pdu(mx_pool_t *pool, const mx_json_t *ev,
 size_t mx_event_signers(mx_pool_t *pool, const mx_json_t *ev,
     const mx_room_version_t *rv, const char *out[3]);
 
+/*
+ * Whether server signed ev (its redacted form) with a key the callback
+ * knows: 1 or 0.  For a signature no rule requires, such as the invited
+ * server's on an invite.
+ */
+int mx_event_signed(mx_pool_t *pool, const mx_json_t *ev,
+    const mx_room_version_t *rv, const char *server, mx_event_key_pt key,
+    void *ctx);
+
 /* hashes and signatures of a received event; *why says what failed */
 mx_event_verdict_t mx_event_verify(mx_pool_t *pool, const mx_json_t *ev,
     const mx_room_version_t *rv, mx_event_key_pt key, void *ctx,

@@ -256,6 +256,46 @@ local STRIPPED = { 'm.room.create', 'm.room.join_rules', 'm.room.name',
                    'm.room.avatar', 'm.room.canonical_alias',
                    'm.room.encryption', 'm.room.topic' }
 
+-- that state and a member's event, {id, pdu, ...}, and the member's PDU
+-- ('' for none)
+local function stripped_state(room, user)
+    local st = {}
+    local pk, sk = rkey(room, 'pdu'), rkey(room, 'state')
+    for _, t in ipairs(STRIPPED) do
+        local id = redis.call('HGET', sk, t .. SEP)
+        if id then
+            st[#st + 1] = id
+            st[#st + 1] = redis.call('HGET', pk, id) or ''
+        end
+    end
+    local id = redis.call('HGET', sk, 'm.room.member' .. SEP .. user)
+    local mine = id and redis.call('HGET', pk, id) or ''
+    if id then
+        st[#st + 1] = id
+        st[#st + 1] = mine
+    end
+    return st, mine
+end
+
+-- mx_room_invite_state: what an invite of another server's user carries
+-- of the room (invite_room_state of federation's /v2/invite): the
+-- stripped state and the inviter's member event, as full PDUs (v1.16)
+--   KEYS[1]  mx:{<room_id>}:state
+--   ARGV     room_id, the inviter's user ID
+--   reply:   {pdu, ...}
+redis.register_function{
+    function_name = 'mx_room_invite_state',
+    flags = { 'no-writes' },
+    callback = function(keys, a)
+        local st = stripped_state(a[1], a[2])
+        local out = {}
+        for i = 2, #st, 2 do
+            if st[i] ~= '' then out[#out + 1] = st[i] end
+        end
+        return out
+    end
+}
+
 -- mx_sync: what /sync gives a user since a position
 --   KEYS[1]  mx:{<user_id>}:rooms
 --   ARGV     user_id, since ('' for an initial sync), timeline limit,
@@ -447,22 +487,7 @@ local function sync_one(key, a)
 
         elseif (m == 'invite' or m == 'knock')
                and (not since or mpos > since) then
-            local st = {}
-            local pk = rkey(room, 'pdu')
-            for _, t in ipairs(STRIPPED) do
-                local id = redis.call('HGET', rkey(room, 'state'), t .. SEP)
-                if id then
-                    st[#st + 1] = id
-                    st[#st + 1] = redis.call('HGET', pk, id) or ''
-                end
-            end
-            local id = redis.call('HGET', rkey(room, 'state'),
-                                  'm.room.member' .. SEP .. user)
-            local mine = id and redis.call('HGET', pk, id) or ''
-            if id then
-                st[#st + 1] = id
-                st[#st + 1] = mine
-            end
+            local st, mine = stripped_state(room, user)
             if #st == 0 then
                 -- a room of another server: what its invite brought
                 local inv = redis.call('HMGET', rkey(room, 'invited:' .. user),

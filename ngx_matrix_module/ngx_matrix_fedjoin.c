@@ -938,8 +938,8 @@ ngx_matrix_fed_send_state(ngx_matrix_req_t *mr, redisReply *reply)
  *   kept with the stripped state for the user's /sync (mx_remote_invite),
  *   and answered {event}.
  *
- *   Only rooms this server does not have: an invite into a room it has
- *   (a remote user inviting a local one there) comes through /send.
+ *   An invite into a room this server has is countersigned and answered
+ *   the same, but not kept: the room's own copy comes through /send.
  */
 
 typedef struct {
@@ -947,7 +947,7 @@ typedef struct {
     const mx_room_version_t    *rv;
     mx_json_t                  *event;
     mx_json_t                  *stripped;
-    redisReply                 *keys;       /* {key id, pk, ...} */
+    ngx_matrix_fed_ring_t       ring;       /* the origin's keys */
 } ngx_matrix_fedinvite_t;
 
 
@@ -957,14 +957,14 @@ static ngx_int_t ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_fed_invite_stored(ngx_matrix_req_t *mr,
     redisReply *reply);
+static ngx_int_t ngx_matrix_fed_invite_signed(ngx_matrix_req_t *mr);
 
 
 ngx_int_t
 ngx_matrix_fed_invite(ngx_matrix_req_t *mr)
 {
     ngx_matrix_fedinvite_t  *inv;
-    ngx_matrix_cmd_t         c;
-    ngx_str_t                key, local, server;
+    ngx_str_t                local, server;
     mx_pool_t               *pool;
     mx_json_t               *ev;
     const char              *v, *sender, *why, *id, *target;
@@ -1053,42 +1053,61 @@ ngx_matrix_fed_invite(ngx_matrix_req_t *mr)
     }
 
     /* the sender's server's keys, from the cache */
-    key.len = sizeof("mx:serverkeys:{}") - 1 + mr->origin.len;
+    return ngx_matrix_fed_ring_read(mr, &mr->origin,
+                                    ngx_matrix_fed_invite_keys);
+}
+
+
+/* a server's keys from the cache, for a ring: next(mr, the HGETALL) */
+
+ngx_int_t
+ngx_matrix_fed_ring_read(ngx_matrix_req_t *mr, ngx_str_t *server,
+    ngx_matrix_reply_pt next)
+{
+    ngx_matrix_cmd_t  c;
+    ngx_str_t         key;
+
+    key.len = sizeof("mx:serverkeys:{}") - 1 + server->len;
     key.data = ngx_pnalloc(mr->r->pool, key.len);
     if (key.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    ngx_sprintf(key.data, "mx:serverkeys:{%V}", &mr->origin);
+    ngx_sprintf(key.data, "mx:serverkeys:{%V}", server);
 
     c.n = 0;
     c.overflow = 0;
     ngx_matrix_cmd_cstr(&c, "HGETALL");
     ngx_matrix_cmd_str(&c, &key);
 
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_invite_keys);
+    return ngx_matrix_cmd_send(mr, &c, next);
 }
 
 
-static const unsigned char *
-ngx_matrix_fed_invite_key(void *ctx, const char *server, const char *key_id,
+/*
+ * The key of the ring's server with that ID, whenever it was valid (the
+ * fedsender has just fetched what a keys job asked; an inbound request's
+ * signature has just been checked with the same cache).
+ */
+
+const unsigned char *
+ngx_matrix_fed_ring_key(void *ctx, const char *server, const char *key_id,
     int64_t ts)
 {
-    ngx_matrix_req_t        *mr = ctx;
-    ngx_matrix_fedinvite_t  *inv;
-    redisReply              *r;
-    unsigned char           *pk;
-    mx_pool_t               *pool;
-    size_t                   i;
-    ssize_t                  n;
+    ngx_matrix_fed_ring_t  *ring = ctx;
+    redisReply             *r;
+    unsigned char          *pk;
+    mx_pool_t              *pool;
+    size_t                  i;
+    ssize_t                 n;
 
     (void) ts;
 
-    inv = mr->data;
-    r = inv->keys;
-    pool = ngx_matrix_pool(mr);
+    r = ring->keys;
+    pool = ngx_matrix_pool(ring->mr);
 
-    if (ngx_strlen(server) != mr->origin.len
-        || ngx_strncmp(server, mr->origin.data, mr->origin.len) != 0)
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY
+        || ngx_strlen(server) != ring->server.len
+        || ngx_strncmp(server, ring->server.data, ring->server.len) != 0)
     {
         return NULL;
     }
@@ -1129,11 +1148,13 @@ ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    inv->keys = reply;
+    inv->ring.mr = mr;
+    inv->ring.server = mr->origin;
+    inv->ring.keys = reply;
     why = NULL;
 
-    if (mx_event_verify(pool, inv->event, inv->rv, ngx_matrix_fed_invite_key,
-                        mr, &why)
+    if (mx_event_verify(pool, inv->event, inv->rv, ngx_matrix_fed_ring_key,
+                        &inv->ring, &why)
         != MX_EVENT_OK)
     {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
@@ -1142,7 +1163,7 @@ ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
                                      why ? why : "invalid");
     }
 
-    inv->keys = NULL;                   /* the reply goes with this call */
+    inv->ring.keys = NULL;              /* the reply goes with this call */
 
     if (mx_event_sign(pool, inv->event, inv->rv,
                       (char *) mr->mcf->server_name.data,
@@ -1152,7 +1173,7 @@ ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* a room this server has: not by this endpoint (see above) */
+    /* a room this server has: its copy comes by /send (see above) */
     key.len = sizeof("mx:{}:room") - 1 + mr->params[0].len;
     key.data = ngx_pnalloc(mr->r->pool, key.len);
     if (key.data == NULL) {
@@ -1187,10 +1208,7 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
     pool = ngx_matrix_pool(mr);
 
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_UNRECOGNIZED", "This server is in"
-                                     " the room: the invite comes with"
-                                     " /send.");
+        return ngx_matrix_fed_invite_signed(mr);
     }
 
     pdu = mx_json_encode(pool, inv->event, mx_event_json_flags(inv->rv),
@@ -1253,16 +1271,25 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
 static ngx_int_t
 ngx_matrix_fed_invite_stored(ngx_matrix_req_t *mr, redisReply *reply)
 {
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_matrix_fed_invite_signed(mr);
+}
+
+
+/* {event}: the invite with this server's signature added */
+
+static ngx_int_t
+ngx_matrix_fed_invite_signed(ngx_matrix_req_t *mr)
+{
     ngx_matrix_fedinvite_t  *inv;
     mx_pool_t               *pool;
     mx_json_t               *body;
 
     inv = mr->data;
     pool = ngx_matrix_pool(mr);
-
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     body = mx_json_object(pool);
     if (body == NULL || mx_json_set(pool, body, "event", inv->event) != 0) {

@@ -59,9 +59,6 @@ typedef struct {
 } ngx_matrix_rjoin_t;
 
 
-static ngx_int_t ngx_matrix_rjoin_request(ngx_matrix_req_t *mr,
-    const char *method, ngx_str_t *path, char *body, size_t len,
-    ngx_matrix_wait_pt next);
 static ngx_int_t ngx_matrix_rjoin_start(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr,
     redisReply *reply);
@@ -74,6 +71,8 @@ static ngx_int_t ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static ngx_int_t ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
+static ngx_int_t ngx_matrix_fed_queued(ngx_matrix_req_t *mr,
+    redisReply *reply);
 static ngx_int_t ngx_matrix_rjoin_verdict(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 
@@ -106,10 +105,13 @@ ngx_matrix_rjoin_seg(u_char *p, const char *s, size_t len)
 }
 
 
-/* "<prefix>/<room>/<second>" with both segments encoded, then suffix */
+/*
+ * "<prefix>/<room>/<second>" with both segments encoded, then suffix: the
+ * path of a request job (make_join, send_join, invite, ...)
+ */
 
-static ngx_int_t
-ngx_matrix_rjoin_path(ngx_matrix_req_t *mr, ngx_str_t *path,
+ngx_int_t
+ngx_matrix_fed_path(ngx_matrix_req_t *mr, ngx_str_t *path,
     const char *prefix, const char *room, const char *second,
     const char *suffix)
 {
@@ -336,7 +338,7 @@ ngx_matrix_rjoin_start(ngx_matrix_req_t *mr)
 
     j->server = j->servers[j->next++];
 
-    if (ngx_matrix_rjoin_path(mr, &path, j->leave
+    if (ngx_matrix_fed_path(mr, &path, j->leave
                               ? "/_matrix/federation/v1/make_leave"
                               : "/_matrix/federation/v1/make_join",
                               s->room_id, s->sender, j->leave ? ""
@@ -347,13 +349,13 @@ ngx_matrix_rjoin_start(ngx_matrix_req_t *mr)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_matrix_rjoin_request(mr, "GET", &path, "", 0,
-                                    ngx_matrix_rjoin_made);
+    return ngx_matrix_fed_request(mr, &j->server, &j->req, "GET", &path, "",
+                                  0, ngx_matrix_rjoin_made);
 }
 
 
 static ngx_int_t
-ngx_matrix_rjoin_queued(ngx_matrix_req_t *mr, redisReply *reply)
+ngx_matrix_fed_queued(ngx_matrix_req_t *mr, redisReply *reply)
 {
     (void) mr;
     (void) reply;
@@ -363,41 +365,71 @@ ngx_matrix_rjoin_queued(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
-/* a request job for the fedsender, to j->server */
+/*
+ * A request job for the fedsender, to server; the request parks until
+ * next(mr, answer) with its answer (NULL: none in time).  req receives the
+ * waiter's number.
+ */
 
-static ngx_int_t
-ngx_matrix_rjoin_request(ngx_matrix_req_t *mr, const char *method,
-    ngx_str_t *path, char *body, size_t len, ngx_matrix_wait_pt next)
+ngx_int_t
+ngx_matrix_fed_request(ngx_matrix_req_t *mr, ngx_str_t *server,
+    ngx_str_t *req, const char *method, ngx_str_t *path, char *body,
+    size_t len, ngx_matrix_wait_pt next)
 {
-    ngx_matrix_rjoin_t  *j;
-    ngx_str_t            b;
+    ngx_str_t  b;
 
-    j = mr->data;
     b.data = (u_char *) body;
     b.len = len;
 
-    return ngx_matrix_job_request(mr, &j->server, method, path, &b,
-                                  NGX_MATRIX_RJOIN_TIMEOUT, next, &j->req);
+    return ngx_matrix_job_request(mr, server, method, path, &b,
+                                  NGX_MATRIX_RJOIN_TIMEOUT, next, req);
 }
 
 
 /*
- * The fedsender's answer {"status","body"}: the body of a 200, else the
- * error answered to the client (the remote's errcode when it gave one).
+ * A keys job: server's keys (key_ids space-separated, "" for its current
+ * ones) in the cache, valid now; next(mr, answer) as for a request.
  */
 
-static mx_json_t *
-ngx_matrix_rjoin_body(ngx_matrix_req_t *mr, ngx_str_t *answer,
-    const char *what, ngx_uint_t last, ngx_int_t *rc)
+ngx_int_t
+ngx_matrix_fed_keys(ngx_matrix_req_t *mr, ngx_str_t *server,
+    const char *key_ids, ngx_str_t *req, ngx_matrix_wait_pt next)
 {
-    ngx_matrix_rjoin_t  *j;
-    mx_pool_t           *pool;
-    mx_json_t           *v, *body;
-    mx_json_error_t      err;
-    const char          *errcode, *error;
-    int64_t              status;
+    ngx_matrix_cmd_t  c;
 
-    j = mr->data;
+    if (ngx_matrix_wait(mr, NGX_MATRIX_RJOIN_TIMEOUT, next, req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_job_init(&c, "keys", req);
+    ngx_matrix_cmd_cstr(&c, "server");
+    ngx_matrix_cmd_str(&c, server);
+    ngx_matrix_cmd_cstr(&c, "key_ids");
+    ngx_matrix_cmd_cstr(&c, key_ids);
+    ngx_matrix_cmd_cstr(&c, "valid_at");
+    ngx_matrix_cmd_cstr(&c, "0");
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_queued);
+}
+
+
+/*
+ * The fedsender's answer {"status","body"} to a request to server: the
+ * body of a 200, else the error answered to the client (the remote's
+ * errcode when it gave one; no answer: 504, a failure to reach it: 502).
+ * Not the last server to ask (last 0): NULL and NGX_DECLINED instead of an
+ * answer, the caller asks the next.
+ */
+
+mx_json_t *
+ngx_matrix_fed_answer(ngx_matrix_req_t *mr, ngx_str_t *answer,
+    ngx_str_t *server, const char *what, ngx_uint_t last, ngx_int_t *rc)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *v, *body;
+    mx_json_error_t   err;
+    const char       *errcode, *error;
+    int64_t           status;
 
     if (mr->cmd) {
         ngx_matrix_redis_cancel(mr->cmd);
@@ -425,7 +457,7 @@ ngx_matrix_rjoin_body(ngx_matrix_req_t *mr, ngx_str_t *answer,
     if (answer == NULL) {
         *rc = ngx_matrix_send_error(mr->r, NGX_HTTP_GATEWAY_TIME_OUT,
                                     "M_UNKNOWN", "%V did not answer %s in"
-                                    " time.", &j->server, what);
+                                    " time.", server, what);
         return NULL;
     }
 
@@ -436,7 +468,7 @@ ngx_matrix_rjoin_body(ngx_matrix_req_t *mr, ngx_str_t *answer,
     if (mx_json_get_int(v, "status", &status) != 0) {
         error = mx_json_get_str(v, "error", NULL);
         *rc = ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
-                                    "%s to %V failed: %s", what, &j->server,
+                                    "%s to %V failed: %s", what, server,
                                     error ? error : "no answer");
         return NULL;
     }
@@ -450,12 +482,12 @@ ngx_matrix_rjoin_body(ngx_matrix_req_t *mr, ngx_str_t *answer,
 
     if (errcode != NULL && status >= 400 && status < 500) {
         *rc = ngx_matrix_send_error(mr->r, (ngx_uint_t) status, errcode,
-                                    "%V: %s", &j->server, error ? error : "");
+                                    "%V: %s", server, error ? error : "");
         return NULL;
     }
 
     *rc = ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
-                                "%s to %V: status %L", what, &j->server,
+                                "%s to %V: status %L", what, server,
                                 status);
     return NULL;
 }
@@ -480,7 +512,7 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     s = j->send;
     pool = ngx_matrix_pool(mr);
 
-    body = ngx_matrix_rjoin_body(mr, answer,
+    body = ngx_matrix_fed_answer(mr, answer, &j->server,
                                  j->leave ? "make_leave" : "make_join",
                                  j->next == j->nservers, &rc);
     if (body == NULL) {
@@ -551,7 +583,7 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     text = mx_json_encode(pool, ev, mx_event_json_flags(j->rv), &len);
 
     if (j->event_id == NULL || text == NULL
-        || ngx_matrix_rjoin_path(mr, &path, j->leave
+        || ngx_matrix_fed_path(mr, &path, j->leave
                                  ? "/_matrix/federation/v2/send_leave"
                                  : "/_matrix/federation/v2/send_join",
                                  s->room_id, j->event_id, "")
@@ -560,8 +592,8 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_matrix_rjoin_request(mr, "PUT", &path, text, len,
-                                    ngx_matrix_rjoin_sent);
+    return ngx_matrix_fed_request(mr, &j->server, &j->req, "PUT", &path,
+                                  text, len, ngx_matrix_rjoin_sent);
 }
 
 
@@ -611,13 +643,12 @@ static ngx_int_t
 ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
 {
     ngx_matrix_rjoin_t  *j;
-    ngx_matrix_cmd_t     c;
     ngx_int_t            rc;
     mx_json_t           *ev;
 
     j = mr->data;
 
-    j->answer = ngx_matrix_rjoin_body(mr, answer,
+    j->answer = ngx_matrix_fed_answer(mr, answer, &j->server,
                                       j->leave ? "send_leave" : "send_join",
                                       1, &rc);
     if (j->answer == NULL) {
@@ -647,22 +678,8 @@ ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
         }
     }
 
-    if (ngx_matrix_wait(mr, NGX_MATRIX_RJOIN_TIMEOUT, ngx_matrix_rjoin_keys,
-                        &j->req)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_matrix_job_init(&c, "keys", &j->req);
-    ngx_matrix_cmd_cstr(&c, "server");
-    ngx_matrix_cmd_str(&c, &j->server);
-    ngx_matrix_cmd_cstr(&c, "key_ids");
-    ngx_matrix_cmd_cstr(&c, "");
-    ngx_matrix_cmd_cstr(&c, "valid_at");
-    ngx_matrix_cmd_cstr(&c, "0");
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_queued);
+    return ngx_matrix_fed_keys(mr, &j->server, "", &j->req,
+                               ngx_matrix_rjoin_keys);
 }
 
 
@@ -739,7 +756,7 @@ ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr, ngx_str_t *answer)
     ngx_matrix_cmd_cstr(&c, "req");
     ngx_matrix_cmd_str(&c, &j->req);
 
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_queued);
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_queued);
 }
 
 

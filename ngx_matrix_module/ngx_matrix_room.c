@@ -12,7 +12,8 @@
  *        │
  *   mx_event_build (core): auth events, the auth rules against current
  *   state (403 at once), hashes, signature, event ID, size
- *        │
+ *        │  (an invite of another server's user is countersigned by that
+ *        │  server first: ngx_matrix_fedinvite_out.c)
  *   a waiter for the verdict, then mx_room_submit: the transaction
  *   remembered and the event appended to mx:input:<shard>, atomically
  *        │
@@ -450,6 +451,7 @@ ngx_matrix_send_build(ngx_matrix_req_t *mr)
     mx_build_rc_t       rc;
     mx_pool_t          *pool;
     mx_auth_event_t    *view;
+    ngx_int_t           sent;
     const char         *why;
     char               *id;
 
@@ -535,6 +537,12 @@ ngx_matrix_send_build(ngx_matrix_req_t *mr)
     }
 
     s->ids[s->n++] = id;
+
+    /* an invite of another server's user: countersigned there first */
+    sent = ngx_matrix_fed_invite_out(mr, view);
+    if (sent != NGX_DECLINED) {
+        return sent;
+    }
 
     ngx_matrix_lane_built(s, view);
 

@@ -76,6 +76,35 @@ const mx_auth_event_t *ngx_matrix_room_event(ngx_matrix_req_t *mr,
 /* ngx_matrix_fedjoin_out.c: a local user joins a room of another server */
 ngx_int_t ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_leave_remote(ngx_matrix_req_t *mr);
+/* and the jobs every outbound step uses */
+ngx_int_t ngx_matrix_fed_path(ngx_matrix_req_t *mr, ngx_str_t *path,
+    const char *prefix, const char *room, const char *second,
+    const char *suffix);
+ngx_int_t ngx_matrix_fed_request(ngx_matrix_req_t *mr, ngx_str_t *server,
+    ngx_str_t *req, const char *method, ngx_str_t *path, char *body,
+    size_t len, ngx_matrix_wait_pt next);
+ngx_int_t ngx_matrix_fed_keys(ngx_matrix_req_t *mr, ngx_str_t *server,
+    const char *key_ids, ngx_str_t *req, ngx_matrix_wait_pt next);
+mx_json_t *ngx_matrix_fed_answer(ngx_matrix_req_t *mr, ngx_str_t *answer,
+    ngx_str_t *server, const char *what, ngx_uint_t last, ngx_int_t *rc);
+
+/* ngx_matrix_fedjoin.c: a server's keys as HGETALL mx:serverkeys:{<server>}
+ * gives them, for mx_event_verify and mx_event_signed (ctx: the ring) */
+typedef struct {
+    ngx_matrix_req_t           *mr;
+    ngx_str_t                   server;
+    redisReply                 *keys;       /* {key id, pk, ...} */
+} ngx_matrix_fed_ring_t;
+
+ngx_int_t ngx_matrix_fed_ring_read(ngx_matrix_req_t *mr, ngx_str_t *server,
+    ngx_matrix_reply_pt next);
+const unsigned char *ngx_matrix_fed_ring_key(void *ctx, const char *server,
+    const char *key_id, int64_t ts);
+
+/* ngx_matrix_fedinvite_out.c: an invite of another server's user, sent
+ * there to be countersigned before the room has it (NGX_DECLINED: not one) */
+ngx_int_t ngx_matrix_fed_invite_out(ngx_matrix_req_t *mr,
+    const mx_auth_event_t *ev);
 
 /* ngx_matrix_lane.c */
 void ngx_matrix_lane_apply(ngx_matrix_req_t *mr, ngx_matrix_send_t *s);

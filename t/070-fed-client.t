@@ -15,12 +15,11 @@ use warnings;
 use lib 't/lib';
 
 use Test::Matrix;
+use Test::Matrix::Fed;
 use JSON::PP;
 use File::Temp qw(tempdir);
-use IO::Socket::SSL;
 use MIME::Base64 qw(decode_base64);
 use Time::HiRes qw(time);
-use POSIX ();
 
 %Test::Matrix::ServerOptions = (federation => 1);
 
@@ -185,29 +184,12 @@ ok(wait_for(sub { pending($A) == 0 }, 5), 'every job acknowledged');
 # The request as a server receives it: a TLS server of the test CA that
 # writes down what it was sent.
 my $dir = tempdir(CLEANUP => 1);
-my ($crt, $key) = Test::Matrix::Server::issue_cert({ dir => $dir });
-my $listen = IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 5, ReuseAddr => 1,
-                                  SSL_server => 1, SSL_cert_file => $crt,
-                                  SSL_key_file => $key)
-    or die "listen: $IO::Socket::SSL::SSL_ERROR";
-my $port = $listen->sockport;
-my $pid = fork // die;
-if ($pid == 0) {
-    while (my $c = $listen->accept) {
-        my ($head, $body) = ('', '');
-        while (defined(my $l = <$c>)) { $head .= $l; last if $l eq "\r\n" }
-        my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
-        read($c, $body, $len) if $len;
-        open my $f, '>', "$dir/req.txt"; print {$f} $head, $body; close $f;
-        print {$c} "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                 . "Content-Length: 11\r\nConnection: close\r\n\r\n{\"seen\":1}\n";
-        close $c;
-    }
-    POSIX::_exit(0);
-}
+my $dest = Test::Matrix::Fed->new(server => $A)->fake_remote(sub {
+    my ($r) = @_;
+    Test::Matrix::Server::write_file("$dir/req.txt", $r->{head} . $r->{body});
+    return (200, qq({"seen":1}\n));
+});
 
-my $dest = "localhost:$port";
 my $body = '{"b":[1,2],"a":"x"}';
 $req = job($A, kind => 'request', destination => $dest, method => 'PUT',
            path => '/_matrix/federation/v1/send/t1?x=1', body => $body);
@@ -236,9 +218,6 @@ Test::Matrix::Server::write_file("$dir/pk.der",
     pack('H*', '302a300506032b6570032100') . $apk);
 my $v = qx{openssl pkeyutl -verify -pubin -keyform DER -inkey $dir/pk.der -rawin -in $dir/msg -sigfile $dir/sig 2>&1};
 like($v, qr/Signature Verified Successfully/, 'the X-Matrix signature verifies with A\'s key');
-
-kill 'TERM', $pid;
-waitpid($pid, 0);
 
 for my $srv ($A, $B, $C) {
     my @bad = $srv->sanitizer_reports;

@@ -20,10 +20,8 @@ use Test::Matrix;
 use Test::Matrix::Fed;
 use JSON::PP;
 use File::Temp qw(tempdir);
-use IO::Socket::SSL;
 use MIME::Base64 qw(decode_base64);
 use Time::HiRes qw(time sleep);
-use POSIX ();
 
 %Test::Matrix::ServerOptions = (federation => 1);
 
@@ -34,47 +32,20 @@ my $dir = tempdir(CLEANUP => 1);
 
 # --- the fake remote server ---------------------------------------------------
 
-my ($crt, $key) = Test::Matrix::Server::issue_cert({ dir => $dir });
-my $listen = IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 16, ReuseAddr => 1,
-                                  SSL_server => 1, SSL_cert_file => $crt,
-                                  SSL_key_file => $key)
-    or die "listen: $IO::Socket::SSL::SSL_ERROR";
-my $port = $listen->sockport;
-my $fake = "localhost:$port";
-
 sub mode { Test::Matrix::Server::write_file("$dir/mode", shift) }
 mode('200');
 
-my $pid = fork // die;
-if ($pid == 0) {
-    my $j = JSON::PP->new->canonical;
-    while (1) {
-        my $c = $listen->accept or next;
-        my ($head, $body) = ('', '');
-        while (defined(my $l = <$c>)) { $head .= $l; last if $l eq "\r\n" }
-        my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
-        my $got = 0;
-        while ($len && $got < $len) {
-            my $n = read($c, $body, $len - $got, $got) or last;
-            $got += $n;
-        }
-        my ($method, $path) = $head =~ /^(\S+) (\S+)/;
-        my ($auth) = $head =~ /^Authorization: (.*?)\r$/mi;
-        my $mode = Test::Matrix::Server::slurp("$dir/mode") // '200';
-        my $status = $mode =~ /^(\d+)/ ? $1 : 200;
-        my $out = $status == 200 ? '{"pdus":{}}' : '{"errcode":"M_UNKNOWN","error":"down"}';
-        open my $f, '>>', "$dir/log" or die;
-        print {$f} $j->encode({ method => $method, path => $path, auth => $auth,
-                                body => $body, status => $status }), "\n";
-        close $f;
-        print {$c} "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
-                 . "Content-Length: " . length($out) . "\r\nConnection: close\r\n\r\n$out";
-        close $c;
-    }
-}
-
-END { if ($pid) { local $?; kill 'KILL', $pid; waitpid($pid, 0) } }
+my $fed = Test::Matrix::Fed->new(server => $A);
+my $fake = $fed->fake_remote(sub {
+    my ($r) = @_;
+    my $mode = Test::Matrix::Server::slurp("$dir/mode") // '200';
+    my $status = $mode =~ /^(\d+)/ ? $1 : 200;
+    open my $f, '>>', "$dir/log" or die;
+    print {$f} $json->encode({ method => $r->{method}, path => $r->{path}, auth => $r->{auth},
+                               body => $r->{body}, status => $status }), "\n";
+    close $f;
+    return ($status, $status == 200 ? '{"pdus":{}}' : '{"errcode":"M_UNKNOWN","error":"down"}');
+});
 
 # every request the fake had: {method, path, auth, body (decoded), status}
 sub requests {
@@ -110,7 +81,6 @@ sub accepted_ids {
 
 # --- a room on A with @bob of the fake joined ---------------------------------
 
-my $fed = Test::Matrix::Fed->new(server => $A);
 my $fk = $fed->key($fake);
 $fed->store($fk);
 

@@ -1017,6 +1017,21 @@ test_verify(void **state)
     assert_int_equal(mx_event_verify(pool, copy, RV("12"), ring_lookup, ring,
                                      &why), MX_EVENT_REJECT);
 
+    /* one server's signature on its own: an invite's countersignature */
+    assert_int_equal(mx_event_signed(pool, ev, RV("12"), "a.org",
+                                     ring_lookup, ring), 1);
+    assert_int_equal(mx_event_signed(pool, ev, RV("12"), "b.org",
+                                     ring_lookup, ring), 0);
+    copy = mx_json_clone(pool, ev);
+    assert_int_equal(mx_event_sign(pool, copy, RV("12"), "b.org", &b), 0);
+    assert_int_equal(mx_event_signed(pool, copy, RV("12"), "b.org",
+                                     ring_lookup, ring), 1);
+    assert_string_equal(mx_event_id(pool, copy, RV("12")),
+                        mx_event_id(pool, ev, RV("12")));
+    mx_json_set_int(pool, copy, "depth", 6);
+    assert_int_equal(mx_event_signed(pool, copy, RV("12"), "b.org",
+                                     ring_lookup, ring), 0);
+
     /* an unknown key */
     ring[0].pk = b.pk;
     assert_int_equal(mx_event_verify(pool, ev, RV("12"), ring_lookup, ring,

@@ -13,6 +13,7 @@ package Test::Matrix::Fed;
 #                        request => sub { my ($job) = @_; ... })
 #   my $ev = $fed->sign_event($k, $event, '10');    # a signed PDU
 #   my $id = $fed->event_id($ev, '10');
+#   my $name = $fed->fake_remote(sub { my ($req) = @_; (200, '{}') });
 #
 # The fake runs in a child process; it stores the keys of the servers
 # given in `fresh` and answers {"ok":true}, answers an error for those in
@@ -25,6 +26,7 @@ use warnings;
 
 use Carp qw(croak);
 use File::Temp qw(tempdir);
+use IO::Socket::SSL;
 use IPC::Open3;
 use JSON::PP;
 use POSIX ();
@@ -190,6 +192,61 @@ sub stop_fake {
 sub jobs {
     my ($self) = @_;
     return map { { @{ $_->[1] } } } @{ $self->{server}->redis_cmd('XRANGE', 'mx:fedjobs', '-', '+') };
+}
+
+# A fake remote server: HTTPS with a certificate of the test CA (which the
+# servers under test trust), on 127.0.0.1 and named localhost:<port>, so
+# that they reach it with no look-up.  Each request, {method, path, head,
+# body, auth (the Authorization header)}, goes to $handler in a child
+# process, which returns the status and the text of the body.  Returns the
+# server name; the child ends with the test.
+my @Fakes;
+
+sub fake_remote {
+    my ($self, $handler) = @_;
+    my ($crt, $key) = Test::Matrix::Server::issue_cert({ dir => tempdir(DIR => $self->{dir}) });
+    my $listen = IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16,
+                                      ReuseAddr => 1, SSL_server => 1, SSL_cert_file => $crt,
+                                      SSL_key_file => $key)
+        or croak "listen: $IO::Socket::SSL::SSL_ERROR";
+    my $name = 'localhost:' . $listen->sockport;
+
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if ($pid) {
+        push @Fakes, [$pid, $$];
+        return $name;
+    }
+
+    while (1) {
+        my $c = $listen->accept or next;
+        my ($head, $body) = ('', '');
+        while (defined(my $l = <$c>)) { $head .= $l; last if $l eq "\r\n" }
+        my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
+        my $got = 0;
+        while ($len && $got < $len) {
+            my $n = read($c, $body, $len - $got, $got) or last;
+            $got += $n;
+        }
+        my ($method, $path) = $head =~ /^(\S+) (\S+)/;
+        my ($auth) = $head =~ /^Authorization: (.*?)\r$/mi;
+        my ($status, $text) = $handler->({ method => $method, path => $path, head => $head,
+                                           body => $body, auth => $auth });
+        print {$c} "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
+                 . 'Content-Length: ' . length($text) . "\r\nConnection: close\r\n\r\n$text";
+        close $c;
+    }
+    POSIX::_exit(0);
+}
+
+END {
+    for my $f (@Fakes) {
+        my ($pid, $owner) = @$f;
+        next unless $$ == $owner;
+        local $?;
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+    }
 }
 
 sub DESTROY {
