@@ -1058,13 +1058,24 @@ ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_fedtxn_t  *t;
     ngx_matrix_cmd_t      c;
+    redisReply           *k;
+    size_t                i;
 
     t = mr->data;
 
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 3) {
-        /* a key is known: the roomserver can check the signature */
-        t->cur++;
-        return ngx_matrix_fedsend_keys(mr);
+    for (i = 3; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+    {
+        /* a key valid when the event was made (v5 on: its until, at
+         * most 7 days after the fetch): the roomserver can check it */
+        k = reply->element[i];
+
+        if (k->type == REDIS_REPLY_ARRAY && k->elements == 3
+            && k->element[2]->type == REDIS_REPLY_INTEGER
+            && k->element[2]->integer >= t->valid_at)
+        {
+            t->cur++;
+            return ngx_matrix_fedsend_keys(mr);
+        }
     }
 
     if (ngx_matrix_wait(mr, NGX_MATRIX_TXN_JOB,

@@ -9,12 +9,15 @@
 #            refused; C refuses to connect to loopback at all
 #   request  a signed GET to B: status and body; the X-Matrix header a
 #            small TLS server of the test receives verifies with A's key
+#   cap      keys that server says are valid for a year are kept for 7
+#            days after the fetch (the spec's cap on valid_until_ts)
 
 use strict;
 use warnings;
 use lib 't/lib';
 
 use Test::Matrix;
+use Test::Matrix::Fed;
 use JSON::PP;
 use File::Temp qw(tempdir);
 use IO::Socket::SSL;
@@ -192,6 +195,20 @@ my $listen = IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => 0,
                                   SSL_key_file => $key)
     or die "listen: $IO::Socket::SSL::SSL_ERROR";
 my $port = $listen->sockport;
+my $dest = "localhost:$port";
+
+# its keys, which it says are valid for a year; an old key too, "expired"
+# a year from now
+my $fed = Test::Matrix::Fed->new(server => $A);
+my $yk = $fed->key($dest);
+my $old = $fed->key($dest);
+my $year = int(time * 1000) + 365 * 86400_000;
+my $yresp = $fed->sign($yk, { server_name => $dest, valid_until_ts => $year,
+                              verify_keys => { $yk->{id} => { key => $yk->{pk} } },
+                              old_verify_keys => { $old->{id} => { key => $old->{pk},
+                                                                   expired_ts => $year } } });
+Test::Matrix::Server::write_file("$dir/keys.json", $json->encode($yresp));
+
 my $pid = fork // die;
 if ($pid == 0) {
     while (my $c = $listen->accept) {
@@ -199,15 +216,19 @@ if ($pid == 0) {
         while (defined(my $l = <$c>)) { $head .= $l; last if $l eq "\r\n" }
         my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
         read($c, $body, $len) if $len;
-        open my $f, '>', "$dir/req.txt"; print {$f} $head, $body; close $f;
+        my $out = qq({"seen":1}\n);
+        if ($head =~ m{^GET /_matrix/key/v2/server }) {
+            $out = Test::Matrix::Server::slurp("$dir/keys.json");
+        } else {
+            open my $f, '>', "$dir/req.txt"; print {$f} $head, $body; close $f;
+        }
         print {$c} "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                 . "Content-Length: 11\r\nConnection: close\r\n\r\n{\"seen\":1}\n";
+                 . "Content-Length: " . length($out) . "\r\nConnection: close\r\n\r\n$out";
         close $c;
     }
     POSIX::_exit(0);
 }
 
-my $dest = "localhost:$port";
 my $body = '{"b":[1,2],"a":"x"}';
 $req = job($A, kind => 'request', destination => $dest, method => 'PUT',
            path => '/_matrix/federation/v1/send/t1?x=1', body => $body);
@@ -236,6 +257,28 @@ Test::Matrix::Server::write_file("$dir/pk.der",
     pack('H*', '302a300506032b6570032100') . $apk);
 my $v = qx{openssl pkeyutl -verify -pubin -keyform DER -inkey $dir/pk.der -rawin -in $dir/msg -sigfile $dir/sig 2>&1};
 like($v, qr/Signature Verified Successfully/, 'the X-Matrix signature verifies with A\'s key');
+
+# --- the 7-day cap on fetched keys --------------------------------------------------
+my $week = 7 * 86400_000;
+$t0 = int(time * 1000);
+$req = job($A, kind => 'keys', server => $dest, key_ids => $yk->{id}, valid_at => 0);
+is_deeply(answer($A, $req), { ok => JSON::PP::true }, 'keys said to be valid for a year: ok');
+my $t1 = int(time * 1000);
+my %yuntil = @{ $A->redis_cmd('HGETALL', "mx:serverkeys:{$dest}:until") };
+my $fetched_at = $A->redis_cmd('GET', "mx:serverkeys:{$dest}:fetched");
+ok($fetched_at >= $t0 && $fetched_at <= $t1, 'fetched now');
+is($yuntil{$yk->{id}}, $fetched_at + $week, 'the verify key: valid 7 days after the fetch, not a year');
+is($yuntil{$old->{id}}, $fetched_at + $week, 'the old key "expiring" in a year: the same cap');
+is($json->decode($A->redis_cmd('GET', "mx:serverkeys:{$dest}:json"))->{valid_until_ts}, $year,
+   'the response is kept as the server signed it (the notary serves it so)');
+
+# 7 days later, as far as the cache can tell: the key is fetched again
+$A->redis_cmd('HSET', "mx:serverkeys:{$dest}:until", $yk->{id}, $t0 - 1);
+$req = job($A, kind => 'keys', server => $dest, key_ids => $yk->{id}, valid_at => 0);
+is_deeply(answer($A, $req), { ok => JSON::PP::true }, 'past the cap: asked again, ok');
+ok($A->redis_cmd('GET', "mx:serverkeys:{$dest}:fetched") > $fetched_at, '... by a new fetch');
+ok($A->redis_cmd('HGET', "mx:serverkeys:{$dest}:until", $yk->{id}) > $t1,
+   '... valid again, for 7 days from then');
 
 kill 'TERM', $pid;
 waitpid($pid, 0);
