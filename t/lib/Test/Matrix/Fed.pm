@@ -7,6 +7,7 @@ package Test::Matrix::Fed;
 #
 #   my $fed = Test::Matrix::Fed->new(server => $srv);
 #   my $k = $fed->key('remote.example');           # a key of that server
+#   my $b = $fed->key_of_file($B->server_name, $B->dir . '/signing.key');
 #   $fed->store($k);                               # in the key cache
 #   my $h = $fed->xmatrix($k, GET => $uri, $content, destination => ...);
 #   $fed->fake_fedsender(fresh => [$k2], broken => ['x.example'],
@@ -68,6 +69,15 @@ sub key {
     open my $f, '>', $file or croak "$file: $!";
     print {$f} scalar($self->ctl('', 'keygen', $version)), "\n";
     close $f;
+    my ($id, $pk) = split ' ', $self->ctl('', 'public-key', '-k', $file);
+    return { server => $server, file => $file, id => $id, pk => $pk };
+}
+
+# the key of a real server from its signing key file (a server's data
+# folder has it as signing.key): events and requests signed with it are
+# that server's as far as anyone can tell
+sub key_of_file {
+    my ($self, $server, $file) = @_;
     my ($id, $pk) = split ' ', $self->ctl('', 'public-key', '-k', $file);
     return { server => $server, file => $file, id => $id, pk => $pk };
 }
