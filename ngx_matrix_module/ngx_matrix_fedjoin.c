@@ -192,12 +192,6 @@ ngx_matrix_fed_make(ngx_matrix_req_t *mr, const char *membership)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ngx_matrix_room_id_valid(&mr->params[0])) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_INVALID_PARAM", "%V is not a room"
-                                     " ID.", &mr->params[0]);
-    }
-
     /* the room's server ACL first: a denied server is told so */
     return ngx_matrix_fed_acl_ask(mr, &mr->params[0], ngx_matrix_fed_make_acl);
 }

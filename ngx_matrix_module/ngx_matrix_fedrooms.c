@@ -136,7 +136,8 @@ ngx_matrix_fed_acl_denied(ngx_matrix_req_t *mr)
 }
 
 
-/* FCALL mx_fed_acl for one room (the endpoints of membership) */
+/* FCALL mx_fed_acl for one room (the endpoints of membership); a room ID
+ * that is not one: 400 */
 
 ngx_int_t
 ngx_matrix_fed_acl_ask(ngx_matrix_req_t *mr, ngx_str_t *room,
@@ -144,14 +145,12 @@ ngx_matrix_fed_acl_ask(ngx_matrix_req_t *mr, ngx_str_t *room,
 {
     ngx_matrix_cmd_t  c;
     ngx_str_t         key;
+    ngx_int_t         rc;
 
-    key.len = sizeof("mx:{}:room") - 1 + room->len;
-    key.data = ngx_pnalloc(mr->r->pool, key.len);
-    if (key.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_matrix_fed_room_key(mr, room, &key);
+    if (rc != NGX_OK) {
+        return rc;
     }
-
-    ngx_sprintf(key.data, "mx:{%V}:room", room);
 
     ngx_matrix_fcall_init(&c, "mx_fed_acl", 1);
     ngx_matrix_cmd_str(&c, &key);

@@ -61,23 +61,8 @@ sub send_txn {
 }
 
 # an event of $key's server in $room, on the room's current extremities
+sub event { $fed->room_event(@_) }
 my $ts = int(time * 1000);
-sub event {
-    my ($key, $room, %o) = @_;
-    my $state = { @{ $srv->redis_cmd('HGETALL', "mx:{$room}:state") } };
-    my $sid = sub { $state->{"$_[0]\x1f" . ($_[1] // '')} };
-    my $ev = { room_id => $room, origin_server_ts => $ts++, type => 'm.room.message',
-               prev_events => $srv->redis_cmd('SMEMBERS', "mx:{$room}:extrem"),
-               depth => $srv->redis_cmd('HGET', "mx:{$room}:room", 'depth') + 1,
-               content => { msgtype => 'm.text', body => 'hello' }, %o };
-    my @auth = ($sid->('m.room.create'), $sid->('m.room.power_levels'));
-    push @auth, $sid->('m.room.join_rules')
-        if $ev->{type} eq 'm.room.member' && $ev->{content}{membership} eq 'join';
-    push @auth, $sid->('m.room.member', $ev->{sender});
-    $ev->{auth_events} //= [ grep { defined } @auth ];
-    my $signed = $fed->sign_event($key, $ev, '10');
-    return ($signed, $fed->event_id($signed, '10'));
-}
 
 sub stored { my ($room, $id) = @_; $srv->redis_cmd('HEXISTS', "mx:{$room}:pdu", $id) }
 

@@ -732,6 +732,25 @@ mxw_fed_transfer(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
 }
 
 
+/* a transfer out of the multi handle and the list of those in flight */
+
+static void
+mxw_fed_unlink(mxw_fed_t *fed, mxw_fed_req_t *rq)
+{
+    curl_multi_remove_handle(fed->multi, rq->easy);
+
+    if (rq->iprev) {
+        rq->iprev->inext = rq->inext;
+    } else if (fed->inflight == rq) {
+        fed->inflight = rq->inext;
+    }
+
+    if (rq->inext) {
+        rq->inext->iprev = rq->iprev;
+    }
+}
+
+
 /*
  * A transfer that could not connect to its SRV target: the next target,
  * if the request has not tried them all.  1 when the request goes on
@@ -779,18 +798,8 @@ mxw_fed_next_target(mxw_fed_t *fed, mxw_fed_req_t *rq, CURLcode res)
              rq->curl_error[0] ? rq->curl_error : curl_easy_strerror(res),
              d->srv[rq->srv_cur].target, d->srv[rq->srv_cur].port);
 
-    /* the transfer undone: out of the multi handle and the list */
-    curl_multi_remove_handle(fed->multi, rq->easy);
-
-    if (rq->iprev) {
-        rq->iprev->inext = rq->inext;
-    } else if (fed->inflight == rq) {
-        fed->inflight = rq->inext;
-    }
-
-    if (rq->inext) {
-        rq->inext->iprev = rq->iprev;
-    }
+    /* the transfer undone */
+    mxw_fed_unlink(fed, rq);
 
     curl_easy_cleanup(rq->easy);
     rq->easy = NULL;
@@ -1212,17 +1221,7 @@ static void
 mxw_fed_finish(mxw_fed_t *fed, mxw_fed_req_t *rq)
 {
     if (rq->easy) {
-        curl_multi_remove_handle(fed->multi, rq->easy);
-
-        if (rq->iprev) {
-            rq->iprev->inext = rq->inext;
-        } else if (fed->inflight == rq) {
-            fed->inflight = rq->inext;
-        }
-
-        if (rq->inext) {
-            rq->inext->iprev = rq->iprev;
-        }
+        mxw_fed_unlink(fed, rq);
     }
 
     fed->active--;
