@@ -1176,32 +1176,24 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
     size_t                   i;
     u_char                  *p;
     ngx_int_t                rc;
+    const mx_room_version_t *rv;
 
     inv = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1
-        || reply->element[0]->type != REDIS_REPLY_ARRAY
-        || reply->element[0]->elements != 2)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    switch (ngx_matrix_fed_acl_reply(mr, reply, NULL, &rv, &rc)) {
 
-    if (reply->element[0]->element[0]->len) {
-        rc = ngx_matrix_fed_acl_check(mr, reply->element[0]->element[1]->str,
-                                      reply->element[0]->element[1]->len);
-        if (rc == NGX_DECLINED) {
-            return ngx_matrix_fed_acl_denied(mr);
-        }
+    case NGX_DECLINED:
+        break;                          /* not here: the invite is kept */
 
-        if (rc != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
+    case NGX_OK:
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
                                      "M_UNRECOGNIZED", "This server is in"
                                      " the room: the invite comes with"
                                      " /send.");
+
+    default:
+        return rc;                      /* denied by its ACL: answered */
     }
 
     pdu = mx_json_encode(pool, inv->event, mx_event_json_flags(inv->rv),

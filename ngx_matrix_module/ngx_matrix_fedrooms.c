@@ -162,8 +162,9 @@ ngx_matrix_fed_acl_ask(ngx_matrix_req_t *mr, ngx_str_t *room,
 
 /*
  * Its reply, {{version or '', acl}}: NGX_OK with the room's version when
- * the room is here and its ACL lets the origin in; else the answer (404,
- * 403) was given and *rc is what to return.
+ * the room is here and its ACL lets the origin in; else NGX_ERROR, the
+ * answer (404, 403) given and *rc what to return.  With room NULL, a room
+ * that is not here is no error: NGX_DECLINED, nothing answered.
  */
 
 ngx_int_t
@@ -186,6 +187,10 @@ ngx_matrix_fed_acl_reply(ngx_matrix_req_t *mr, redisReply *reply,
     one = reply->element[0];
 
     if (one->element[0]->len == 0) {
+        if (room == NULL) {
+            return NGX_DECLINED;
+        }
+
         *rc = ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
                                     "Unknown room %V.", room);
         return NGX_ERROR;

@@ -1413,12 +1413,13 @@ ngx_matrix_fedsend_forgotten(ngx_matrix_req_t *mr, redisReply *reply)
 /*
  * The rooms an EDU is about, as the ACL check asks for them: a typing
  * notification's room, a receipt EDU's rooms (its keys), in order; none
- * for the others.  With args, each is added to the mx_fed_acl call.
+ * for the others, counted in *n.  With a, each room's key is added to
+ * the command a, and its ID to rooms.
  */
 
 static ngx_int_t
 ngx_matrix_fedsend_edu_rooms(ngx_matrix_req_t *mr, mx_json_t *edu,
-    ngx_matrix_fedargs_t *keys, ngx_matrix_fedargs_t *args, ngx_uint_t *n)
+    ngx_matrix_fedargs_t *a, ngx_matrix_fedargs_t *rooms, ngx_uint_t *n)
 {
     mx_json_t    *content;
     const char   *type, *room;
@@ -1456,7 +1457,7 @@ ngx_matrix_fedsend_edu_rooms(ngx_matrix_req_t *mr, mx_json_t *edu,
 
         (*n)++;
 
-        if (args == NULL) {
+        if (a == NULL) {
             continue;
         }
 
@@ -1465,10 +1466,10 @@ ngx_matrix_fedsend_edu_rooms(ngx_matrix_req_t *mr, mx_json_t *edu,
             return NGX_ERROR;
         }
 
-        ngx_matrix_fedargs_add(keys, (char *) key,
+        ngx_matrix_fedargs_add(a, (char *) key,
                                ngx_sprintf(key, "mx:{%*s}:room", len, room)
                                - key);
-        ngx_matrix_fedargs_add(args, room, len);
+        ngx_matrix_fedargs_add(rooms, room, len);
     }
 
     return NGX_OK;
@@ -1485,7 +1486,7 @@ static ngx_int_t
 ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr)
 {
     ngx_matrix_fedtxn_t   *t;
-    ngx_matrix_fedargs_t   keys, args;
+    ngx_matrix_fedargs_t   a, rooms;
     ngx_uint_t             n, i, k;
     u_char                *num;
 
@@ -1512,20 +1513,20 @@ ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr)
 
     num = ngx_pnalloc(mr->r->pool, NGX_INT_T_LEN);
     if (num == NULL
-        || ngx_matrix_fedargs_init(mr, &keys, 3 + 2 * n) != NGX_OK
-        || ngx_matrix_fedargs_init(mr, &args, n) != NGX_OK)
+        || ngx_matrix_fedargs_init(mr, &a, 3 + 2 * n) != NGX_OK
+        || ngx_matrix_fedargs_init(mr, &rooms, n) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_matrix_fedargs_cstr(&keys, "FCALL");
-    ngx_matrix_fedargs_cstr(&keys, "mx_fed_acl");
-    ngx_matrix_fedargs_add(&keys, (char *) num,
+    ngx_matrix_fedargs_cstr(&a, "FCALL");
+    ngx_matrix_fedargs_cstr(&a, "mx_fed_acl");
+    ngx_matrix_fedargs_add(&a, (char *) num,
                            ngx_sprintf(num, "%ui", n) - num);
 
     k = 0;
     for (i = 0; i < t->edus->u.a.n; i++) {
-        if (ngx_matrix_fedsend_edu_rooms(mr, t->edus->u.a.v[i], &keys, &args,
+        if (ngx_matrix_fedsend_edu_rooms(mr, t->edus->u.a.v[i], &a, &rooms,
                                          &k)
             != NGX_OK)
         {
@@ -1535,11 +1536,10 @@ ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr)
 
     /* the room IDs after the keys */
     for (i = 0; i < n; i++) {
-        ngx_matrix_fedargs_add(&keys, args.v[i], args.len[i]);
+        ngx_matrix_fedargs_add(&a, rooms.v[i], rooms.len[i]);
     }
 
-    return ngx_matrix_redis(mr, ngx_matrix_fedsend_edu_acls, keys.n, keys.v,
-                            keys.len);
+    return ngx_matrix_redis(mr, ngx_matrix_fedsend_edu_acls, a.n, a.v, a.len);
 }
 
 
