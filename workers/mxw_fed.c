@@ -81,7 +81,7 @@ struct mxw_fed_dest_s {
     /* where requests go: https://<url_host>:<port>, Host: <host_header>;
      * or the SRV targets, in the order to try, each reached with curl's
      * CONNECT_TO "host:port:target:port" (srv_next: where requests start,
-     * the target that last answered) */
+     * moved past a target that could not be connected to) */
     char               url_host[MX_HOST_MAX + 3];
     unsigned           port;
     char               host_header[MX_HOST_MAX + 8];
@@ -674,7 +674,6 @@ mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
         return;
     }
 
-    rq->prepared = 1;
     rq->srv_cur = d->nsrv ? d->srv_next % d->nsrv : 0;
     rq->srv_tried = 0;
 
@@ -682,7 +681,8 @@ mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
 }
 
 
-/* the transfer of a prepared request, to the SRV target rq->srv_cur */
+/* the transfer of a request whose headers are made, to its SRV target
+ * rq->srv_cur when the name has SRV targets */
 
 static void
 mxw_fed_transfer(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)

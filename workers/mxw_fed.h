@@ -82,7 +82,6 @@ struct mxw_fed_req_s {
     mxw_fed_req_t    *iprev;          /* transfers in flight */
     mxw_fed_req_t    *inext;
     size_t            resp_cap;
-    int               prepared;       /* headers made, signed */
     size_t            srv_cur;        /* the SRV target tried */
     size_t            srv_tried;      /* how many of them so far */
     int               refused;        /* a private address was refused */
