@@ -204,6 +204,26 @@ local function fed_room(room, server)
     return fed_acl(room), nil, fed_who(room, server)
 end
 
+-- mx_fed_acl: the rooms' versions and server ACLs, for the endpoints
+-- that check the ACL before anything else (make_*, send_*, invite, the
+-- EDUs of /send)
+--   KEYS     mx:{<room_id>}:room for each room
+--   ARGV     the room IDs, in the same order
+--   reply:   for each room {version or '' (not a room of this server),
+--            m.room.server_acl PDU or ''}
+redis.register_function{
+    function_name = 'mx_fed_acl',
+    callback = function(keys, a)
+        local out = {}
+        for i, room in ipairs(a) do
+            local v = redis.call('HGET', keys[i], 'version')
+            out[i] = { v or '', v and fed_acl(room) or '' }
+        end
+        return out
+    end,
+    flags = { 'no-writes' }
+}
+
 local function fed_split(s)
     local out = {}
     for id in string.gmatch(s, '[^\n]+') do out[#out + 1] = id end

@@ -10,7 +10,9 @@
 --
 -- PDUs go to the room's input shard with their origin (mx_fed_submit),
 -- EDUs are applied at once by mx_fed_edus with the functions the client
--- API uses (lua/ephemeral.lua, lua/keys.lua).
+-- API uses (lua/ephemeral.lua, lua/keys.lua).  The rooms' server ACLs come
+-- with mx_fed_room and mx_fed_acl (fed_acl of lua/rooms_fed.lua); the
+-- module matches them (core/mx_acl).
 
 
 -- mx_fedtxn_begin: a transaction arrives
@@ -59,7 +61,8 @@ redis.register_function{
 --   ARGV     room_id, then event IDs (the PDUs' prev_events)
 --   reply:   false for a room this server does not have; else {version,
 --            {forward extremities}, {1 or 0 for each ID: stored (as the
---            roomserver counts prev_events: rejected ones too)}}
+--            roomserver counts prev_events: rejected ones too)}, the
+--            room's m.room.server_acl PDU or ''}
 redis.register_function{
     function_name = 'mx_fed_room',
     callback = function(keys, a)
@@ -74,7 +77,7 @@ redis.register_function{
             known[#known + 1] = redis.call('HEXISTS', meta, a[i])
         end
         return { version, redis.call('SMEMBERS', 'mx:{' .. room .. '}:extrem'),
-                 known }
+                 known, fed_acl(room) }
     end,
     flags = { 'no-writes' }
 }

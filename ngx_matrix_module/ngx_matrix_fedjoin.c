@@ -22,7 +22,10 @@
  *        auth chain (mx_room_fed_join_state), a leave with {}, a knock
  *        with the stripped state of the room.
  *
- *        origin ──► X-Matrix ──► shape, ID ──► XADD mx:input:<n>
+ *   Each of them, and an invite into a room this server has, first asks
+ *   mx_fed_acl: a server the room's m.room.server_acl denies hears 403.
+ *
+ *        origin ──► X-Matrix ──► ACL, shape, ID ──► XADD mx:input:<n>
  *             kind=event origin=<server> reply req       │
  *                                              roomserver: signatures,
  *                                              auth, store ─► syncer
@@ -57,6 +60,8 @@ typedef struct {
 } ngx_matrix_fedjoin_t;
 
 
+static ngx_int_t ngx_matrix_fed_make_acl(ngx_matrix_req_t *mr,
+    redisReply *reply);
 static ngx_int_t ngx_matrix_fed_template(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_fed_restricted_ask(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_fed_restricted(ngx_matrix_req_t *mr,
@@ -185,6 +190,23 @@ ngx_matrix_fed_make(ngx_matrix_req_t *mr, const char *membership)
         || mx_json_set_str(pool, s->content, "membership", membership) != 0)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the room's server ACL first: a denied server is told so */
+    return ngx_matrix_fed_acl_ask(mr, &mr->params[0], ngx_matrix_fed_make_acl);
+}
+
+
+static ngx_int_t
+ngx_matrix_fed_make_acl(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    const mx_room_version_t  *rv;
+    ngx_int_t                 rc;
+
+    if (ngx_matrix_fed_acl_reply(mr, reply, &mr->params[0], &rv, &rc)
+        != NGX_OK)
+    {
+        return rc;
     }
 
     return ngx_matrix_send_start(mr);
@@ -471,8 +493,6 @@ static ngx_int_t
 ngx_matrix_fed_send_member(ngx_matrix_req_t *mr, const char *membership)
 {
     ngx_matrix_fedjoin_t  *j;
-    ngx_matrix_cmd_t       c;
-    ngx_str_t              key;
 
     if (!ngx_matrix_room_id_valid(&mr->params[0])) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
@@ -497,20 +517,9 @@ ngx_matrix_fed_send_member(ngx_matrix_req_t *mr, const char *membership)
     j->event = mr->body;
     mr->data = j;
 
-    key.len = sizeof("mx:{}:room") - 1 + j->room_id.len;
-    key.data = ngx_pnalloc(mr->r->pool, key.len);
-    if (key.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ngx_sprintf(key.data, "mx:{%V}:room", &j->room_id);
-
-    c.n = 0;
-    c.overflow = 0;
-    ngx_matrix_cmd_cstr(&c, "HGET");
-    ngx_matrix_cmd_str(&c, &key);
-    ngx_matrix_cmd_cstr(&c, "version");
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_send_version);
+    /* the room's version and server ACL (a denied server: 403) */
+    return ngx_matrix_fed_acl_ask(mr, &j->room_id,
+                                  ngx_matrix_fed_send_version);
 }
 
 
@@ -606,18 +615,15 @@ ngx_matrix_fed_send_version(ngx_matrix_req_t *mr, redisReply *reply)
     const char            *why, *via;
     char                  *pdu;
     size_t                 len;
+    ngx_int_t              rc;
 
     j = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_STRING) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
-                                     "Unknown room %V.", &j->room_id);
-    }
-
-    j->rv = mx_room_version(reply->str, reply->len);
-    if (j->rv == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_matrix_fed_acl_reply(mr, reply, &j->room_id, &j->rv, &rc)
+        != NGX_OK)
+    {
+        return rc;
     }
 
     why = ngx_matrix_fed_event_wrong(mr, j);
@@ -1136,8 +1142,6 @@ static ngx_int_t
 ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_fedinvite_t  *inv;
-    ngx_matrix_cmd_t         c;
-    ngx_str_t                key;
     mx_pool_t               *pool;
     const char              *why;
 
@@ -1173,21 +1177,10 @@ ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* a room this server has: its copy comes by /send (see above) */
-    key.len = sizeof("mx:{}:room") - 1 + mr->params[0].len;
-    key.data = ngx_pnalloc(mr->r->pool, key.len);
-    if (key.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ngx_sprintf(key.data, "mx:{%V}:room", &mr->params[0]);
-
-    c.n = 0;
-    c.overflow = 0;
-    ngx_matrix_cmd_cstr(&c, "HEXISTS");
-    ngx_matrix_cmd_str(&c, &key);
-    ngx_matrix_cmd_cstr(&c, "version");
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_invite_room);
+    /* a room this server has: its copy comes by /send (see above); a
+     * server its ACL denies is refused */
+    return ngx_matrix_fed_acl_ask(mr, &mr->params[0],
+                                  ngx_matrix_fed_invite_room);
 }
 
 
@@ -1203,12 +1196,22 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
     size_t                   len, n, total;
     size_t                   i;
     u_char                  *p;
+    ngx_int_t                rc;
+    const mx_room_version_t *rv;
 
     inv = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+    switch (ngx_matrix_fed_acl_reply(mr, reply, NULL, &rv, &rc)) {
+
+    case NGX_DECLINED:
+        break;                          /* not here: the invite is kept */
+
+    case NGX_OK:
         return ngx_matrix_fed_invite_signed(mr);
+
+    default:
+        return rc;                      /* denied by its ACL: answered */
     }
 
     pdu = mx_json_encode(pool, inv->event, mx_event_json_flags(inv->rv),

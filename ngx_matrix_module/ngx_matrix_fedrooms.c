@@ -86,6 +86,135 @@ ngx_matrix_fed_id_check(ngx_matrix_req_t *mr, ngx_str_t *id)
 
 
 /*
+ * Does the room's server ACL let the origin in?  acl is the room's
+ * m.room.server_acl PDU as stored (empty: the room has none).  An ACL
+ * whose content is not an object allows nobody.  NGX_OK allowed,
+ * NGX_DECLINED denied, NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_matrix_fed_acl_check(ngx_matrix_req_t *mr, const char *acl, size_t len)
+{
+    mx_pool_t        *pool;
+    mx_json_t        *ev, *content;
+    mx_json_error_t   err;
+    int               ok;
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    pool = ngx_matrix_pool(mr);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    ev = mx_json_parse(pool, acl, len, &err);
+    content = ev ? mx_json_get_obj(ev, "content") : NULL;
+    if (content == NULL) {
+        content = mx_json_object(pool);
+        if (content == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ok = mx_acl_allowed(pool, content, (char *) mr->origin.data,
+                        mr->origin.len);
+
+    return ok < 0 ? NGX_ERROR : (ok ? NGX_OK : NGX_DECLINED);
+}
+
+
+/* the answer to a server the room's ACL denies */
+
+ngx_int_t
+ngx_matrix_fed_acl_denied(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN, "M_FORBIDDEN",
+                                 "Server is banned from the room by its"
+                                 " server ACL");
+}
+
+
+/* FCALL mx_fed_acl for one room (the endpoints of membership); a room ID
+ * that is not one: 400 */
+
+ngx_int_t
+ngx_matrix_fed_acl_ask(ngx_matrix_req_t *mr, ngx_str_t *room,
+    ngx_matrix_reply_pt handler)
+{
+    ngx_matrix_cmd_t  c;
+    ngx_str_t         key;
+    ngx_int_t         rc;
+
+    rc = ngx_matrix_fed_room_key(mr, room, &key);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_fed_acl", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, room);
+
+    return ngx_matrix_cmd_send(mr, &c, handler);
+}
+
+
+/*
+ * Its reply, {{version or '', acl}}: NGX_OK with the room's version when
+ * the room is here and its ACL lets the origin in; else NGX_ERROR, the
+ * answer (404, 403) given and *rc what to return.  With room NULL, a room
+ * that is not here is no error: NGX_DECLINED, nothing answered.
+ */
+
+ngx_int_t
+ngx_matrix_fed_acl_reply(ngx_matrix_req_t *mr, redisReply *reply,
+    ngx_str_t *room, const mx_room_version_t **rv, ngx_int_t *rc)
+{
+    redisReply  *one;
+    ngx_int_t    ok;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1
+        || reply->element[0]->type != REDIS_REPLY_ARRAY
+        || reply->element[0]->elements != 2
+        || reply->element[0]->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[0]->element[1]->type != REDIS_REPLY_STRING)
+    {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
+    }
+
+    one = reply->element[0];
+
+    if (one->element[0]->len == 0) {
+        if (room == NULL) {
+            return NGX_DECLINED;
+        }
+
+        *rc = ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
+                                    "Unknown room %V.", room);
+        return NGX_ERROR;
+    }
+
+    ok = ngx_matrix_fed_acl_check(mr, one->element[1]->str,
+                                  one->element[1]->len);
+    if (ok != NGX_OK) {
+        *rc = ok == NGX_DECLINED ? ngx_matrix_fed_acl_denied(mr)
+                                 : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
+    }
+
+    *rv = mx_room_version(one->element[0]->str, one->element[0]->len);
+    if (*rv == NULL) {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * The head of a room function's reply: the server ACL, then the status.
  * NGX_OK to go on with the data, else what the answer returned.
  */
@@ -93,11 +222,8 @@ ngx_matrix_fed_id_check(ngx_matrix_req_t *mr, ngx_str_t *id)
 static ngx_int_t
 ngx_matrix_fed_checked(ngx_matrix_req_t *mr, redisReply *reply)
 {
-    mx_pool_t        *pool;
-    mx_json_t        *acl, *content;
-    mx_json_error_t   err;
-    redisReply       *a, *st;
-    int               ok;
+    redisReply  *st;
+    ngx_int_t    rc;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
         || reply->element[0]->type != REDIS_REPLY_STRING
@@ -106,36 +232,14 @@ ngx_matrix_fed_checked(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    pool = ngx_matrix_pool(mr);
-    if (pool == NULL) {
+    rc = ngx_matrix_fed_acl_check(mr, reply->element[0]->str,
+                                  reply->element[0]->len);
+    if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    a = reply->element[0];
-
-    if (a->len) {
-        /* an ACL whose content is not an object allows nobody */
-        acl = mx_json_parse(pool, a->str, a->len, &err);
-        content = acl ? mx_json_get_obj(acl, "content") : NULL;
-        if (content == NULL) {
-            content = mx_json_object(pool);
-            if (content == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
-        ok = mx_acl_allowed(pool, content, (char *) mr->origin.data,
-                            mr->origin.len);
-        if (ok < 0) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (ok == 0) {
-            return ngx_matrix_send_error(mr->r, NGX_HTTP_FORBIDDEN,
-                                         "M_FORBIDDEN", "Server is banned"
-                                         " from the room by its server"
-                                         " ACL");
-        }
+    if (rc == NGX_DECLINED) {
+        return ngx_matrix_fed_acl_denied(mr);
     }
 
     st = reply->element[1];

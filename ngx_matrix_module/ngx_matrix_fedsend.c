@@ -9,7 +9,8 @@
  *   being processed by another request ─► poll until it is answered
  *        │
  *   per room of the PDUs, mx_fed_room: its version (unknown room: an error
- *   for its PDUs), its forward extremities, which prev_events are stored;
+ *   for its PDUs), its server ACL (denying the origin: an error for each
+ *   of its PDUs), its forward extremities, which prev_events are stored;
  *   per PDU: the version's format, its event ID, the sender's server's
  *   signature present
  *        │
@@ -25,7 +26,9 @@
  *   or {"refused": id, "error"} from the roomserver; none in time: 503
  *   and the transaction forgotten, so a retry does it again
  *        │
- *   mx_fed_edus: typing, receipts, presence, device lists, to-device
+ *   mx_fed_acl for the rooms of typing and receipt EDUs: those of rooms
+ *   whose server ACL denies the origin dropped; mx_fed_edus: typing,
+ *   receipts, presence, device lists, to-device
  *        │
  *   mx_fedtxn_end: the response kept a day ─► 200 {"pdus": {...}}
  */
@@ -91,6 +94,8 @@ typedef struct {
     ngx_str_t                  req;        /* the waiter's number */
     ngx_msec_t                 start;
     mx_json_t                 *edus;
+    u_char                    *edu_drop;   /* per EDU: 1 when the room's
+                                              server ACL denies the origin */
     ngx_str_t                  response;   /* the JSON answered */
     ngx_matrix_fedpdu_t        pdus[NGX_MATRIX_TXN_MAX];
     ngx_uint_t                 npdus;
@@ -147,6 +152,9 @@ static ngx_int_t ngx_matrix_fedsend_appended(ngx_matrix_req_t *mr,
 static ngx_int_t ngx_matrix_fedsend_verdict(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static ngx_int_t ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_fedsend_edu_acls(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_fedsend_edus_apply(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_fedsend_end(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_fedsend_answer(ngx_matrix_req_t *mr,
@@ -578,7 +586,7 @@ ngx_matrix_fedsend_check(ngx_matrix_req_t *mr, ngx_matrix_fedpdu_t *p,
 }
 
 
-/* {version, {extremities}, {known...}} or nil */
+/* {version, {extremities}, {known...}, acl} or nil */
 
 static ngx_int_t
 ngx_matrix_fedsend_looked(ngx_matrix_req_t *mr, redisReply *reply)
@@ -587,14 +595,15 @@ ngx_matrix_fedsend_looked(ngx_matrix_req_t *mr, redisReply *reply)
     ngx_matrix_fedroom_t  *room;
     ngx_matrix_fedpdu_t   *p;
     mx_pool_t             *pool;
-    redisReply            *ex, *known;
+    redisReply            *ex, *known, *acl;
     size_t                 i, k, j;
+    ngx_int_t              rc;
 
     t = mr->data;
     room = &t->rooms[t->cur];
     pool = ngx_matrix_pool(mr);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
         /* a room this server is not in: its PDUs are not for us */
         room->unknown = 1;
 
@@ -625,6 +634,39 @@ ngx_matrix_fedsend_looked(ngx_matrix_req_t *mr, redisReply *reply)
                                          "M_UNKNOWN", "The room's version"
                                          " is unknown to this server.");
         }
+    }
+
+    /*
+     * The room's server ACL denies the origin: none of its PDUs, each
+     * with the error (the spec: per PDU), and nothing fetched for them
+     */
+    acl = reply->element[3];
+    rc = acl->type == REDIS_REPLY_STRING
+         ? ngx_matrix_fed_acl_check(mr, acl->str, acl->len) : NGX_ERROR;
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        room->unknown = 1;
+
+        for (i = 0; i < t->npdus; i++) {
+            p = &t->pdus[i];
+            if (p->room != t->cur || !p->ok) {
+                continue;
+            }
+
+            if (p->event_id == NULL) {
+                ngx_matrix_fedsend_check(mr, p, room->rv);
+            }
+
+            p->ok = 0;
+            p->error = "Server is banned from the room by its server ACL";
+        }
+
+        t->cur++;
+        return ngx_matrix_fedsend_lookup(mr);
     }
 
     ex = reply->element[1];
@@ -1043,13 +1085,24 @@ ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_fedtxn_t  *t;
     ngx_matrix_cmd_t      c;
+    redisReply           *k;
+    size_t                i;
 
     t = mr->data;
 
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 3) {
-        /* a key is known: the roomserver can check the signature */
-        t->cur++;
-        return ngx_matrix_fedsend_keys(mr);
+    for (i = 3; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+    {
+        /* a key valid when the event was made (v5 on: its until, at
+         * most 7 days after the fetch): the roomserver can check it */
+        k = reply->element[i];
+
+        if (k->type == REDIS_REPLY_ARRAY && k->elements == 3
+            && k->element[2]->type == REDIS_REPLY_INTEGER
+            && k->element[2]->integer >= t->valid_at)
+        {
+            t->cur++;
+            return ngx_matrix_fedsend_keys(mr);
+        }
     }
 
     if (ngx_matrix_wait(mr, NGX_MATRIX_TXN_JOB,
@@ -1342,10 +1395,227 @@ ngx_matrix_fedsend_forgotten(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
-/* the EDUs, in one call of mx_fed_edus */
+/*
+ * The rooms an EDU is about, as the ACL check asks for them: a typing
+ * notification's room, a receipt EDU's rooms (its keys), in order; none
+ * for the others, counted in *n.  With a, each room's key is added to
+ * the command a, and its ID to rooms.
+ */
+
+static ngx_int_t
+ngx_matrix_fedsend_edu_rooms(ngx_matrix_req_t *mr, mx_json_t *edu,
+    ngx_matrix_fedargs_t *a, ngx_matrix_fedargs_t *rooms, ngx_uint_t *n)
+{
+    mx_json_t    *content;
+    const char   *type, *room;
+    size_t        i, len, count;
+    ngx_uint_t    typing;
+    u_char       *key;
+
+    type = mx_json_get_str(edu, "edu_type", NULL);
+    content = mx_json_get_obj(edu, "content");
+    room = NULL;
+    len = 0;
+
+    if (type == NULL || content == NULL) {
+        return NGX_OK;
+    }
+
+    typing = ngx_strcmp(type, "m.typing") == 0;
+
+    if (typing) {
+        room = mx_json_get_str(content, "room_id", &len);
+        count = room ? 1 : 0;
+
+    } else if (ngx_strcmp(type, "m.receipt") == 0) {
+        count = content->u.o.n;
+
+    } else {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < count; i++) {
+        if (!typing) {
+            room = content->u.o.m[i].key;
+            len = content->u.o.m[i].key_len;
+        }
+
+        (*n)++;
+
+        if (a == NULL) {
+            continue;
+        }
+
+        key = ngx_pnalloc(mr->r->pool, sizeof("mx:{}:room") + len);
+        if (key == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_matrix_fedargs_add(a, (char *) key,
+                               ngx_sprintf(key, "mx:{%*s}:room", len, room)
+                               - key);
+        ngx_matrix_fedargs_add(rooms, room, len);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The EDUs.  Typing notifications and receipts are of rooms: those for a
+ * room whose server ACL denies the origin are dropped (mx_fed_acl first,
+ * when there are any), the others applied in one call of mx_fed_edus.
+ */
 
 static ngx_int_t
 ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_fedtxn_t   *t;
+    ngx_matrix_fedargs_t   a, rooms;
+    ngx_uint_t             n, i, k;
+    u_char                *num;
+
+    t = mr->data;
+
+    if (t->edus == NULL || t->edus->u.a.n == 0) {
+        return ngx_matrix_fedsend_end(mr, NULL);
+    }
+
+    n = 0;
+    for (i = 0; i < t->edus->u.a.n; i++) {
+        (void) ngx_matrix_fedsend_edu_rooms(mr, t->edus->u.a.v[i], NULL,
+                                            NULL, &n);
+    }
+
+    t->edu_drop = ngx_pcalloc(mr->r->pool, t->edus->u.a.n);
+    if (t->edu_drop == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (n == 0) {
+        return ngx_matrix_fedsend_edus_apply(mr);
+    }
+
+    num = ngx_pnalloc(mr->r->pool, NGX_INT_T_LEN);
+    if (num == NULL
+        || ngx_matrix_fedargs_init(mr, &a, 3 + 2 * n) != NGX_OK
+        || ngx_matrix_fedargs_init(mr, &rooms, n) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fedargs_cstr(&a, "FCALL");
+    ngx_matrix_fedargs_cstr(&a, "mx_fed_acl");
+    ngx_matrix_fedargs_add(&a, (char *) num,
+                           ngx_sprintf(num, "%ui", n) - num);
+
+    k = 0;
+    for (i = 0; i < t->edus->u.a.n; i++) {
+        if (ngx_matrix_fedsend_edu_rooms(mr, t->edus->u.a.v[i], &a, &rooms,
+                                         &k)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* the room IDs after the keys */
+    for (i = 0; i < n; i++) {
+        ngx_matrix_fedargs_add(&a, rooms.v[i], rooms.len[i]);
+    }
+
+    return ngx_matrix_redis(mr, ngx_matrix_fedsend_edu_acls, a.n, a.v, a.len);
+}
+
+
+/* {{version or '', acl}...}, one per room asked, in order */
+
+static ngx_int_t
+ngx_matrix_fedsend_edu_acls(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_fedtxn_t  *t;
+    mx_json_t            *edu, *content;
+    redisReply           *one;
+    const char           *type, **denied;
+    ngx_uint_t            i, j, k, n, nd, before;
+    ngx_int_t             rc;
+
+    t = mr->data;
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    k = 0;
+
+    for (i = 0; i < t->edus->u.a.n; i++) {
+        edu = t->edus->u.a.v[i];
+        before = k;
+
+        if (ngx_matrix_fedsend_edu_rooms(mr, edu, NULL, NULL, &k) != NGX_OK
+            || k > reply->elements)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        n = k - before;
+        if (n == 0) {
+            continue;
+        }
+
+        denied = ngx_palloc(mr->r->pool, n * sizeof(char *));
+        if (denied == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        type = mx_json_get_str(edu, "edu_type", NULL);
+        content = mx_json_get_obj(edu, "content");
+        nd = 0;
+
+        for (j = 0; j < n; j++) {
+            one = reply->element[before + j];
+            if (one->type != REDIS_REPLY_ARRAY || one->elements != 2
+                || one->element[1]->type != REDIS_REPLY_STRING)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            rc = ngx_matrix_fed_acl_check(mr, one->element[1]->str,
+                                          one->element[1]->len);
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (rc == NGX_DECLINED) {
+                denied[nd++] = ngx_strcmp(type, "m.typing") == 0
+                               ? mx_json_get_str(content, "room_id", NULL)
+                               : content->u.o.m[j].key;
+            }
+        }
+
+        for (j = 0; j < nd; j++) {
+            ngx_log_error(NGX_LOG_INFO, mr->r->connection->log, 0,
+                          "matrix: an %s EDU from %V for %s dropped: the"
+                          " room's server ACL denies the server", type,
+                          &mr->origin, denied[j]);
+
+            if (ngx_strcmp(type, "m.typing") == 0) {
+                t->edu_drop[i] = 1;
+
+            } else {
+                (void) mx_json_remove(content, denied[j]);
+            }
+        }
+    }
+
+    return ngx_matrix_fedsend_edus_apply(mr);
+}
+
+
+/* the EDUs kept, in one call of mx_fed_edus */
+
+static ngx_int_t
+ngx_matrix_fedsend_edus_apply(ngx_matrix_req_t *mr)
 {
     ngx_matrix_fedtxn_t   *t;
     ngx_matrix_fedargs_t   a;
@@ -1357,10 +1627,6 @@ ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr)
 
     t = mr->data;
     pool = ngx_matrix_pool(mr);
-
-    if (t->edus == NULL || t->edus->u.a.n == 0) {
-        return ngx_matrix_fedsend_end(mr, NULL);
-    }
 
     now = mx_palloc(pool, NGX_INT64_LEN + 1);
     if (now == NULL
@@ -1386,7 +1652,7 @@ ngx_matrix_fedsend_edus(ngx_matrix_req_t *mr)
         content = mx_json_get_obj(edu, "content");
 
         /* malformed EDUs are ignored, not refused */
-        if (type == NULL || content == NULL) {
+        if (type == NULL || content == NULL || t->edu_drop[i]) {
             continue;
         }
 

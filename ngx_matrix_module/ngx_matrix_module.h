@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 
 #include <mx_json.h>
+#include <mx_room_version.h>
 #include <mx_sign.h>
 
 #include "ngx_matrix_redis.h"
@@ -425,6 +426,13 @@ ngx_int_t ngx_matrix_fed_event_auth(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_backfill(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_missing_events(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_query_directory(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_acl_check(ngx_matrix_req_t *mr, const char *acl,
+    size_t len);
+ngx_int_t ngx_matrix_fed_acl_denied(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_acl_ask(ngx_matrix_req_t *mr, ngx_str_t *room,
+    ngx_matrix_reply_pt handler);
+ngx_int_t ngx_matrix_fed_acl_reply(ngx_matrix_req_t *mr, redisReply *reply,
+    ngx_str_t *room, const mx_room_version_t **rv, ngx_int_t *rc);
 /* ngx_matrix_fedsend.c */
 ngx_int_t ngx_matrix_fed_send(ngx_matrix_req_t *mr);
 /* ngx_matrix_fedjoin.c */

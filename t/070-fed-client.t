@@ -9,6 +9,8 @@
 #            refused; C refuses to connect to loopback at all
 #   request  a signed GET to B: status and body; the X-Matrix header a
 #            small TLS server of the test receives verifies with A's key
+#   cap      keys that server says are valid for a year are kept for 7
+#            days after the fetch (the spec's cap on valid_until_ts)
 
 use strict;
 use warnings;
@@ -184,11 +186,24 @@ ok(wait_for(sub { pending($A) == 0 }, 5), 'every job acknowledged');
 # The request as a server receives it: a TLS server of the test CA that
 # writes down what it was sent.
 my $dir = tempdir(CLEANUP => 1);
+# Its keys, which it says are valid for a year, and an old key too,
+# "expired" a year from now, are written once its name is known.
 my $dest = Test::Matrix::Fed->new(server => $A)->fake_remote(sub {
     my ($r) = @_;
+    return (200, Test::Matrix::Server::slurp("$dir/keys.json"))
+        if $r->{method} eq 'GET' && $r->{path} eq '/_matrix/key/v2/server';
     Test::Matrix::Server::write_file("$dir/req.txt", $r->{head} . $r->{body});
     return (200, qq({"seen":1}\n));
 });
+my $fed = Test::Matrix::Fed->new(server => $A);
+my $yk = $fed->key($dest);
+my $old = $fed->key($dest);
+my $year = int(time * 1000) + 365 * 86400_000;
+my $yresp = $fed->sign($yk, { server_name => $dest, valid_until_ts => $year,
+                              verify_keys => { $yk->{id} => { key => $yk->{pk} } },
+                              old_verify_keys => { $old->{id} => { key => $old->{pk},
+                                                                   expired_ts => $year } } });
+Test::Matrix::Server::write_file("$dir/keys.json", $json->encode($yresp));
 
 my $body = '{"b":[1,2],"a":"x"}';
 $req = job($A, kind => 'request', destination => $dest, method => 'PUT',
@@ -218,6 +233,28 @@ Test::Matrix::Server::write_file("$dir/pk.der",
     pack('H*', '302a300506032b6570032100') . $apk);
 my $v = qx{openssl pkeyutl -verify -pubin -keyform DER -inkey $dir/pk.der -rawin -in $dir/msg -sigfile $dir/sig 2>&1};
 like($v, qr/Signature Verified Successfully/, 'the X-Matrix signature verifies with A\'s key');
+
+# --- the 7-day cap on fetched keys --------------------------------------------------
+my $week = 7 * 86400_000;
+$t0 = int(time * 1000);
+$req = job($A, kind => 'keys', server => $dest, key_ids => $yk->{id}, valid_at => 0);
+is_deeply(answer($A, $req), { ok => JSON::PP::true }, 'keys said to be valid for a year: ok');
+my $t1 = int(time * 1000);
+my %yuntil = @{ $A->redis_cmd('HGETALL', "mx:serverkeys:{$dest}:until") };
+my $fetched_at = $A->redis_cmd('GET', "mx:serverkeys:{$dest}:fetched");
+ok($fetched_at >= $t0 && $fetched_at <= $t1, 'fetched now');
+is($yuntil{$yk->{id}}, $fetched_at + $week, 'the verify key: valid 7 days after the fetch, not a year');
+is($yuntil{$old->{id}}, $fetched_at + $week, 'the old key "expiring" in a year: the same cap');
+is($json->decode($A->redis_cmd('GET', "mx:serverkeys:{$dest}:json"))->{valid_until_ts}, $year,
+   'the response is kept as the server signed it (the notary serves it so)');
+
+# 7 days later, as far as the cache can tell: the key is fetched again
+$A->redis_cmd('HSET', "mx:serverkeys:{$dest}:until", $yk->{id}, $t0 - 1);
+$req = job($A, kind => 'keys', server => $dest, key_ids => $yk->{id}, valid_at => 0);
+is_deeply(answer($A, $req), { ok => JSON::PP::true }, 'past the cap: asked again, ok');
+ok($A->redis_cmd('GET', "mx:serverkeys:{$dest}:fetched") > $fetched_at, '... by a new fetch');
+ok($A->redis_cmd('HGET', "mx:serverkeys:{$dest}:until", $yk->{id}) > $t1,
+   '... valid again, for 7 days from then');
 
 for my $srv ($A, $B, $C) {
     my @bad = $srv->sanitizer_reports;

@@ -215,6 +215,19 @@ my @kj = grep { ($_->{kind} // '') eq 'keys' && $_->{server} eq 'third.example' 
 is(scalar @kj, 1, "a keys job for the third server's key");
 is($srv->redis_cmd('HGET', "mx:{$room}:members", '@carol:third.example'), 'join', 'carol is joined');
 
+# the cached key is known but no longer valid when carol's next event is
+# made (a week after its fetch, say): fetched again first, not dropped
+$srv->redis_cmd('HSET', 'mx:serverkeys:{third.example}:until', $third->{id}, int(time * 1000) - 60000);
+$state->{"m.room.member\x1f\@carol:third.example"} = $cjoin_id;
+my ($cmsg, $cmsg_id) = event(key => $third, sender => '@carol:third.example', prev_events => [$cjoin_id],
+                             depth => $depth + 6, content => { msgtype => 'm.text', body => 'carol here' });
+($status, $body) = send_txn('t2c', txn(pdus => [$cmsg]));
+is_deeply([$status, $body], [200, { pdus => { $cmsg_id => {} } }],
+          "a relayed event whose signer's cached key has expired: accepted");
+@kj = grep { ($_->{kind} // '') eq 'keys' && $_->{server} eq 'third.example' } $fed->jobs;
+is(scalar @kj, 2, '... after a keys job for it');
+is($kj[1]{valid_at}, $cmsg->{origin_server_ts}, '... valid when the event was made');
+
 # --- a missing prev event: get_missing_events through the fedsender ----------
 my ($ma, $ma_id) = event(prev_events => [$tampered_id], depth => $depth + 5,
                          content => { msgtype => 'm.text', body => 'missed' });

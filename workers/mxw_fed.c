@@ -79,11 +79,15 @@ struct mxw_fed_dest_s {
     int64_t            expires;
 
     /* where requests go: https://<url_host>:<port>, Host: <host_header>;
-     * connect_to is curl's "host:port:target:port" for an SRV target */
+     * or the SRV targets, in the order to try, each reached with curl's
+     * CONNECT_TO "host:port:target:port" (srv_next: where requests start,
+     * moved past a target that could not be connected to) */
     char               url_host[MX_HOST_MAX + 3];
     unsigned           port;
     char               host_header[MX_HOST_MAX + 8];
-    char               connect_to[2 * MX_HOST_MAX + 32];
+    mx_srv_t          *srv;
+    size_t             nsrv;
+    size_t             srv_next;
 
     mxw_fed_req_t     *waiting;       /* for the .well-known */
 };
@@ -102,11 +106,18 @@ struct mxw_fed_s {
 
     mxw_fed_req_t     *finished;      /* ended without a transfer */
     mxw_fed_req_t     *inflight;      /* transfers */
+
+    mxw_fed_srv_pt     srv_lookup;
+    void              *srv_ctx;
 };
 
 
 static void mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq,
     mxw_fed_dest_t *d);
+static void mxw_fed_transfer(mxw_fed_t *fed, mxw_fed_req_t *rq,
+    mxw_fed_dest_t *d);
+static size_t mxw_fed_srv_dns(void *ctx, const char *qname, mx_srv_t *rr,
+    size_t max);
 static void mxw_fed_finish(mxw_fed_t *fed, mxw_fed_req_t *rq);
 
 
@@ -287,6 +298,7 @@ mxw_fed_init(mxw_fed_t **out, mxw_t *w)
     }
 
     fed->w = w;
+    fed->srv_lookup = mxw_fed_srv_dns;
 
     v = mxw_config_get(&w->cf, "matrix_federation_allow_private");
     fed->allow_private = v != NULL && strcmp(v, "on") == 0;
@@ -368,6 +380,7 @@ mxw_fed_fini(mxw_fed_t *fed)
             snprintf(rq->error, sizeof(rq->error), "shutting down");
             mxw_fed_finish(fed, rq);
         }
+        free(d->srv);
         free(d);
     }
 
@@ -389,6 +402,14 @@ int
 mxw_fed_active(mxw_fed_t *fed)
 {
     return fed->active;
+}
+
+
+void
+mxw_fed_set_srv_lookup(mxw_fed_t *fed, mxw_fed_srv_pt lookup, void *ctx)
+{
+    fed->srv_lookup = lookup ? lookup : mxw_fed_srv_dns;
+    fed->srv_ctx = ctx;
 }
 
 
@@ -637,10 +658,6 @@ mxw_fed_sign(mxw_fed_t *fed, mxw_fed_req_t *rq)
 static void
 mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
 {
-    struct curl_slist  *l;
-    char               *url;
-    size_t              n;
-
     if (mxw_fed_add_header(rq, "Host", d->host_header) != 0
         || mxw_fed_add_header(rq, "Expect", "") != 0
         || (rq->body
@@ -657,13 +674,43 @@ mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
         return;
     }
 
-    if (d->connect_to[0]) {
-        l = curl_slist_append(NULL, d->connect_to);
+    rq->srv_cur = d->nsrv ? d->srv_next % d->nsrv : 0;
+    rq->srv_tried = 0;
+
+    mxw_fed_transfer(fed, rq, d);
+}
+
+
+/* the transfer of a request whose headers are made, to its SRV target
+ * rq->srv_cur when the name has SRV targets */
+
+static void
+mxw_fed_transfer(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
+{
+    struct curl_slist  *l;
+    mx_srv_t           *t;
+    char               *url, connect_to[2 * MX_HOST_MAX + 32];
+    unsigned            port;
+    size_t              n;
+
+    port = d->port;
+
+    if (d->nsrv) {
+        t = &d->srv[rq->srv_cur];
+        port = t->port;
+
+        /* the certificate is still checked for the name, not the target */
+        snprintf(connect_to, sizeof(connect_to), "%s:%u:%s:%u", d->url_host,
+                 port, t->target, port);
+
+        l = curl_slist_append(NULL, connect_to);
         if (l == NULL) {
             mxw_fed_fail(fed, rq, "%s", "out of memory");
             return;
         }
+
         rq->connect_to = l;
+        rq->srv_tried++;
     }
 
     n = strlen(d->url_host) + strlen(rq->path) + 32;
@@ -673,7 +720,7 @@ mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
         return;
     }
 
-    snprintf(url, n, "https://%s:%u%s", d->url_host, d->port, rq->path);
+    snprintf(url, n, "https://%s:%u%s", d->url_host, port, rq->path);
 
     if (mxw_fed_start(fed, rq, url) != 0) {
         free(url);
@@ -682,6 +729,91 @@ mxw_fed_send(mxw_fed_t *fed, mxw_fed_req_t *rq, mxw_fed_dest_t *d)
     }
 
     free(url);
+}
+
+
+/* a transfer out of the multi handle and the list of those in flight */
+
+static void
+mxw_fed_unlink(mxw_fed_t *fed, mxw_fed_req_t *rq)
+{
+    curl_multi_remove_handle(fed->multi, rq->easy);
+
+    if (rq->iprev) {
+        rq->iprev->inext = rq->inext;
+    } else if (fed->inflight == rq) {
+        fed->inflight = rq->inext;
+    }
+
+    if (rq->inext) {
+        rq->inext->iprev = rq->iprev;
+    }
+}
+
+
+/*
+ * A transfer that could not connect to its SRV target: the next target,
+ * if the request has not tried them all.  1 when the request goes on
+ * (the transfer in hand is undone), 0 when it ends as it is.  The name's
+ * next requests start with the target after the failed one.
+ */
+
+static int
+mxw_fed_next_target(mxw_fed_t *fed, mxw_fed_req_t *rq, CURLcode res)
+{
+    mxw_fed_dest_t  *d;
+    curl_off_t       connected;
+    size_t           failed;
+
+    connected = 0;
+    curl_easy_getinfo(rq->easy, CURLINFO_CONNECT_TIME_T, &connected);
+
+    if (!(res == CURLE_COULDNT_RESOLVE_HOST || res == CURLE_COULDNT_CONNECT
+          || (res == CURLE_OPERATION_TIMEDOUT && connected == 0)))
+    {
+        return 0;
+    }
+
+    for (d = fed->dests; d && strcmp(d->name, rq->destination) != 0;
+         d = d->next)
+    {
+        /* void */
+    }
+
+    if (d == NULL || !d->ready || d->nsrv == 0 || rq->srv_tried == 0
+        || rq->srv_tried >= d->nsrv || rq->srv_cur >= d->nsrv)
+    {
+        return 0;
+    }
+
+    failed = rq->srv_cur;
+    rq->srv_cur = (failed + 1) % d->nsrv;
+
+    if (d->srv_next % d->nsrv == failed) {
+        d->srv_next = rq->srv_cur;
+    }
+
+    mxw_info(fed->w, "%s: SRV target %s:%u: %s; trying %s:%u",
+             rq->destination, d->srv[failed].target, d->srv[failed].port,
+             rq->curl_error[0] ? rq->curl_error : curl_easy_strerror(res),
+             d->srv[rq->srv_cur].target, d->srv[rq->srv_cur].port);
+
+    /* the transfer undone */
+    mxw_fed_unlink(fed, rq);
+
+    curl_easy_cleanup(rq->easy);
+    rq->easy = NULL;
+    curl_slist_free_all(rq->connect_to);
+    rq->connect_to = NULL;
+
+    rq->resp_len = 0;
+    rq->refused = 0;
+    rq->too_large = 0;
+    rq->curl_error[0] = '\0';
+
+    mxw_fed_transfer(fed, rq, d);
+
+    return 1;
 }
 
 
@@ -696,21 +828,20 @@ mxw_fed_random(void *ctx, uint32_t bound)
 }
 
 
-/* the first SRV target to try for host; 1 found, 0 none */
+/* the SRV records of qname, from DNS (the default lookup) */
 
-static int
-mxw_fed_srv(mxw_fed_t *fed, const char *host, mx_srv_t *out)
+static size_t
+mxw_fed_srv_dns(void *ctx, const char *qname, mx_srv_t *rr, size_t max)
 {
-    static const char  *services[] = { "_matrix-fed._tcp", "_matrix._tcp" };
-    struct __res_state  rs;
-    unsigned char       ans[4096];
-    const unsigned char *rd;
-    char                qname[MX_HOST_MAX + 32];
-    mx_srv_t            rr[16];
-    ns_msg              msg;
-    ns_rr               r;
-    int                 len, i, k, count, found;
-    size_t              n;
+    struct __res_state    rs;
+    unsigned char         ans[4096];
+    const unsigned char  *rd;
+    ns_msg                msg;
+    ns_rr                 r;
+    int                   len, i, count;
+    size_t                n;
+
+    (void) ctx;
 
     memset(&rs, 0, sizeof(rs));
     if (res_ninit(&rs) != 0) {
@@ -721,50 +852,89 @@ mxw_fed_srv(mxw_fed_t *fed, const char *host, mx_srv_t *out)
     rs.retrans = 2;
     rs.retry = 1;
 
-    found = 0;
+    n = 0;
 
-    for (k = 0; k < 2 && !found; k++) {
-        snprintf(qname, sizeof(qname), "%s.%s", services[k], host);
+    len = res_nquery(&rs, qname, ns_c_in, ns_t_srv, ans, sizeof(ans));
+    if (len < 0 || ns_initparse(ans, len, &msg) != 0) {
+        res_nclose(&rs);
+        return 0;
+    }
 
-        len = res_nquery(&rs, qname, ns_c_in, ns_t_srv, ans, sizeof(ans));
-        if (len < 0 || ns_initparse(ans, len, &msg) != 0) {
+    count = ns_msg_count(msg, ns_s_an);
+
+    for (i = 0; i < count && n < max; i++) {
+        if (ns_parserr(&msg, ns_s_an, i, &r) != 0
+            || ns_rr_type(r) != ns_t_srv || ns_rr_rdlen(r) < 7)
+        {
             continue;
         }
 
-        count = ns_msg_count(msg, ns_s_an);
-        n = 0;
+        rd = ns_rr_rdata(r);
+        rr[n].priority = ns_get16(rd);
+        rr[n].weight = ns_get16(rd + 2);
+        rr[n].port = ns_get16(rd + 4);
 
-        for (i = 0; i < count && n < 16; i++) {
-            if (ns_parserr(&msg, ns_s_an, i, &r) != 0
-                || ns_rr_type(r) != ns_t_srv || ns_rr_rdlen(r) < 7)
-            {
-                continue;
-            }
-
-            rd = ns_rr_rdata(r);
-            rr[n].priority = ns_get16(rd);
-            rr[n].weight = ns_get16(rd + 2);
-            rr[n].port = ns_get16(rd + 4);
-
-            if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 6,
-                          rr[n].target, sizeof(rr[n].target)) < 0)
-            {
-                continue;
-            }
-
-            n++;
+        if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 6,
+                      rr[n].target, sizeof(rr[n].target)) < 0)
+        {
+            continue;
         }
 
-        if (n && mx_srv_order(rr, n, mxw_fed_random, NULL) > 0) {
-            *out = rr[0];
-            found = 1;
-            mxw_info(fed->w, "%s: SRV %s:%u", qname, out->target, out->port);
-        }
+        n++;
     }
 
     res_nclose(&rs);
 
-    return found;
+    return n;
+}
+
+
+/*
+ * The SRV targets of host in the order to try them, into d->srv:
+ * _matrix-fed._tcp first, then the deprecated _matrix._tcp.  Their
+ * number; 0 when there are none.
+ */
+
+static size_t
+mxw_fed_srv(mxw_fed_t *fed, mxw_fed_dest_t *d, const char *host)
+{
+    static const char  *services[] = { "_matrix-fed._tcp", "_matrix._tcp" };
+    char                qname[MX_HOST_MAX + 32];
+    mx_srv_t            rr[MXW_FED_SRV_MAX];
+    size_t              n, i;
+    int                 k;
+
+    free(d->srv);
+    d->srv = NULL;
+    d->nsrv = 0;
+    d->srv_next = 0;
+
+    for (k = 0; k < 2; k++) {
+        snprintf(qname, sizeof(qname), "%s.%s", services[k], host);
+
+        n = fed->srv_lookup(fed->srv_ctx, qname, rr, MXW_FED_SRV_MAX);
+        n = n ? mx_srv_order(rr, n, mxw_fed_random, NULL) : 0;
+        if (n == 0) {
+            continue;
+        }
+
+        d->srv = malloc(n * sizeof(mx_srv_t));
+        if (d->srv == NULL) {
+            return 0;
+        }
+
+        memcpy(d->srv, rr, n * sizeof(mx_srv_t));
+        d->nsrv = n;
+
+        for (i = 0; i < n; i++) {
+            mxw_info(fed->w, "%s: SRV %zu: %s:%u", qname, i + 1,
+                     rr[i].target, rr[i].port);
+        }
+
+        return n;
+    }
+
+    return 0;
 }
 
 
@@ -777,27 +947,21 @@ static void
 mxw_fed_dest_target(mxw_fed_t *fed, mxw_fed_dest_t *d, const char *name,
     const mx_server_name_t *sn)
 {
-    mx_srv_t  srv;
-
     snprintf(d->host_header, sizeof(d->host_header), "%s", name);
     snprintf(d->url_host, sizeof(d->url_host),
              sn->type == MX_HOST_IPV6 ? "[%s]" : "%s", sn->host);
-    d->connect_to[0] = '\0';
+
+    free(d->srv);
+    d->srv = NULL;
+    d->nsrv = 0;
 
     if (mx_server_name_is_ip(sn) || sn->port) {
         d->port = sn->port ? sn->port : 8448;
         return;
     }
 
-    if (mxw_fed_srv(fed, sn->host, &srv)) {
-        /* the certificate is still checked for the name, not the target */
-        d->port = srv.port;
-        snprintf(d->connect_to, sizeof(d->connect_to), "%s:%u:%s:%u",
-                 sn->host, srv.port, srv.target, srv.port);
-        return;
-    }
-
-    d->port = 8448;
+    /* the SRV targets (the port is each target's), else 8448 */
+    d->port = mxw_fed_srv(fed, d, sn->host) ? 0 : 8448;
 }
 
 
@@ -809,9 +973,16 @@ mxw_fed_dest_ready(mxw_fed_t *fed, mxw_fed_dest_t *d, int64_t ttl_ms)
     d->ready = 1;
     d->expires = mxw_now_ms() + ttl_ms;
 
-    mxw_info(fed->w, "%s: https://%s:%u%s%s (Host %s), for %lld s", d->name,
-             d->url_host, d->port, d->connect_to[0] ? " via " : "",
-             d->connect_to, d->host_header, (long long) (ttl_ms / 1000));
+    if (d->nsrv) {
+        mxw_info(fed->w, "%s: https://%s (Host %s) via %zu SRV target%s,"
+                 " for %lld s", d->name, d->url_host, d->host_header,
+                 d->nsrv, d->nsrv > 1 ? "s" : "", (long long) (ttl_ms / 1000));
+
+    } else {
+        mxw_info(fed->w, "%s: https://%s:%u (Host %s), for %lld s", d->name,
+                 d->url_host, d->port, d->host_header,
+                 (long long) (ttl_ms / 1000));
+    }
 
     while (d->waiting) {
         rq = d->waiting;
@@ -908,6 +1079,7 @@ mxw_fed_dest_get(mxw_fed_t *fed, const char *name)
         /* forget expired names when there are many */
         if (fed->ndests > MXW_FED_DEST_MAX && d->ready && d->expires < now) {
             *pd = d->next;
+            free(d->srv);
             free(d);
             fed->ndests--;
             continue;
@@ -1049,17 +1221,7 @@ static void
 mxw_fed_finish(mxw_fed_t *fed, mxw_fed_req_t *rq)
 {
     if (rq->easy) {
-        curl_multi_remove_handle(fed->multi, rq->easy);
-
-        if (rq->iprev) {
-            rq->iprev->inext = rq->inext;
-        } else if (fed->inflight == rq) {
-            fed->inflight = rq->inext;
-        }
-
-        if (rq->inext) {
-            rq->inext->iprev = rq->iprev;
-        }
+        mxw_fed_unlink(fed, rq);
     }
 
     fed->active--;
@@ -1113,6 +1275,11 @@ mxw_fed_run(mxw_fed_t *fed, int timeout_ms)
             status = 0;
             curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
             rq->status = status;
+
+        } else if (!(rq->flags & MXW_FED_WELLKNOWN)
+                   && mxw_fed_next_target(fed, rq, res))
+        {
+            continue;
 
         } else {
             rq->status = 0;

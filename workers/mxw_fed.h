@@ -13,7 +13,10 @@
  * delegated name), else the SRV records _matrix-fed._tcp.<name> and
  * _matrix._tcp.<name>, else <name>:8448.  The certificate must be valid
  * for the server name, or for the delegated name; curl is pointed at the
- * SRV target with CURLOPT_CONNECT_TO, so it checks the right name.
+ * SRV target with CURLOPT_CONNECT_TO, so it checks the right name.  SRV
+ * targets are tried in RFC 2782 order (priority, then weighted random):
+ * a request that cannot connect to one goes on to the next, and the name's
+ * later requests start with the one that last answered.
  *
  * Policy (settings of the http{} block of nginx.conf):
  *   matrix_federation_ca_file        CAs trusted beside the system store
@@ -27,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mx_server_name.h>
+
 #include "mxw.h"
 
 
@@ -39,6 +44,8 @@
 #define MXW_FED_WK_MIN_MS       (5 * 60 * 1000LL)
 #define MXW_FED_WK_MAX_MS       (48 * 3600 * 1000LL)
 #define MXW_FED_WK_FAILED_MS    (10 * 60 * 1000LL)      /* no .well-known */
+
+#define MXW_FED_SRV_MAX         16      /* SRV targets kept per name */
 
 
 typedef struct mxw_fed_s      mxw_fed_t;
@@ -75,6 +82,8 @@ struct mxw_fed_req_s {
     mxw_fed_req_t    *iprev;          /* transfers in flight */
     mxw_fed_req_t    *inext;
     size_t            resp_cap;
+    size_t            srv_cur;        /* the SRV target tried */
+    size_t            srv_tried;      /* how many of them so far */
     int               refused;        /* a private address was refused */
     int               too_large;
     int64_t           max_age_ms;     /* Cache-Control, -1: none */
@@ -107,6 +116,18 @@ int mxw_fed_active(mxw_fed_t *fed);
  * call done() for those that ended.
  */
 void mxw_fed_run(mxw_fed_t *fed, int timeout_ms);
+
+
+/*
+ * The SRV records of qname ("_matrix-fed._tcp.<host>", "_matrix._tcp.
+ * <host>"), at most max of them into rr: their number.  The default asks
+ * DNS (res_nquery); the unit tests give their own.
+ */
+typedef size_t (*mxw_fed_srv_pt)(void *ctx, const char *qname, mx_srv_t *rr,
+    size_t max);
+
+void mxw_fed_set_srv_lookup(mxw_fed_t *fed, mxw_fed_srv_pt lookup,
+    void *ctx);
 
 
 /* an address the policy refuses without allow_private; 1 or 0 */

@@ -7,11 +7,13 @@ package Test::Matrix::Fed;
 #
 #   my $fed = Test::Matrix::Fed->new(server => $srv);
 #   my $k = $fed->key('remote.example');           # a key of that server
+#   my $b = $fed->key_of_file($B->server_name, $B->dir . '/signing.key');
 #   $fed->store($k);                               # in the key cache
 #   my $h = $fed->xmatrix($k, GET => $uri, $content, destination => ...);
 #   $fed->fake_fedsender(fresh => [$k2], broken => ['x.example'],
 #                        request => sub { my ($job) = @_; ... })
 #   my $ev = $fed->sign_event($k, $event, '10');    # a signed PDU
+#   my ($pdu, $id) = $fed->room_event($k, $room, sender => ..., ...);
 #   my $id = $fed->event_id($ev, '10');
 #   my $name = $fed->fake_remote(sub { my ($req) = @_; (200, '{}') });
 #
@@ -74,6 +76,15 @@ sub key {
     return { server => $server, file => $file, id => $id, pk => $pk };
 }
 
+# the key of a real server from its signing key file (a server's data
+# folder has it as signing.key): events and requests signed with it are
+# that server's as far as anyone can tell
+sub key_of_file {
+    my ($self, $server, $file) = @_;
+    my ($id, $pk) = split ' ', $self->ctl('', 'public-key', '-k', $file);
+    return { server => $server, file => $file, id => $id, pk => $pk };
+}
+
 # sign a JSON object (a Perl structure) as $key's server; returns it signed
 sub sign {
     my ($self, $key, $obj) = @_;
@@ -86,6 +97,29 @@ sub sign_event {
     my ($self, $key, $ev, $version) = @_;
     return $JSON->decode($self->ctl($JSON->encode($ev), 'sign', '-k', $key->{file},
                                     '-s', $key->{server}, '--room-version', $version // '10'));
+}
+
+# a PDU of $key's server in $room of the server under test, on the room's
+# forward extremities and current state there, signed (room version 10):
+# a message unless the fields given say otherwise; auth_events the create
+# event, the power levels, the join rules for a join, the sender's
+# membership.  Returns (the PDU, its event ID).
+sub room_event {
+    my ($self, $key, $room, %o) = @_;
+    my $srv = $self->{server};
+    my $state = { @{ $srv->redis_cmd('HGETALL', "mx:{$room}:state") } };
+    my $sid = sub { $state->{"$_[0]\x1f" . ($_[1] // '')} };
+    $self->{ts} //= int(time * 1000);
+    my $ev = { room_id => $room, origin_server_ts => $self->{ts}++, type => 'm.room.message',
+               prev_events => $srv->redis_cmd('SMEMBERS', "mx:{$room}:extrem"),
+               depth => $srv->redis_cmd('HGET', "mx:{$room}:room", 'depth') + 1,
+               content => { msgtype => 'm.text', body => 'hello' }, %o };
+    my $join = $ev->{type} eq 'm.room.member' && ($ev->{content}{membership} // '') eq 'join';
+    $ev->{auth_events} //= [ grep { defined } $sid->('m.room.create'), $sid->('m.room.power_levels'),
+                             $join ? $sid->('m.room.join_rules') : (),
+                             $sid->('m.room.member', $ev->{sender}) ];
+    my $signed = $self->sign_event($key, $ev, '10');
+    return ($signed, $self->event_id($signed, '10'));
 }
 
 # the ID of a PDU (its reference hash from room version 3)
