@@ -34,7 +34,6 @@ use Time::HiRes qw(time sleep);
 
 use Test::Matrix::Bench;
 use Test::Matrix::Fed;
-use Test::Matrix::Redis;
 
 my ($client_url, $sock, $ca) = @ARGV;
 die "usage: $0 CLIENT_URL REDIS_SOCKET CA_DIR\n" unless $ca && -r "$ca/ca.key";
@@ -69,12 +68,7 @@ openssl("req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
 openssl("x509 -req -in $dir/tls.csr -CA $ca/ca.crt -CAkey $ca/ca.key",
         "-set_serial " . (1000 + int rand 1_000_000_000), "-days 2 -extfile $dir/ext.cnf -out $dir/tls.crt");
 
-package BenchServer {
-    sub new { my ($c, %o) = @_; bless { %o, r => Test::Matrix::Redis->new(path => $o{sock}) }, $c }
-    sub redis_cmd { my $s = shift; $s->{r}->command(@_) }
-    sub server_name { $_[0]{name} }
-}
-my $srv = BenchServer->new(sock => $sock, name => 'localhost');
+my $srv = Test::Matrix::Bench::server($sock, 'localhost');
 my $fed = Test::Matrix::Fed->new(server => $srv);
 my $key = $fed->key($remote);
 my $key_json = $json->encode($fed->key_response($key, int(time * 1000) + 86400000));

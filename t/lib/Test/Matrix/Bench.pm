@@ -9,6 +9,8 @@ package Test::Matrix::Bench;
 #   my $token = Test::Matrix::Bench::token($redis_cmd, '@u:localhost');
 #       an access token in the server's format (core/mx_token.h), put
 #       straight in Redis; $redis_cmd runs one command (a code ref)
+#   my $srv = Test::Matrix::Bench::server($redis_socket, 'localhost');
+#       what Test::Matrix::Fed needs of a server: its name and Redis
 
 use strict;
 use warnings;
@@ -17,6 +19,8 @@ use Digest::SHA qw(sha256);
 use HTTP::Tiny;
 use MIME::Base64 qw(encode_base64);
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
+
+use Test::Matrix::Redis;
 
 {
     no warnings 'redefine';
@@ -39,6 +43,14 @@ sub token {
     $redis_cmd->('HSET', "mx:{$user}:token:$h", 'user_id', $user, 'device_id', 'BENCH', 'guest', '0');
     return $t;
 }
+
+package Test::Matrix::Bench::Server {
+    sub new { my ($c, %o) = @_; bless { %o, r => Test::Matrix::Redis->new(path => $o{sock}) }, $c }
+    sub redis_cmd { my $s = shift; $s->{r}->command(@_) }
+    sub server_name { $_[0]{name} }
+}
+
+sub server { Test::Matrix::Bench::Server->new(sock => $_[0], name => $_[1]) }
 
 # the median and the largest of a list of numbers
 sub median_max {
