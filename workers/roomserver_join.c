@@ -9,8 +9,9 @@
  *   join) auth_chain (JSON array) origin (the resident) reply req
  *
  *   every event of state and auth_chain: its ID from its hash, its
- *   signatures and hashes (rs_verify, keys from mx:serverkeys), the auth
- *   rules against its own auth events (in order of depth)
+ *   signatures and hashes (rs_verify_json on the event as parsed, keys
+ *   from mx:serverkeys), the auth rules against its own auth events (in
+ *   order of depth)
  *        │ any state event that fails: the join fails, nothing stored
  *   each stored as an outlier (mx_room_outliers, RS_JOIN_OUTLIERS a call:
  *   flag o, no output entry, no position, no timeline)
@@ -308,10 +309,12 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     glen = 0;
     cap = 0;
 
+    /* into the room's pool: each event's tree becomes its cache entry's
+     * (the room is dropped at the end) */
     text = mxw_entry_get(e, "state", &len);
-    lists[0] = text ? mx_json_parse(pool, text, len, &err) : NULL;
+    lists[0] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
     text = mxw_entry_get(e, "auth_chain", &len);
-    lists[1] = text ? mx_json_parse(pool, text, len, &err) : NULL;
+    lists[1] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
 
     if (lists[0] == NULL || lists[0]->type != MX_JSON_ARRAY
         || lists[1] == NULL || lists[1]->type != MX_JSON_ARRAY)
@@ -350,8 +353,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                 continue;                   /* in both lists */
             }
 
-            switch (rs_verify(w, room->rv, id, enc, len, &vpdu, &vlen, why,
-                              why_len))
+            /* the ID was made from this very event: verified as it is */
+            switch (rs_verify_json(w, room->rv, one, &vpdu, &vlen, why,
+                                   why_len))
             {
             case RS_VERIFY_OK:
                 break;
@@ -367,8 +371,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                 goto done;
             }
 
-            re = rs_event_add(room, id, vpdu ? vpdu : enc,
-                              vpdu ? vlen : len, NULL, why, why_len);
+            re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
+                      : rs_event_add_json(room, id, enc, len, one, NULL, why,
+                                          why_len);
             free(vpdu);
             if (re == NULL) {
                 rs_answer_error(w, e, 502, "M_BAD_JSON", why);
