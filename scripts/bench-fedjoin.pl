@@ -27,7 +27,6 @@ use lib "$FindBin::Bin/../t/lib";
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use IO::Socket::SSL;
-use IPC::Open2;
 use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -75,17 +74,7 @@ my $key_json = $json->encode($fed->key_response($key, int(time * 1000) + 8640000
 
 # --- the rooms, made before the clock starts ------------------------------------
 
-my $signer = open2(my $from_ctl, my $to_ctl, "$Test::Matrix::Server::Build/bin/matrixctl",
-                   'sign-events', '-k', $key->{file}, '-s', $remote, '--room-version', $V);
-
-# the event signed: (its ID, its JSON text)
-sub sign {
-    my ($ev) = @_;
-    print {$to_ctl} $json->encode($ev), "\n";
-    my $line = <$from_ctl> // die "matrixctl sign-events stopped\n";
-    chomp $line;
-    return split / /, $line, 2;
-}
+my $sign = $fed->signer($key, $V);           # (its ID, its JSON text)
 
 my $t_make = time;
 my $ts = int(time * 1000) - 3600_000;
@@ -98,9 +87,9 @@ for my $r (1 .. $RUNS) {
 
     my $ev = sub {
         my ($type, $sk, $sender, $content, @auth) = @_;
-        my ($id, $text) = sign({ type => $type, state_key => $sk, sender => $sender, room_id => $room,
-                                 content => $content, origin_server_ts => $ts++, depth => ++$depth,
-                                 prev_events => [ $last // () ], auth_events => [@auth] });
+        my ($id, $text) = $sign->({ type => $type, state_key => $sk, sender => $sender, room_id => $room,
+                                    content => $content, origin_server_ts => $ts++, depth => ++$depth,
+                                    prev_events => [ $last // () ], auth_events => [@auth] });
         push @state, $text;
         $last = $id;
         return $id;
@@ -132,8 +121,7 @@ for my $r (1 .. $RUNS) {
     push @rooms, { id => $room, last => $last, depth => $depth, auth => [ @id{qw(create pl jr)} ],
                    answer => $answer };
 }
-close $to_ctl;
-waitpid $signer, 0;
+undef $sign;
 $t_make = time - $t_make;
 
 # --- the remote server ----------------------------------------------------------

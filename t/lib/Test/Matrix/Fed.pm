@@ -13,6 +13,8 @@ package Test::Matrix::Fed;
 #                        request => sub { my ($job) = @_; ... })
 #   my $ev = $fed->sign_event($k, $event, '10');    # a signed PDU
 #   my $id = $fed->event_id($ev, '10');
+#   my $sign = $fed->signer($k, '10');              # many, one process
+#   my ($id, $text) = $sign->($event);              # its ID, the PDU as JSON
 #
 # The fake runs in a child process; it stores the keys of the servers
 # given in `fresh` and answers {"ok":true}, answers an error for those in
@@ -25,6 +27,7 @@ use warnings;
 
 use Carp qw(croak);
 use File::Temp qw(tempdir);
+use IPC::Open2;
 use IPC::Open3;
 use JSON::PP;
 use POSIX ();
@@ -85,6 +88,30 @@ sub sign_event {
     return $JSON->decode($self->ctl($JSON->encode($ev), 'sign', '-k', $key->{file},
                                     '-s', $key->{server}, '--room-version', $version // '10'));
 }
+
+# PDUs signed by one matrixctl process (sign-events) as $key's server: a
+# code ref taking an event and giving its ID and the signed PDU as JSON
+# text; the process ends with the code ref
+sub signer {
+    my ($self, $key, $version) = @_;
+    my $pid = open2(my $from, my $to, $self->{ctl}, 'sign-events', '-k', $key->{file},
+                    '-s', $key->{server}, '--room-version', $version // '10');
+    my $end = Test::Matrix::Fed::Reaper->new(sub { close $to; waitpid $pid, 0 });
+    return sub {
+        my ($ev) = @_;
+        croak 'the signer ended' unless $end;     # held while the code ref lives
+        print {$to} $JSON->encode($ev), "\n";
+        my $line = <$from> // croak 'matrixctl sign-events stopped';
+        chomp $line;
+        return split / /, $line, 2;
+    };
+}
+
+package Test::Matrix::Fed::Reaper {
+    sub new { bless { run => $_[1] }, $_[0] }
+    sub DESTROY { local ($?, $!, $@); $_[0]{run}->() }
+}
+package Test::Matrix::Fed;
 
 # the ID of a PDU (its reference hash from room version 3)
 sub event_id {
