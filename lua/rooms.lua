@@ -33,6 +33,18 @@ local function rkey(room, suffix)
 end
 
 
+-- an event's own rows: its PDU, its meta entry, its room; the room's
+-- count of events stored
+local function put_event(roomkey, room, id, pdu, pos, sg, depth, flags)
+    redis.call('HSET', roomkey, 'pos', pos)
+    redis.call('HSET', rkey(room, 'pdu'), id, pdu)
+    redis.call('HSET', rkey(room, 'meta'), id, pos .. ' ' .. sg .. ' ' .. depth .. ' ' .. flags)
+    -- which room an event is in: GET /_matrix/federation/v1/event
+    -- names only the event (room IDs are not in v3+ event IDs)
+    redis.call('HSET', 'mx:eventroom', id, room)
+end
+
+
 -- mx_room_store: store one event the roomserver has decided on, and append
 -- its entry to the output log unless it was rejected
 --   KEYS[1]  mx:{<room_id>}:room
@@ -85,13 +97,8 @@ redis.register_function{
         end
 
         local pos = tonumber(a[18])
-        redis.call('HSET', keys[1], 'pos', pos)
         local depth = tonumber(a[4])
-        redis.call('HSET', rkey(room, 'pdu'), id, a[3])
-        redis.call('HSET', meta, id, pos .. ' ' .. sg .. ' ' .. a[4] .. ' ' .. a[5])
-        -- which room an event is in: GET /_matrix/federation/v1/event
-        -- names only the event (room IDs are not in v3+ event IDs)
-        redis.call('HSET', 'mx:eventroom', id, room)
+        put_event(keys[1], room, id, a[3], pos, sg, a[4], a[5])
 
         -- the output entry: the syncer's and the fedsender's, which carries
         -- where to answer the sender
@@ -194,6 +201,34 @@ redis.register_function{
         end
 
         return output()
+    end
+}
+
+
+-- mx_room_outliers: store events as outliers (flag o, state group 0), as
+-- mx_room_store does one: the state and auth chain a join through another
+-- server brought, many a call rather than a call each
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, version (set on the first event), then for each
+--            event: event_id, pdu, depth, position in the room
+--   reply:   how many were new (one stored before is left as it is)
+redis.register_function{
+    function_name = 'mx_room_outliers',
+    callback = function(keys, a)
+        local room = a[1]
+        local meta = rkey(room, 'meta')
+        local n = 0
+        if a[2] ~= '' then
+            redis.call('HSETNX', keys[1], 'version', a[2])
+        end
+        for i = 3, #a - 3, 4 do
+            if redis.call('HEXISTS', meta, a[i]) == 0 then
+                put_event(keys[1], room, a[i], a[i + 1], tonumber(a[i + 3]), '0',
+                          a[i + 2], 'o')
+                n = n + 1
+            end
+        end
+        return n
     end
 }
 

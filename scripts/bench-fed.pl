@@ -18,51 +18,25 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 
-use HTTP::Tiny;
 use JSON::PP;
-use MIME::Base64;
-use Digest::SHA qw(sha256);
 use Time::HiRes qw(time);
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 
+use Test::Matrix::Bench;
 use Test::Matrix::Fed;
-use Test::Matrix::Redis;
 
 my ($fed_url, $sock, $name) = @ARGV;
 die "usage: $0 FED_URL REDIS_SOCKET SERVER_NAME\n" unless $name;
 my $N = $ENV{BENCH_FED_PDUS} // 1000;
 my $per = $ENV{BENCH_FED_PER} // 50;
 my $json = JSON::PP->new->canonical;
-my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 60, verify_SSL => 0);
+my $http = Test::Matrix::Bench::http(verify_SSL => 0);
 
-# HTTP::Tiny writes a request's head and body apart: without TCP_NODELAY,
-# Nagle's algorithm and the server's delayed ACK hold each body 40 ms
-{
-    no warnings 'redefine';
-    my $connect = \&HTTP::Tiny::Handle::connect;
-    *HTTP::Tiny::Handle::connect = sub {
-        my $h = $connect->(@_);
-        setsockopt($h->{fh}, IPPROTO_TCP, TCP_NODELAY, 1) if $h && $h->{fh};
-        return $h;
-    };
-}
-
-# what Test::Matrix::Fed needs of a server: its name and Redis
-package BenchServer {
-    sub new { my ($c, %o) = @_; bless { %o, r => Test::Matrix::Redis->new(path => $o{sock}) }, $c }
-    sub redis_cmd { my $s = shift; $s->{r}->command(@_) }
-    sub server_name { $_[0]{name} }
-}
-my $srv = BenchServer->new(sock => $sock, name => $name);
+my $srv = Test::Matrix::Bench::server($sock, $name);
 my $fed = Test::Matrix::Fed->new(server => $srv);
-
-sub b64url { my $s = encode_base64(shift, ''); $s =~ tr{+/}{-_}; $s =~ s/=+$//; $s }
 
 # a local user and a public room
 my $user = '@fedowner:' . $name;
-my $token = 'mxa_' . b64url($user) . '_' . b64url(join '', map { chr int rand 256 } 1 .. 32);
-(my $th = encode_base64(sha256($token), '')) =~ s/=+$//;
-$srv->redis_cmd('HSET', "mx:{$user}:token:$th", 'user_id', $user, 'device_id', 'BENCH', 'guest', '0');
+my $token = Test::Matrix::Bench::token(sub { $srv->redis_cmd(@_) }, $user);
 (my $client_url = $ENV{BENCH_CLIENT_URL} // '') or die "BENCH_CLIENT_URL is needed\n";
 my $res = $http->post("$client_url/_matrix/client/v3/createRoom", {
     headers => { Authorization => "Bearer $token", 'Content-Type' => 'application/json' },

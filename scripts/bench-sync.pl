@@ -19,14 +19,16 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
-use MIME::Base64;
-use Digest::SHA qw(sha256);
 use Time::HiRes qw(time sleep);
-use HTTP::Tiny;
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
+
+use Test::Matrix::Bench;
+use Test::Matrix::Redis;
 
 my ($base, $sock) = @ARGV;
 my ($host, $port) = $base =~ m{^http://([^:/]+):(\d+)} or die "usage: $0 BASE_URL REDIS_SOCKET\n";
@@ -34,30 +36,10 @@ my $N = $ENV{BENCH_FANOUT} // 1000;
 my $api = '/_matrix/client/v3';
 my $json = JSON::PP->new->canonical;
 my %part = map { $_ => 1 } split ' ', $ENV{BENCH_SYNC} // 'fanout initial parked';
-my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 60);
+my $http = Test::Matrix::Bench::http();
 
-# HTTP::Tiny writes a request's head and body apart: without TCP_NODELAY,
-# Nagle's algorithm and the server's delayed ACK hold each body 40 ms
-{
-    no warnings 'redefine';
-    my $connect = \&HTTP::Tiny::Handle::connect;
-    *HTTP::Tiny::Handle::connect = sub {
-        my $h = $connect->(@_);
-        setsockopt($h->{fh}, IPPROTO_TCP, TCP_NODELAY, 1) if $h && $h->{fh};
-        return $h;
-    };
-}
-
-sub b64url { my $s = encode_base64(shift, ''); $s =~ tr{+/}{-_}; $s =~ s/=+$//; $s }
-
-sub token {
-    my ($user) = @_;
-    my $t = 'mxa_' . b64url($user) . '_' . b64url(join '', map { chr int rand 256 } 1 .. 32);
-    (my $h = encode_base64(sha256($t), '')) =~ s/=+$//;
-    system("redis-cli -s $sock HSET 'mx:{$user}:token:$h' user_id '$user'"
-           . " device_id BENCH guest 0 > /dev/null") == 0 or die "redis-cli failed\n";
-    return $t;
-}
+my $redis = Test::Matrix::Redis->new(path => $sock);
+sub token { Test::Matrix::Bench::token(sub { $redis->command(@_) }, $_[0]) }
 
 sub call {
     my ($method, $path, $token, $body) = @_;

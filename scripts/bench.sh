@@ -7,7 +7,7 @@
 #
 # BENCH_SECS (default 10) is the length of each wrk run, BENCH_CONNS (64) the
 # connections, BENCH_ONLY a list of sections ("http login rooms sync fed
-# core").
+# fedjoin core").
 
 set -u
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ export MATRIX_BUILD=$build
 
 secs=${BENCH_SECS:-10}
 conns=${BENCH_CONNS:-64}
-only=${BENCH_ONLY:-http login rooms sync fed core}
+only=${BENCH_ONLY:-http login rooms sync fed fedjoin core}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)"; exit 1; }
 
@@ -55,13 +55,21 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 server_start() {
     data=$build/bench-data
     rm -rf "$data"
-    mkdir -p "$data/conf.d/client"
+    mkdir -p "$data/conf.d/client" "$data/ca"
     echo 'location = /_bench/static { return 200 "{}"; }' > "$data/conf.d/client/bench.conf"
+
+    # a CA of the run, trusted for outbound federation: the remote server
+    # the fedjoin section plays has a certificate of it, on loopback
+    openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 \
+        -subj "/CN=Bench CA $$" -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$data/ca/ca.key" -out "$data/ca/ca.crt" > /dev/null 2>&1
 
     cport=$(port)
     fport=$(port)
     MATRIX_DATA=$data MATRIX_CLIENT_PORT=$cport MATRIX_FED_PORT=$fport \
-        MATRIX_LOG_LEVEL=error MATRIX_RATE_LIMIT=off scripts/mx-run > "$data.log" 2>&1 &
+        MATRIX_FED_CA_FILE=$data/ca/ca.crt MATRIX_FED_ALLOW_PRIVATE=on \
+        MATRIX_LOG_LEVEL=${BENCH_LOG_LEVEL:-error} MATRIX_RATE_LIMIT=off scripts/mx-run > "$data.log" 2>&1 &
     server_pid=$!
     base="http://127.0.0.1:$cport"
 
@@ -290,6 +298,14 @@ EOS
          "inbound ÷ local: $(ratio "${inbound:-0}" "$local_rps") (target at least 0.5)"
 }
 
+# joining a remote room of 1,000 members: a simulated resident server
+# (scripts/bench-fedjoin.pl; BENCH_JOIN_MEMBERS, BENCH_JOIN_RUNS)
+fedjoin_bench() {
+    echo
+    perl scripts/bench-fedjoin.pl "$base" "$data/run/redis.sock" "$data/ca" 2>&1 \
+        || echo "bench: fedjoin failed"
+}
+
 core_bench() {
     local b
     for b in "$build"/bench/*; do
@@ -301,7 +317,7 @@ core_bench() {
 }
 
 case " $only " in
-    *" http "*|*" login "*|*" rooms "*|*" sync "*|*" fed "*) server_start ;;
+    *" http "*|*" login "*|*" rooms "*|*" sync "*|*" fed "*|*" fedjoin "*) server_start ;;
 esac
 
 for s in $only; do
@@ -311,11 +327,12 @@ for s in $only; do
         rooms) rooms_bench ;;
         sync) sync_bench ;;
         fed) fed_bench ;;
+        fedjoin) fedjoin_bench ;;
     esac
 done
 
 case " $only " in
-    *" http "*|*" login "*|*" rooms "*|*" sync "*|*" fed "*) server_stop ;;
+    *" http "*|*" login "*|*" rooms "*|*" sync "*|*" fed "*|*" fedjoin "*) server_stop ;;
 esac
 
 case " $only " in

@@ -76,6 +76,31 @@ is($rc, 2, 'v1 event without event_id: exit 2');
 ($rc, $out, $err) = run('canonical extra', '{}');
 is($rc, 2, 'a stray argument: exit 2');
 
+# sign-events: one event a line, each answered with its ID and the event
+# signed, the same as sign and event-id give one at a time
+system("$ctl keygen > $dir/ev.key") == 0 or die;
+my @evs = map { $json->encode({ type => 'm.room.message', room_id => '!r:a.org', sender => '@u:a.org',
+                                content => { body => "m$_" }, origin_server_ts => $_, depth => $_,
+                                prev_events => [], auth_events => [] }) } 1 .. 3;
+($rc, $out, $err) = run("sign-events -k $dir/ev.key -s a.org --room-version 10", join("\n", @evs) . "\n");
+is($rc, 0, 'sign-events: exit 0');
+my @lines = split /\n/, $out;
+is(scalar @lines, 3, 'a line for each event');
+for my $i (0 .. 2) {
+    my (undef, $signed) = run("sign -k $dir/ev.key -s a.org --room-version 10", $evs[$i]);
+    my (undef, $id) = run('event-id --room-version 10', $signed);
+    chomp $signed;
+    chomp $id;
+    is($lines[$i], "$id $signed", "event $i: its ID, a space, the event as sign signs it");
+}
+($rc, $out, $err) = run("sign-events -k $dir/ev.key -s a.org --room-version 10", "$evs[0]\n[1]\n$evs[1]\n");
+is($rc, 2, 'sign-events: a line that is no event: exit 2');
+is(scalar(() = $out =~ /\n/g), 1, 'after answering the lines before it');
+like($err, qr/line 2: not a JSON object/, 'naming the line');
+($rc, $out, $err) = run("sign-events -k $dir/ev.key -s a.org", "$evs[0]\n");
+is($rc, 2, 'sign-events without a room version: exit 2');
+like($err, qr/usage: sign-events/, 'says how it is used');
+
 # --- with the spec's vectors -----------------------------------------------
 
 SKIP: {

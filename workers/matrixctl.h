@@ -36,6 +36,7 @@ int matrixctl_public_key(int argc, char **argv);
 int matrixctl_hash(int argc, char **argv);
 int matrixctl_redact(int argc, char **argv);
 int matrixctl_event_id(int argc, char **argv);
+int matrixctl_sign_events(int argc, char **argv);
 
 #define MATRIXCTL_EVENT_COMMANDS                                             \
     { "canonical", matrixctl_canonical,                                      \
@@ -55,7 +56,10 @@ int matrixctl_event_id(int argc, char **argv);
       "redact --room-version N < EVENT: the redacted event" },               \
     { "event-id", matrixctl_event_id,                                        \
       "event-id --room-version N < EVENT: the event ID (and the room ID"     \
-      " a v12 create event makes)" },
+      " a v12 create event makes)" },                                      \
+    { "sign-events", matrixctl_sign_events,                                  \
+      "sign-events -k KEYFILE -s SERVER --room-version N < EVENTS: one"      \
+      " event a line, each answered \"<event ID> <signed event>\"" },
 
 /* matrixctl_auth.c: authorization rules and state resolution */
 int matrixctl_auth(int argc, char **argv);

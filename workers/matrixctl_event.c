@@ -18,6 +18,13 @@
  *   redact --room-version N            the redacted event
  *   event-id --room-version N          the event ID; for a v12 create
  *                                      event a second line, the room ID
+ *   sign-events -k KEYFILE -s SERVER --room-version N
+ *                                      events, one JSON object a line:
+ *                                      each answered on a line with its
+ *                                      event ID, a space and the event
+ *                                      signed, flushed at once (a caller
+ *                                      chains events without a process
+ *                                      each)
  *
  * Exit status: 0 done, 1 a signature does not verify, 2 bad input (with a
  * message on stderr).
@@ -269,6 +276,128 @@ matrixctl_sign(int argc, char **argv)
     sodium_memzero(&key, sizeof(key));
 
     return ctl_done(&c, rc);
+}
+
+
+/*
+ * Events one a line: each signed as sign --room-version does and answered
+ * "<event ID> <event>" before the next line is read.  A line that is not
+ * an event stops it, exit 2, with the line's number.
+ */
+
+int
+matrixctl_sign_events(int argc, char **argv)
+{
+    ctl_event_t       c;
+    mx_signing_key_t  key;
+    mx_json_t        *ev;
+    mx_json_error_t   err;
+    mx_pool_t        *pool;
+    const char       *id;
+    char             *line, *out;
+    size_t            cap, len, n;
+    ssize_t           got;
+    int               rc, opt;
+
+    static const struct option  longs[] = {
+        { "room-version", required_argument, NULL, 'r' },
+        { "key", required_argument, NULL, 'k' },
+        { "server", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    memset(&c, 0, sizeof(c));
+    c.cmd = argv[0];
+    opterr = 0;
+
+    while ((opt = getopt_long(argc, argv, "r:k:s:", longs, NULL)) != -1) {
+        switch (opt) {
+        case 'r':
+            c.rv = mx_room_version(optarg, strlen(optarg));
+            if (c.rv == NULL) {
+                return ctl_fail(&c, "unknown room version \"%s\" (1 to 12)",
+                                optarg);
+            }
+            break;
+        case 'k': c.key_file = optarg; break;
+        case 's': c.server = optarg; break;
+        default:
+            return ctl_fail(&c, "unknown option %s (see matrixctl help)",
+                            argv[optind - 1]);
+        }
+    }
+
+    if (optind < argc || c.key_file == NULL || c.server == NULL
+        || c.rv == NULL)
+    {
+        return ctl_fail(&c, "usage: sign-events -k KEYFILE -s SERVER"
+                        " --room-version N < EVENTS");
+    }
+
+    rc = ctl_load_key(&c, &key);
+    if (rc != 0) {
+        return rc;
+    }
+
+    line = NULL;
+    cap = 0;
+    n = 0;
+
+    while ((got = getline(&line, &cap, stdin)) != -1) {
+        n++;
+        len = (size_t) got;
+
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            line[--len] = '\0';
+        }
+
+        if (len == 0) {
+            continue;
+        }
+
+        pool = mx_pool_create(65536);
+        if (pool == NULL) {
+            rc = ctl_fail(&c, "out of memory");
+            break;
+        }
+
+        ev = mx_json_parse(pool, line, len, &err);
+        id = NULL;
+        out = NULL;
+
+        if (ev == NULL || ev->type != MX_JSON_OBJECT) {
+            rc = ctl_fail(&c, "line %zu: not a JSON object%s%s", n,
+                          ev ? "" : ": ", ev ? "" : err.msg);
+
+        } else if (mx_event_sign(pool, ev, c.rv, c.server, &key) != 0
+                   || (id = mx_event_id(pool, ev, c.rv)) == NULL
+                   || (out = mx_json_encode(pool, ev,
+                                            mx_event_json_flags(c.rv),
+                                            &len))
+                      == NULL)
+        {
+            rc = ctl_fail(&c, "line %zu: the event cannot be signed as room"
+                          " version %s%s", n, c.rv->id,
+                          id ? "" : " (or has no event ID)");
+
+        } else {
+            printf("%s ", id);
+            fwrite(out, 1, len, stdout);
+            putchar('\n');
+            fflush(stdout);
+        }
+
+        mx_pool_destroy(pool);
+
+        if (rc != 0) {
+            break;
+        }
+    }
+
+    free(line);
+    sodium_memzero(&key, sizeof(key));
+
+    return rc;
 }
 
 

@@ -93,6 +93,11 @@ rs_event_t *rs_event_get(mxw_t *w, rs_room_t *room, const char *event_id,
 int rs_events_load(mxw_t *w, rs_room_t *room, const char **ids, size_t n);
 rs_event_t *rs_event_add(rs_room_t *room, const char *event_id,
     const char *pdu, size_t len, const char *meta, char *why, size_t wlen);
+/* the same with the PDU parsed already (json, an object of room->pool, is
+ * the event's from then on; NULL: parse pdu) */
+rs_event_t *rs_event_add_json(rs_room_t *room, const char *event_id,
+    const char *pdu, size_t len, mx_json_t *json, const char *meta,
+    char *why, size_t wlen);
 
 /* the state of a state group, as IDs (cached); NULL when Redis failed */
 rs_ids_t *rs_group_get(mxw_t *w, rs_room_t *room, int64_t sg);
@@ -122,6 +127,10 @@ typedef enum {
 rs_verify_t rs_verify(mxw_t *w, const mx_room_version_t *rv,
     const char *event_id, const char *pdu, size_t len, char **redacted, size_t *redacted_len,
     char *why, size_t why_len);
+/* the same of an event parsed already, whose ID its caller computed */
+rs_verify_t rs_verify_json(mxw_t *w, const mx_room_version_t *rv,
+    const mx_json_t *ev, char **redacted, size_t *redacted_len, char *why,
+    size_t why_len);
 mxw_result_t rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data,
     char *why, size_t why_len);
 

@@ -9,11 +9,12 @@
  *   join) auth_chain (JSON array) origin (the resident) reply req
  *
  *   every event of state and auth_chain: its ID from its hash, its
- *   signatures and hashes (rs_verify, keys from mx:serverkeys), the auth
- *   rules against its own auth events (in order of depth)
+ *   signatures and hashes (rs_verify_json on the event as parsed, keys
+ *   from mx:serverkeys), the auth rules against its own auth events (in
+ *   order of depth)
  *        │ any state event that fails: the join fails, nothing stored
- *   each stored as an outlier (mx_room_store flag o: no output entry, no
- *   position, no timeline)
+ *   each stored as an outlier (mx_room_outliers, RS_JOIN_OUTLIERS a call:
+ *   flag o, no output entry, no position, no timeline)
  *        │
  *   the join checked against that state, then stored as the room's first
  *   event here: a snapshot state group of the state and the join, the
@@ -82,6 +83,76 @@ rs_join_entry(char **buf, size_t *len, size_t *cap, const char *type,
                      *len ? "\036" : "", type, RS_SEP, state_key, RS_SEP, id);
 
     return 0;
+}
+
+
+/*
+ * Outliers are stored RS_JOIN_OUTLIERS to a call of mx_room_outliers: a
+ * call each cost a round trip and a function call, 130 ms of a join of
+ * 1,000 members, where one call blocks Redis for a few milliseconds.
+ */
+#define RS_JOIN_OUTLIERS  200
+
+
+/* mx_room_outliers of evs[0..n-1], the first at position pos */
+
+static int
+rs_join_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    const char *version, rs_join_ev_t *evs, size_t n, int64_t pos)
+{
+    const char   **argv;
+    size_t        *lens, i, k;
+    char           key[600], *nums;
+    redisReply    *r;
+    int            ok;
+
+    argv = mx_palloc(pool, (6 + 4 * n) * sizeof(char *));
+    lens = mx_palloc(pool, (6 + 4 * n) * sizeof(size_t));
+    nums = mx_palloc(pool, n * 48);
+    if (argv == NULL || lens == NULL || nums == NULL) {
+        return -1;
+    }
+
+    snprintf(key, sizeof(key), "mx:{%s}:room", room->room_id);
+
+    argv[0] = "FCALL";
+    argv[1] = "mx_room_outliers";
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = room->room_id;
+    argv[5] = version;
+
+    for (k = 0; k < 6; k++) {
+        lens[k] = strlen(argv[k]);
+    }
+
+    for (i = 0; i < n; i++, k += 4) {
+        argv[k] = evs[i].re->ev->event_id;
+        lens[k] = strlen(argv[k]);
+        argv[k + 1] = evs[i].pdu;
+        lens[k + 1] = evs[i].len;
+        argv[k + 2] = nums + i * 48;
+        lens[k + 2] = snprintf(nums + i * 48, 24, "%lld",
+                               (long long) evs[i].re->ev->depth);
+        argv[k + 3] = nums + i * 48 + 24;
+        lens[k + 3] = snprintf(nums + i * 48 + 24, 24, "%lld",
+                               (long long) (pos + (int64_t) i));
+    }
+
+    r = mxw_commandv(w, (int) k, argv, lens);
+    if (r == NULL) {
+        return -1;
+    }
+
+    ok = r->type == REDIS_REPLY_INTEGER;
+    if (!ok) {
+        mxw_info(w, "%s: mx_room_outliers: %s", room->room_id,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+
+    freeReplyObject(r);
+
+    return ok ? 0 : -1;
 }
 
 
@@ -238,10 +309,12 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     glen = 0;
     cap = 0;
 
+    /* into the room's pool: each event's tree becomes its cache entry's
+     * (the room is dropped at the end) */
     text = mxw_entry_get(e, "state", &len);
-    lists[0] = text ? mx_json_parse(pool, text, len, &err) : NULL;
+    lists[0] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
     text = mxw_entry_get(e, "auth_chain", &len);
-    lists[1] = text ? mx_json_parse(pool, text, len, &err) : NULL;
+    lists[1] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
 
     if (lists[0] == NULL || lists[0]->type != MX_JSON_ARRAY
         || lists[1] == NULL || lists[1]->type != MX_JSON_ARRAY)
@@ -280,8 +353,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                 continue;                   /* in both lists */
             }
 
-            switch (rs_verify(w, room->rv, id, enc, len, &vpdu, &vlen, why,
-                              why_len))
+            /* the ID was made from this very event: verified as it is */
+            switch (rs_verify_json(w, room->rv, one, &vpdu, &vlen, why,
+                                   why_len))
             {
             case RS_VERIFY_OK:
                 break;
@@ -297,8 +371,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                 goto done;
             }
 
-            re = rs_event_add(room, id, vpdu ? vpdu : enc,
-                              vpdu ? vlen : len, NULL, why, why_len);
+            re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
+                      : rs_event_add_json(room, id, enc, len, one, NULL, why,
+                                          why_len);
             free(vpdu);
             if (re == NULL) {
                 rs_answer_error(w, e, 502, "M_BAD_JSON", why);
@@ -391,10 +466,14 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         {
             goto done;
         }
+    }
 
-        if (rs_join_store(w, room, version, re->ev->event_id, evs[i].pdu,
-                          evs[i].len, re->ev->depth, "o", "0", "", "", e,
-                          room->pos + 1 + i) != 0)
+    for (i = 0; i < n; i += k) {
+        k = n - i < RS_JOIN_OUTLIERS ? n - i : RS_JOIN_OUTLIERS;
+
+        if (rs_join_outliers(w, pool, room, version, evs + i, k,
+                             room->pos + 1 + (int64_t) i)
+            != 0)
         {
             goto done;
         }

@@ -167,8 +167,15 @@ rs_event_t *
 rs_event_add(rs_room_t *room, const char *event_id, const char *pdu,
     size_t len, const char *meta, char *why, size_t wlen)
 {
+    return rs_event_add_json(room, event_id, pdu, len, NULL, meta, why, wlen);
+}
+
+
+rs_event_t *
+rs_event_add_json(rs_room_t *room, const char *event_id, const char *pdu,
+    size_t len, mx_json_t *json, const char *meta, char *why, size_t wlen)
+{
     rs_event_t       *re;
-    mx_json_t        *json;
     mx_json_error_t   err;
     const char       *bad;
     char             *id, *copy;
@@ -188,10 +195,12 @@ rs_event_add(rs_room_t *room, const char *event_id, const char *pdu,
         return NULL;
     }
 
-    json = mx_json_parse(room->pool, copy, len, &err);
-    if (json == NULL || json->type != MX_JSON_OBJECT) {
-        snprintf(why, wlen, "not a JSON object: %s", err.msg);
-        return NULL;
+    if (json == NULL) {
+        json = mx_json_parse(room->pool, copy, len, &err);
+        if (json == NULL || json->type != MX_JSON_OBJECT) {
+            snprintf(why, wlen, "not a JSON object: %s", err.msg);
+            return NULL;
+        }
     }
 
     re->ev = mx_auth_event_from_json(room->pool, json, id, &bad);

@@ -202,20 +202,68 @@ rs_key(void *ctx, const char *server, const char *key_id, int64_t ts)
 }
 
 
+/* the signatures and hashes of ev, parsed; pool for the work */
+
+static rs_verify_t
+rs_verify_in(mxw_t *w, mx_pool_t *pool, const mx_room_version_t *rv,
+    const mx_json_t *ev, char **redacted, size_t *redacted_len, char *why,
+    size_t why_len)
+{
+    mx_json_t          *red;
+    mx_event_verdict_t  v;
+    rs_keys_t           k;
+    const char         *what;
+    char               *out;
+    size_t              n;
+
+    *redacted = NULL;
+
+    k.w = w;
+    k.pool = pool;
+    k.rv = rv;
+    k.failed = 0;
+    what = NULL;
+
+    v = mx_event_verify(pool, ev, rv, rs_key, &k, &what);
+
+    if (k.failed) {
+        return RS_VERIFY_RETRY;
+    }
+
+    switch (v) {
+
+    case MX_EVENT_OK:
+        return RS_VERIFY_OK;
+
+    case MX_EVENT_REDACT:
+        red = mx_event_redact(pool, ev, rv);
+        out = red ? mx_json_encode(pool, red, mx_event_json_flags(rv), &n)
+                  : NULL;
+        *redacted = out ? malloc(n + 1) : NULL;
+        if (*redacted == NULL) {
+            return RS_VERIFY_RETRY;
+        }
+        memcpy(*redacted, out, n + 1);
+        *redacted_len = n;
+        return RS_VERIFY_OK;
+
+    default:
+        snprintf(why, why_len, "signatures: %s", what ? what : "invalid");
+        return RS_VERIFY_DROP;
+    }
+}
+
+
 rs_verify_t
 rs_verify(mxw_t *w, const mx_room_version_t *rv, const char *event_id,
     const char *pdu, size_t len, char **redacted, size_t *redacted_len, char *why,
     size_t why_len)
 {
-    mx_pool_t          *pool;
-    mx_json_t          *ev, *red;
-    mx_json_error_t     err;
-    mx_event_verdict_t  v;
-    rs_keys_t           k;
-    const char         *what;
-    char               *out, *id;
-    size_t              n;
-    rs_verify_t         rc;
+    mx_pool_t        *pool;
+    mx_json_t        *ev;
+    mx_json_error_t   err;
+    char             *id;
+    rs_verify_t       rc;
 
     *redacted = NULL;
 
@@ -241,45 +289,28 @@ rs_verify(mxw_t *w, const mx_room_version_t *rv, const char *event_id,
         }
     }
 
-    k.w = w;
-    k.pool = pool;
-    k.rv = rv;
-    k.failed = 0;
-    what = NULL;
+    rc = rs_verify_in(w, pool, rv, ev, redacted, redacted_len, why, why_len);
+    mx_pool_destroy(pool);
 
-    v = mx_event_verify(pool, ev, rv, rs_key, &k, &what);
+    return rc;
+}
 
-    if (k.failed) {
-        mx_pool_destroy(pool);
+
+rs_verify_t
+rs_verify_json(mxw_t *w, const mx_room_version_t *rv, const mx_json_t *ev,
+    char **redacted, size_t *redacted_len, char *why, size_t why_len)
+{
+    mx_pool_t    *pool;
+    rs_verify_t   rc;
+
+    *redacted = NULL;
+
+    pool = mx_pool_create(8192);
+    if (pool == NULL) {
         return RS_VERIFY_RETRY;
     }
 
-    rc = RS_VERIFY_OK;
-
-    switch (v) {
-
-    case MX_EVENT_OK:
-        break;
-
-    case MX_EVENT_REDACT:
-        red = mx_event_redact(pool, ev, rv);
-        out = red ? mx_json_encode(pool, red, mx_event_json_flags(rv), &n)
-                  : NULL;
-        *redacted = out ? malloc(n + 1) : NULL;
-        if (*redacted == NULL) {
-            rc = RS_VERIFY_RETRY;
-            break;
-        }
-        memcpy(*redacted, out, n + 1);
-        *redacted_len = n;
-        break;
-
-    default:
-        snprintf(why, why_len, "signatures: %s", what ? what : "invalid");
-        rc = RS_VERIFY_DROP;
-        break;
-    }
-
+    rc = rs_verify_in(w, pool, rv, ev, redacted, redacted_len, why, why_len);
     mx_pool_destroy(pool);
 
     return rc;

@@ -16,6 +16,8 @@ package Test::Matrix::Fed;
 #   my ($pdu, $id) = $fed->room_event($k, $room, sender => ..., ...);
 #   my $id = $fed->event_id($ev, '10');
 #   my $name = $fed->fake_remote(sub { my ($req) = @_; (200, '{}') });
+#   my $sign = $fed->signer($k, '10');              # many, one process
+#   my ($id, $text) = $sign->($event);              # its ID, the PDU as JSON
 #
 # The fake runs in a child process; it stores the keys of the servers
 # given in `fresh` and answers {"ok":true}, answers an error for those in
@@ -29,6 +31,7 @@ use warnings;
 use Carp qw(croak);
 use File::Temp qw(tempdir);
 use IO::Socket::SSL;
+use IPC::Open2;
 use IPC::Open3;
 use JSON::PP;
 use POSIX ();
@@ -121,6 +124,30 @@ sub room_event {
     my $signed = $self->sign_event($key, $ev, '10');
     return ($signed, $self->event_id($signed, '10'));
 }
+
+# PDUs signed by one matrixctl process (sign-events) as $key's server: a
+# code ref taking an event and giving its ID and the signed PDU as JSON
+# text; the process ends with the code ref
+sub signer {
+    my ($self, $key, $version) = @_;
+    my $pid = open2(my $from, my $to, $self->{ctl}, 'sign-events', '-k', $key->{file},
+                    '-s', $key->{server}, '--room-version', $version // '10');
+    my $end = Test::Matrix::Fed::Reaper->new(sub { close $to; waitpid $pid, 0 });
+    return sub {
+        my ($ev) = @_;
+        croak 'the signer ended' unless $end;     # held while the code ref lives
+        print {$to} $JSON->encode($ev), "\n";
+        my $line = <$from> // croak 'matrixctl sign-events stopped';
+        chomp $line;
+        return split / /, $line, 2;
+    };
+}
+
+package Test::Matrix::Fed::Reaper {
+    sub new { bless { run => $_[1] }, $_[0] }
+    sub DESTROY { local ($?, $!, $@); $_[0]{run}->() }
+}
+package Test::Matrix::Fed;
 
 # the ID of a PDU (its reference hash from room version 3)
 sub event_id {
