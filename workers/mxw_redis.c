@@ -198,6 +198,8 @@ int
 mxw_append(mxw_t *w, mxw_check_pt check, int argc, const char **argv,
     const size_t *argvlen)
 {
+    int  done;
+
     if (w->redis == NULL && mxw_connect(w) != 0) {
         return -1;
     }
@@ -213,6 +215,19 @@ mxw_append(mxw_t *w, mxw_check_pt check, int argc, const char **argv,
     }
 
     w->pending[w->npending++] = check;
+
+    /*
+     * Sent now rather than with the next read: Redis runs it while this
+     * daemon goes on with the next entry of its batch, and a consumer
+     * downstream (the syncer after the roomserver's store) wakes that much
+     * sooner.  On the blocking connection the write takes what the socket
+     * buffer holds; the rest leaves with the next command.
+     */
+    if (redisBufferWrite(w->redis, &done) != REDIS_OK) {
+        mxw_error(w, "redis: %s", w->redis->errstr);
+        mxw_disconnect(w);
+        return -1;
+    }
 
     return 0;
 }
