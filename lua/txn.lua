@@ -94,11 +94,14 @@ redis.register_function{
 redis.register_function{
     function_name = 'mx_fed_submit',
     callback = function(keys, a)
+        local meta = 'mx:{' .. a[1] .. '}:meta'
         local n = 0
         for i = 6, #a - 1, 2 do
+            local fresh = redis.call('HEXISTS', meta, a[i]) == 0 and '1' or '0'
             redis.call('XADD', keys[1], '*', 'kind', 'event', 'room', a[1],
                        'event_id', a[i], 'event', a[i + 1], 'version', a[2],
-                       'origin', a[3], 'reply', a[4], 'req', a[5])
+                       'origin', a[3], 'reply', a[4], 'req', a[5],
+                       'fresh', fresh)
             n = n + 1
         end
         return n

@@ -146,12 +146,12 @@ my ($m3, $m3_id) = event(prev_events => [$m2_id], depth => $depth + 4,
 $before = $inputs->();
 my $tmp = $ENV{TMPDIR} // '/tmp';
 sub send_in_child {
-    my ($out) = @_;
+    my ($out, $txn_id, $pdu) = @_;
     my $pid = fork // die "fork: $!";
     return $pid if $pid;
     my $c = client(base => $srv->fed_url);
-    my $uri = '/_matrix/federation/v1/send/tc';
-    my $t = txn(pdus => [$m3]);
+    my $uri = "/_matrix/federation/v1/send/$txn_id";
+    my $t = txn(pdus => [$pdu]);
     my ($st, $bd) = $c->request('PUT', $uri, $t,
                                 headers => { Authorization => $fed->xmatrix($remote, PUT => $uri, $t) });
     open my $f, '>', $out or POSIX::_exit(1);
@@ -162,9 +162,9 @@ sub send_in_child {
 my $t0;
 my $rs = $srv->pid_of('roomserver') or BAIL_OUT('no roomserver pid');
 kill 'STOP', $rs;
-my @kids = (send_in_child("$tmp/074-a.$$"));
+my @kids = (send_in_child("$tmp/074-a.$$", 'tc', $m3));
 ok(wait_for(sub { $inputs->() > $before }, 10), 'the first copy is appended');
-push @kids, send_in_child("$tmp/074-b.$$");
+push @kids, send_in_child("$tmp/074-b.$$", 'tc', $m3);
 select undef, undef, undef, 0.6;
 kill 'CONT', $rs;
 waitpid $_, 0 for @kids;
@@ -173,6 +173,27 @@ my @answers = map { my $f = "$tmp/074-$_.$$"; my $a = eval { $json->decode(do { 
 is_deeply($answers[0], [200, { pdus => { $m3_id => {} } }], 'the first copy: 200, taken');
 is_deeply($answers[1], [200, { pdus => { $m3_id => {} } }], 'the second, which came meanwhile: the same');
 is($inputs->(), $before + 1, 'appended once');
+
+# --- the same event in other transactions: answered, stored once --------------
+$tl_before = $srv->redis_cmd('ZCARD', "mx:{$room}:timeline");
+($status, $body) = send_txn('t-again', txn(pdus => [$m1]));
+is_deeply([$status, $body], [200, { pdus => { $m1_id => {} } }],
+          'an event stored already, in a new transaction: {}');
+# a new event in two transactions at once: both copies reach the input as
+# new ones (the roomserver stopped), the second's store finds the first's
+my ($m4, $m4_id) = event(prev_events => [$m3_id], depth => $depth + 5,
+                         content => { msgtype => 'm.text', body => 'in two transactions' });
+$before = $inputs->();
+kill 'STOP', $rs;
+@kids = (send_in_child("$tmp/074-c.$$", 'td1', $m4), send_in_child("$tmp/074-d.$$", 'td2', $m4));
+ok(wait_for(sub { $inputs->() >= $before + 2 }, 10), 'both copies appended');
+kill 'CONT', $rs;
+waitpid $_, 0 for @kids;
+@answers = map { my $f = "$tmp/074-$_.$$"; my $a = eval { $json->decode(do { local (@ARGV, $/) = ($f); <> }) };
+                 unlink $f; $a } qw(c d);
+is_deeply(\@answers, [[200, { pdus => { $m4_id => {} } }], [200, { pdus => { $m4_id => {} } }]],
+          'both transactions: 200, the event taken');
+is($srv->redis_cmd('ZCARD', "mx:{$room}:timeline"), $tl_before + 1, 'placed once');
 
 # --- refused and redacted ----------------------------------------------------
 my ($forged) = event(prev_events => [$m2_id], depth => $depth + 4,

@@ -518,7 +518,8 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *argv[24];
     size_t                   lens[24];
     const char              *reply, *req;
-    size_t                   rlen, qlen, olen;
+    size_t                   rlen, qlen, olen, vl;
+    const char              *v;
     char                     key[600], depth[32], sgs[32], parent[32];
     char                     count[32], flags[8], posbuf[32];
     mxw_result_t             result;
@@ -556,7 +557,9 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
      * a round trip, and mx_room_store tells when the guess was wrong.
      */
     failed = 0;
-    fresh = local && e->deliveries == 1;
+    v = mxw_entry_get(e, "fresh", &vl);
+    fresh = e->deliveries == 1
+            && (local || (v != NULL && vl == 1 && v[0] == '1'));
     old = fresh ? mx_idmap_get(&room->events, event_id)
                 : rs_event_get(w, room, event_id, &failed);
     if (failed) {
