@@ -106,6 +106,7 @@ for my $i (1 .. $N) {
 }
 
 $srv->redis_cmd('CONFIG', 'RESETSTAT') if $ENV{BENCH_DEBUG};
+print STDERR "fedbench-start\n" if $ENV{BENCH_DEBUG};
 my $t0 = time;
 my $errors = 0;
 $errors += put_txn(@$_) for @txns;
