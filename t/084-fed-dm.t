@@ -31,6 +31,9 @@ my $json = JSON::PP->new->canonical;
 
 sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
 
+# A's nginx log: where a failed remote invite is told
+sub a_log { Test::Matrix::Server::slurp($A->log_path('nginx')) // '' }
+
 my $alice = Test::Matrix::Client->new(server => $A);
 my ($status, $body) = $alice->register('alice', 'secret-password-1');
 is($status, 200, 'alice registers on A');
@@ -123,6 +126,13 @@ is($status, 200, 'bob answers');
 ok(wait_for(sub { grep { $_ eq 'hi alice' } @{ said($alice, $room) } }, 30), 'it reaches alice on A')
     or diag explain said($alice, $room);
 
+# not a direct chat: no is_direct in the remote invite
+($status, $body) = $alice->post("$api/createRoom", { preset => 'private_chat', invite => [ $bob->user_id ] });
+is($status, 200, 'createRoom inviting bob, not as a direct chat: 200') or diag explain $body;
+my $group = member_pdu_on_a($body->{room_id}, $bob->user_id) // {};
+is($group->{content}{membership}, 'invite', 'bob invited');
+ok(!exists $group->{content}{is_direct}, 'without is_direct');
+
 # --- an invitee whose server cannot be reached --------------------------------------------
 my $nowhere = '@x:localhost:1';
 my $t0 = time;
@@ -136,6 +146,8 @@ my $room2 = $body->{room_id};
 like($room2 // '', qr/^!/, 'with the room ID');
 ok($took < 25, sprintf('answered in bounded time (%.1f s)', $took));
 ok(!defined member_pdu_on_a($room2, $nowhere), 'that user has no invite in the room');
+like(a_log(), qr/\Q$nowhere not invited to $room2: localhost:1 did not take the invite\E/,
+     'the failure is logged, with the server');
 is((member_pdu_on_a($room2, $alice->user_id) // {})->{content}{membership}, 'join', 'alice is in the room');
 is((member_pdu_on_a($room2, $bob->user_id) // {})->{content}{membership}, 'invite',
    'bob, after him in the list, is invited all the same');
@@ -159,6 +171,10 @@ is($status, 200, 'createRoom inviting two users of a server that never answers: 
 my $room3 = $body->{room_id};
 ok($took < 40, sprintf('answered within the budget, not one wait per invitee (%.1f s)', $took));
 ok(!defined member_pdu_on_a($room3, $_), "$_ has no invite") for @mute;
+like(a_log(), qr/\Q$mute[0] not invited to $room3: $silent did not answer in time\E/,
+     'the first waited for until the budget ran out');
+like(a_log(), qr/\QcreateRoom $room3: no time left to invite $mute[1]\E/,
+     'the second not asked: no time left');
 is((member_pdu_on_a($room3, $alice->user_id) // {})->{content}{membership}, 'join', 'alice is in the room');
 
 done_testing();
