@@ -10,10 +10,18 @@
  *                                   the preset's
  *   initial_state                   in order, replacing preset events
  *   m.room.name, m.room.topic
- *   m.room.member (invite)          each invitee; is_direct
+ *   m.room.member (invite)          each invitee of this server; is_direct
  *
  * Versions 1 to 11 get a room ID made here; version 12's is the create
  * event's ID with '!' for '$'.
+ *
+ * Once the room is in, each invitee of another server is invited as by
+ * POST /rooms/{id}/invite, one after another: the invite countersigned by
+ * the invitee's server (ngx_matrix_fedinvite_out.c), is_direct in its
+ * content too.  A failed one is logged and the room stays as it is (as
+ * Synapse does): the answer is the room ID all the same.  Those invites
+ * start within NGX_MATRIX_CREATE_INVITE_TIME of the room's being made and
+ * each waits for its server no longer than what is left of it.
  */
 
 #include <ngx_config.h>
@@ -33,6 +41,9 @@
 #define NGX_MATRIX_PRESET_TRUSTED  1
 #define NGX_MATRIX_PRESET_PUBLIC   2
 
+#define NGX_MATRIX_CREATE_INVITE_TIME  20000    /* ms, remote invites */
+#define NGX_MATRIX_CREATE_INVITE_MIN   1000     /* ms left to start one */
+
 
 typedef struct {
     ngx_uint_t     preset;
@@ -44,6 +55,9 @@ typedef struct {
     mx_json_t     *join;          /* the creator's member event content */
     ngx_str_t      alias;         /* from room_alias_name, or empty */
     ngx_uint_t     publish;       /* visibility "public" */
+    size_t         next;          /* invite: the next to look at once
+                                     the room is in */
+    ngx_msec_t     deadline;      /* for the remote invites, once begun */
 } ngx_matrix_create_t;
 
 
@@ -52,6 +66,8 @@ static ngx_int_t ngx_matrix_create_profile(ngx_matrix_req_t *mr,
 static ngx_int_t ngx_matrix_create_chain(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_create_reserve(ngx_matrix_req_t *mr,
     redisReply *reply);
+static ngx_int_t ngx_matrix_create_invite_next(ngx_matrix_req_t *mr,
+    const char *event_id, size_t len);
 
 
 static ngx_int_t
@@ -91,6 +107,20 @@ ngx_matrix_create_add(ngx_matrix_req_t *mr, const char *type,
 }
 
 
+/* is an invitee (a valid user ID) a user of another server? */
+
+static ngx_uint_t
+ngx_matrix_create_remote(ngx_matrix_req_t *mr, mx_json_t *user_id)
+{
+    ngx_str_t  id, localpart;
+
+    id.data = (u_char *) user_id->u.s.p;
+    id.len = user_id->u.s.len;
+
+    return ngx_matrix_user_id_local(mr, &id, &localpart) != NGX_OK;
+}
+
+
 /* an object with one string member */
 
 static mx_json_t *
@@ -104,6 +134,26 @@ ngx_matrix_create_obj1(mx_pool_t *pool, const char *key, const char *value)
     }
 
     return o;
+}
+
+
+/* an invite's content: is_direct when the request says so */
+
+static mx_json_t *
+ngx_matrix_create_invite_content(mx_pool_t *pool, ngx_uint_t is_direct)
+{
+    mx_json_t  *content;
+
+    content = ngx_matrix_create_obj1(pool, "membership", "invite");
+    if (content == NULL
+        || (is_direct
+            && mx_json_set(pool, content, "is_direct",
+                           mx_json_bool(pool, 1)) != 0))
+    {
+        return NULL;
+    }
+
+    return content;
 }
 
 
@@ -460,7 +510,7 @@ ngx_matrix_create_chain(ngx_matrix_req_t *mr)
     s->sender = ngx_matrix_cstr(mr, &mr->user_id);
     s->state = mx_state_create(pool, 16);
     s->chain = 1;
-    s->done = ngx_matrix_membership_joined;
+    s->done = ngx_matrix_create_invite_next;
 
     if (s->sender == NULL || s->state == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -590,18 +640,16 @@ ngx_matrix_create_chain(ngx_matrix_req_t *mr)
         }
     }
 
+    /* another server's user is invited once the room is in */
     for (i = 0; invite != NULL && i < invite->u.a.n; i++) {
-        content = ngx_matrix_create_obj1(pool, "membership", "invite");
-        if (content == NULL
-            || (is_direct
-                && mx_json_set(pool, content, "is_direct",
-                               mx_json_bool(pool, 1)) != 0))
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (ngx_matrix_create_remote(mr, invite->u.a.v[i])) {
+            continue;
         }
 
         rc = ngx_matrix_create_add(mr, "m.room.member",
-                                   invite->u.a.v[i]->u.s.p, content);
+                                   invite->u.a.v[i]->u.s.p,
+                                   ngx_matrix_create_invite_content(pool,
+                                                                  is_direct));
         if (rc != NGX_OK) {
             return rc;
         }
@@ -660,4 +708,63 @@ ngx_matrix_create_reserve(ngx_matrix_req_t *mr, redisReply *reply)
     }
 
     return ngx_matrix_send_submit(mr);
+}
+
+
+/*
+ * The room is in (the chain's verdict, event_id its last event's), or the
+ * last remote invite is done (event_id NULL: it failed, and says why in
+ * the log): the next invitee of another server, while there is time; then
+ * the answer, {"room_id"}.
+ */
+
+static ngx_int_t
+ngx_matrix_create_invite_next(ngx_matrix_req_t *mr, const char *event_id,
+    size_t len)
+{
+    ngx_matrix_send_t    *s;
+    ngx_matrix_create_t  *cr;
+    mx_json_t            *user, *content;
+    ngx_msec_int_t        left;
+
+    s = mr->data;
+    cr = s->data;
+
+    if (cr->next == 0) {
+        cr->deadline = ngx_current_msec + NGX_MATRIX_CREATE_INVITE_TIME;
+
+    } else if (event_id == NULL) {
+        ngx_log_error(NGX_LOG_WARN, mr->r->connection->log, 0,
+                      "matrix: createRoom %s: the invite of %s failed",
+                      s->room_id, s->state_key);
+    }
+
+    while (cr->invite != NULL && cr->next < cr->invite->u.a.n) {
+        user = cr->invite->u.a.v[cr->next++];
+
+        if (!ngx_matrix_create_remote(mr, user)) {
+            continue;
+        }
+
+        left = (ngx_msec_int_t) (cr->deadline - ngx_current_msec);
+
+        if (left < NGX_MATRIX_CREATE_INVITE_MIN) {
+            ngx_log_error(NGX_LOG_WARN, mr->r->connection->log, 0,
+                          "matrix: createRoom %s: no time left to invite %s",
+                          s->room_id, user->u.s.p);
+            continue;
+        }
+
+        content = ngx_matrix_create_invite_content(ngx_matrix_pool(mr),
+                                                   cr->is_direct);
+        if (content == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_matrix_fed_invite_remote(mr, user->u.s.p, content,
+                                            (ngx_msec_t) left,
+                                            ngx_matrix_create_invite_next);
+    }
+
+    return ngx_matrix_membership_joined(mr, event_id, len);
 }

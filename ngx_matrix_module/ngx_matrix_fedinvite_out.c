@@ -24,6 +24,12 @@
  * time is 504, a server that cannot be reached 502, an answer that is not
  * the event countersigned 502.  Then the room never has the invite.
  *
+ * createRoom's invites of other servers' users take the same way, one send
+ * each in the room just made (ngx_matrix_fed_invite_remote): quiet, so a
+ * failure is a line in the log and done() with NULL, not the client's
+ * answer; the invitee's server is waited for at most what createRoom has
+ * left.
+ *
  * The held invite is not the tip of the room's lane (ngx_matrix_lane.c):
  * sends meanwhile do not build on an event that may never be stored.
  * Room versions 1 and 2 (v1 /invite) are not offered.
@@ -53,6 +59,8 @@ typedef struct {
 } ngx_matrix_invout_t;
 
 
+static ngx_int_t ngx_matrix_invout_fail(ngx_matrix_req_t *mr,
+    const char *why, ngx_str_t *answer);
 static ngx_int_t ngx_matrix_invout_state(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_invout_answered(ngx_matrix_req_t *mr,
@@ -61,6 +69,41 @@ static ngx_int_t ngx_matrix_invout_keys(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static ngx_int_t ngx_matrix_invout_verify(ngx_matrix_req_t *mr,
     redisReply *reply);
+
+
+/*
+ * createRoom's invite of user_id, of another server, into the room of the
+ * send in progress (mr->data, its verdict in): a fresh send of the same
+ * request with the same room, sender and data, quiet, which ends in
+ * done(mr, event_id or NULL).  content: the invite's ({"membership":
+ * "invite", "is_direct": true}, say).
+ */
+
+ngx_int_t
+ngx_matrix_fed_invite_remote(ngx_matrix_req_t *mr, const char *user_id,
+    mx_json_t *content, ngx_msec_t timeout, ngx_matrix_sent_pt done)
+{
+    ngx_matrix_send_t  *prev, *s;
+
+    prev = mr->data;
+
+    s = ngx_matrix_send_new(mr);
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->room_id = prev->room_id;
+    s->sender = prev->sender;
+    s->data = prev->data;
+    s->type = "m.room.member";
+    s->state_key = user_id;
+    s->content = content;
+    s->quiet = 1;
+    s->timeout = timeout;
+    s->done = done;
+
+    return ngx_matrix_send_start(mr);
+}
 
 
 /* a built event: an invite of another server's user is held here */
@@ -76,7 +119,7 @@ ngx_matrix_fed_invite_out(ngx_matrix_req_t *mr, const mx_auth_event_t *ev)
 
     s = mr->data;
 
-    if (s->chain || s->quiet || s->nowait || ev->state_key == NULL
+    if (s->chain || s->nowait || ev->state_key == NULL
         || ev->membership == NULL
         || ngx_strcmp(ev->type, "m.room.member") != 0
         || ngx_strcmp(ev->membership, "invite") != 0)
@@ -124,6 +167,44 @@ ngx_matrix_fed_invite_out(ngx_matrix_req_t *mr, const mx_auth_event_t *ev)
 }
 
 
+/*
+ * The invite fails after the invitee's server was asked: a 502 for the
+ * client, or for a quiet send a warning with what that server answered
+ * (answer, or none) and done() with NULL.
+ */
+
+static ngx_int_t
+ngx_matrix_invout_fail(ngx_matrix_req_t *mr, const char *why,
+    ngx_str_t *answer)
+{
+    ngx_matrix_invout_t  *io;
+    ngx_matrix_send_t    *s;
+    ngx_str_t             said;
+
+    io = mr->data;
+    s = io->send;
+
+    if (!s->quiet) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
+                                     "%V %s", &io->server, why);
+    }
+
+    ngx_str_set(&said, "");
+    if (answer != NULL) {
+        said.data = answer->data;
+        said.len = ngx_min(answer->len, 256);
+    }
+
+    ngx_log_error(NGX_LOG_WARN, mr->r->connection->log, 0,
+                  "matrix: %s not invited to %s: %V %s %V", s->state_key,
+                  s->room_id, &io->server, why, &said);
+
+    mr->data = s;
+
+    return s->done(mr, NULL, 0);
+}
+
+
 /* {pdu, ...}: the request to the invitee's server */
 
 static ngx_int_t
@@ -134,7 +215,7 @@ ngx_matrix_invout_state(ngx_matrix_req_t *mr, redisReply *reply)
     mx_pool_t            *pool;
     mx_json_t            *state, *ev, *body;
     mx_json_error_t       err;
-    ngx_str_t             path;
+    ngx_str_t             path, b;
     char                 *text;
     size_t                i, len;
 
@@ -173,8 +254,17 @@ ngx_matrix_invout_state(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_matrix_fed_request(mr, &io->server, &io->req, "PUT", &path,
-                                  text, len, ngx_matrix_invout_answered);
+    if (s->timeout == 0) {
+        return ngx_matrix_fed_request(mr, &io->server, &io->req, "PUT", &path,
+                                      text, len, ngx_matrix_invout_answered);
+    }
+
+    b.data = (u_char *) text;
+    b.len = len;
+
+    return ngx_matrix_job_request(mr, &io->server, "PUT", &path, &b,
+                                  s->timeout, ngx_matrix_invout_answered,
+                                  &io->req);
 }
 
 
@@ -197,9 +287,17 @@ ngx_matrix_invout_answered(ngx_matrix_req_t *mr, ngx_str_t *answer)
     io = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    body = ngx_matrix_fed_answer(mr, answer, &io->server, "invite", 1, &rc);
-    if (body == NULL) {
+    /* quiet: a failure is not answered there (as if not the last) */
+    body = ngx_matrix_fed_answer(mr, answer, &io->server, "invite",
+                                 !io->send->quiet, &rc);
+    if (body == NULL && !io->send->quiet) {
         return rc;
+    }
+
+    if (body == NULL) {
+        return ngx_matrix_invout_fail(mr, answer ? "did not take the invite:"
+                                                 : "did not answer in time.",
+                                      answer);
     }
 
     ev = mx_json_get_obj(body, "event");
@@ -210,10 +308,9 @@ ngx_matrix_invout_answered(ngx_matrix_req_t *mr, ngx_str_t *answer)
     if (id == NULL || ngx_strcmp(id, io->event_id) != 0
         || sigs == NULL || sigs->u.o.n == 0)
     {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
-                                     "%V did not answer the invite with the"
-                                     " event and its signature.",
-                                     &io->server);
+        return ngx_matrix_invout_fail(mr, "did not answer the invite with"
+                                      " the event and its signature.",
+                                      NULL);
     }
 
     mine = mx_json_get_obj(io->event, "signatures");
@@ -298,9 +395,9 @@ ngx_matrix_invout_verify(ngx_matrix_req_t *mr, redisReply *reply)
     io->ring.keys = NULL;               /* the reply goes with this call */
 
     if (!ok) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
-                                     "%V's signature of the invite does not"
-                                     " verify.", &io->server);
+        return ngx_matrix_invout_fail(mr, "signed the invite with a"
+                                      " signature that does not verify.",
+                                      NULL);
     }
 
     mr->data = io->send;

@@ -47,6 +47,9 @@ typedef struct {
                                                once appended */
     unsigned                    quiet:1;    /* done() with NULL instead of
                                                an error answer */
+    ngx_msec_t                  timeout;    /* an invite's wait for the
+                                               invitee's server (0: the
+                                               default) */
     ngx_matrix_sent_pt          done;       /* instead of {"event_id"} */
     ngx_int_t                 (*unknown)(ngx_matrix_req_t *mr);
                                             /* instead of 404 for a room
@@ -102,9 +105,13 @@ const unsigned char *ngx_matrix_fed_ring_key(void *ctx, const char *server,
     const char *key_id, int64_t ts);
 
 /* ngx_matrix_fedinvite_out.c: an invite of another server's user, sent
- * there to be countersigned before the room has it (NGX_DECLINED: not one) */
+ * there to be countersigned before the room has it (NGX_DECLINED: not one);
+ * and createRoom's such invite, in the room of the send in progress */
 ngx_int_t ngx_matrix_fed_invite_out(ngx_matrix_req_t *mr,
     const mx_auth_event_t *ev);
+ngx_int_t ngx_matrix_fed_invite_remote(ngx_matrix_req_t *mr,
+    const char *user_id, mx_json_t *content, ngx_msec_t timeout,
+    ngx_matrix_sent_pt done);
 
 /* ngx_matrix_lane.c */
 void ngx_matrix_lane_apply(ngx_matrix_req_t *mr, ngx_matrix_send_t *s);
