@@ -224,6 +224,8 @@ redis.register_function{
         local pos = redis.call('INCR', 'mx:stream')
         redis.call('HSET', keys[1], 'event_id', a[3], 'event', a[4],
                    'state', a[5], 'pos', pos)
+        -- the answer to the user's knock, if there was one
+        redis.call('DEL', rkey(room, 'knocked:' .. user))
         room_touched(room, pos)
         set_membership(room, user, 'invite', pos, a[3])
         redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
@@ -232,9 +234,53 @@ redis.register_function{
 }
 
 
--- mx_remote_invite_done: the invite to another server's room rejected
--- there (make_leave/send_leave): the user's membership becomes 'leave'
+-- mx_remote_knock: a local user knocked on a room of another server
+-- (make_knock/send_knock through a server of the room): the knock, the
+-- stripped state that server answered (knock_room_state) and the server
+-- are kept for /sync and for a leave (rescinding the knock), and the
+-- user's membership becomes 'knock' at a new stream position.
+--   KEYS[1]  mx:{<room_id>}:knocked:<user_id>
+--   ARGV     room_id, user_id, event_id, the knock PDU, the stripped
+--            state events (canonical JSON) joined by "\30", the server
+--   reply:   the position; the same knock again keeps its first one
+redis.register_function{
+    function_name = 'mx_remote_knock',
+    callback = function(keys, a)
+        local room, user = a[1], a[2]
+        local old = redis.call('HMGET', keys[1], 'event_id', 'pos')
+        if old[1] == a[3] and old[2] then return tonumber(old[2]) end
+        local pos = redis.call('INCR', 'mx:stream')
+        redis.call('HSET', keys[1], 'event_id', a[3], 'event', a[4],
+                   'state', a[5], 'server', a[6], 'pos', pos)
+        room_touched(room, pos)
+        set_membership(room, user, 'knock', pos, a[3])
+        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
+        return pos
+    end
+}
+
+
+-- mx_remote_pending: what a local user has pending with a room of another
+-- server: the invite kept by mx_remote_invite (its sender's server is in
+-- the room), the server a knock went through (mx_remote_knock)
 --   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   KEYS[2]  mx:{<room_id>}:knocked:<user_id>
+--   reply:   {the invite PDU or '', the knock's server or ''}
+redis.register_function{
+    function_name = 'mx_remote_pending',
+    flags = { 'no-writes' },
+    callback = function(keys)
+        return { redis.call('HGET', keys[1], 'event') or '',
+                 redis.call('HGET', keys[2], 'server') or '' }
+    end
+}
+
+
+-- mx_remote_invite_done: the invite to another server's room rejected,
+-- or the knock on it rescinded, there (make_leave/send_leave): the user's
+-- membership becomes 'leave'
+--   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   KEYS[2]  mx:{<room_id>}:knocked:<user_id>
 --   ARGV     room_id, user_id, the leave's event_id
 --   reply:   the position
 redis.register_function{
@@ -242,7 +288,7 @@ redis.register_function{
     callback = function(keys, a)
         local room, user = a[1], a[2]
         local pos = redis.call('INCR', 'mx:stream')
-        redis.call('DEL', keys[1])
+        redis.call('DEL', keys[1], keys[2])
         room_touched(room, pos)
         set_membership(room, user, 'leave', pos, a[3])
         redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
@@ -489,9 +535,11 @@ local function sync_one(key, a)
                and (not since or mpos > since) then
             local st, mine = stripped_state(room, user)
             if #st == 0 then
-                -- a room of another server: what its invite brought
-                local inv = redis.call('HMGET', rkey(room, 'invited:' .. user),
-                                       'event_id', 'event', 'state')
+                -- a room of another server: what its invite brought, or
+                -- what the knock's answer did
+                local inv = redis.call('HMGET',
+                    rkey(room, (m == 'knock' and 'knocked:' or 'invited:')
+                               .. user), 'event_id', 'event', 'state')
                 if inv[2] then
                     for e in string.gmatch(inv[3] or '', '[^\30]+') do
                         st[#st + 1] = ''
