@@ -206,11 +206,34 @@ local function room_named(room)
            or redis.call('HEXISTS', sk, 'm.room.canonical_alias' .. SEP) == 1
 end
 
+-- a local user's membership of a room of another server changed (a remote
+-- invite, knock or leave): a new stream position, the user's room list
+-- and its history, the user's parked /sync requests woken
+local function remote_membership(room, user, m, id)
+    local pos = redis.call('INCR', 'mx:stream')
+    room_touched(room, pos)
+    set_membership(room, user, m, pos, id)
+    redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
+    return pos
+end
+
+-- a remote invite or knock kept in the hash key (its event_id, pos and the
+-- fields given) with the membership m; the same event again keeps its
+-- first position and changes nothing
+local function remote_keep(key, room, user, m, id, ...)
+    local old = redis.call('HMGET', key, 'event_id', 'pos')
+    if old[1] == id and old[2] then return tonumber(old[2]) end
+    local pos = remote_membership(room, user, m, id)
+    redis.call('HSET', key, 'event_id', id, 'pos', pos, ...)
+    return pos
+end
+
 -- mx_remote_invite: a local user is invited to a room of another server
 -- (federation's invite, countersigned by the module): the invite and the
 -- stripped state the inviting server gave are kept for /sync, and the
 -- user's membership becomes 'invite' at a new stream position.  The room
--- has no other keys here until the user joins.
+-- has no other keys here until the user joins.  An invite answers the
+-- user's knock, if there was one: that is forgotten.
 --   KEYS[1]  mx:{<room_id>}:invited:<user_id>
 --   ARGV     room_id, user_id, event_id, the invite PDU, the stripped
 --            state events (canonical JSON) joined by "\30"
@@ -218,18 +241,9 @@ end
 redis.register_function{
     function_name = 'mx_remote_invite',
     callback = function(keys, a)
-        local room, user = a[1], a[2]
-        local old = redis.call('HMGET', keys[1], 'event_id', 'pos')
-        if old[1] == a[3] and old[2] then return tonumber(old[2]) end
-        local pos = redis.call('INCR', 'mx:stream')
-        redis.call('HSET', keys[1], 'event_id', a[3], 'event', a[4],
-                   'state', a[5], 'pos', pos)
-        -- the answer to the user's knock, if there was one
-        redis.call('DEL', rkey(room, 'knocked:' .. user))
-        room_touched(room, pos)
-        set_membership(room, user, 'invite', pos, a[3])
-        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
-        return pos
+        redis.call('DEL', rkey(a[1], 'knocked:' .. a[2]))
+        return remote_keep(keys[1], a[1], a[2], 'invite', a[3],
+                           'event', a[4], 'state', a[5])
     end
 }
 
@@ -246,16 +260,8 @@ redis.register_function{
 redis.register_function{
     function_name = 'mx_remote_knock',
     callback = function(keys, a)
-        local room, user = a[1], a[2]
-        local old = redis.call('HMGET', keys[1], 'event_id', 'pos')
-        if old[1] == a[3] and old[2] then return tonumber(old[2]) end
-        local pos = redis.call('INCR', 'mx:stream')
-        redis.call('HSET', keys[1], 'event_id', a[3], 'event', a[4],
-                   'state', a[5], 'server', a[6], 'pos', pos)
-        room_touched(room, pos)
-        set_membership(room, user, 'knock', pos, a[3])
-        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
-        return pos
+        return remote_keep(keys[1], a[1], a[2], 'knock', a[3],
+                           'event', a[4], 'state', a[5], 'server', a[6])
     end
 }
 
@@ -286,13 +292,8 @@ redis.register_function{
 redis.register_function{
     function_name = 'mx_remote_invite_done',
     callback = function(keys, a)
-        local room, user = a[1], a[2]
-        local pos = redis.call('INCR', 'mx:stream')
         redis.call('DEL', keys[1], keys[2])
-        room_touched(room, pos)
-        set_membership(room, user, 'leave', pos, a[3])
-        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
-        return pos
+        return remote_membership(a[1], a[2], 'leave', a[3])
     end
 }
 
