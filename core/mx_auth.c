@@ -1434,6 +1434,10 @@ mx_auth_member(mx_auth_run_t *r)
         return "knock.membership";
     }
 
+    if (strcmp(m, "knock") == 0) {
+        return "knock.room_version";        /* before version 7 */
+    }
+
     return "member.unknown_membership";
 }
 
@@ -1989,6 +1993,7 @@ static const struct {
     { "ban.sender_not_joined", "the banner is not joined" },
     { "ban.power", "the banner is below the ban level or the target's level" },
     { "knock.join_rule", "the join rule does not allow knocking" },
+    { "knock.room_version", "the room version does not support knocking" },
     { "knock.not_self", "a knock whose sender is not its state key" },
     { "knock.membership", "the knocking user is banned, invited or joined" },
     { "sender_not_joined", "the sender is not joined" },

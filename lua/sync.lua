@@ -206,11 +206,34 @@ local function room_named(room)
            or redis.call('HEXISTS', sk, 'm.room.canonical_alias' .. SEP) == 1
 end
 
+-- a local user's membership of a room of another server changed (a remote
+-- invite, knock or leave): a new stream position, the user's room list
+-- and its history, the user's parked /sync requests woken
+local function remote_membership(room, user, m, id)
+    local pos = redis.call('INCR', 'mx:stream')
+    room_touched(room, pos)
+    set_membership(room, user, m, pos, id)
+    redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
+    return pos
+end
+
+-- a remote invite or knock kept in the hash key (its event_id, pos and the
+-- fields given) with the membership m; the same event again keeps its
+-- first position and changes nothing
+local function remote_keep(key, room, user, m, id, ...)
+    local old = redis.call('HMGET', key, 'event_id', 'pos')
+    if old[1] == id and old[2] then return tonumber(old[2]) end
+    local pos = remote_membership(room, user, m, id)
+    redis.call('HSET', key, 'event_id', id, 'pos', pos, ...)
+    return pos
+end
+
 -- mx_remote_invite: a local user is invited to a room of another server
 -- (federation's invite, countersigned by the module): the invite and the
 -- stripped state the inviting server gave are kept for /sync, and the
 -- user's membership becomes 'invite' at a new stream position.  The room
--- has no other keys here until the user joins.
+-- has no other keys here until the user joins.  An invite answers the
+-- user's knock, if there was one: that is forgotten.
 --   KEYS[1]  mx:{<room_id>}:invited:<user_id>
 --   ARGV     room_id, user_id, event_id, the invite PDU, the stripped
 --            state events (canonical JSON) joined by "\30"
@@ -218,35 +241,59 @@ end
 redis.register_function{
     function_name = 'mx_remote_invite',
     callback = function(keys, a)
-        local room, user = a[1], a[2]
-        local old = redis.call('HMGET', keys[1], 'event_id', 'pos')
-        if old[1] == a[3] and old[2] then return tonumber(old[2]) end
-        local pos = redis.call('INCR', 'mx:stream')
-        redis.call('HSET', keys[1], 'event_id', a[3], 'event', a[4],
-                   'state', a[5], 'pos', pos)
-        room_touched(room, pos)
-        set_membership(room, user, 'invite', pos, a[3])
-        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
-        return pos
+        redis.call('DEL', rkey(a[1], 'knocked:' .. a[2]))
+        return remote_keep(keys[1], a[1], a[2], 'invite', a[3],
+                           'event', a[4], 'state', a[5])
     end
 }
 
 
--- mx_remote_invite_done: the invite to another server's room rejected
--- there (make_leave/send_leave): the user's membership becomes 'leave'
+-- mx_remote_knock: a local user knocked on a room of another server
+-- (make_knock/send_knock through a server of the room): the knock, the
+-- stripped state that server answered (knock_room_state) and the server
+-- are kept for /sync and for a leave (rescinding the knock), and the
+-- user's membership becomes 'knock' at a new stream position.
+--   KEYS[1]  mx:{<room_id>}:knocked:<user_id>
+--   ARGV     room_id, user_id, event_id, the knock PDU, the stripped
+--            state events (canonical JSON) joined by "\30", the server
+--   reply:   the position; the same knock again keeps its first one
+redis.register_function{
+    function_name = 'mx_remote_knock',
+    callback = function(keys, a)
+        return remote_keep(keys[1], a[1], a[2], 'knock', a[3],
+                           'event', a[4], 'state', a[5], 'server', a[6])
+    end
+}
+
+
+-- mx_remote_pending: what a local user has pending with a room of another
+-- server: the invite kept by mx_remote_invite (its sender's server is in
+-- the room), the server a knock went through (mx_remote_knock)
 --   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   KEYS[2]  mx:{<room_id>}:knocked:<user_id>
+--   reply:   {the invite PDU or '', the knock's server or ''}
+redis.register_function{
+    function_name = 'mx_remote_pending',
+    flags = { 'no-writes' },
+    callback = function(keys)
+        return { redis.call('HGET', keys[1], 'event') or '',
+                 redis.call('HGET', keys[2], 'server') or '' }
+    end
+}
+
+
+-- mx_remote_invite_done: the invite to another server's room rejected,
+-- or the knock on it rescinded, there (make_leave/send_leave): the user's
+-- membership becomes 'leave'
+--   KEYS[1]  mx:{<room_id>}:invited:<user_id>
+--   KEYS[2]  mx:{<room_id>}:knocked:<user_id>
 --   ARGV     room_id, user_id, the leave's event_id
 --   reply:   the position
 redis.register_function{
     function_name = 'mx_remote_invite_done',
     callback = function(keys, a)
-        local room, user = a[1], a[2]
-        local pos = redis.call('INCR', 'mx:stream')
-        redis.call('DEL', keys[1])
-        room_touched(room, pos)
-        set_membership(room, user, 'leave', pos, a[3])
-        redis.call('PUBLISH', 'mx:wake', room .. ' ' .. user)
-        return pos
+        redis.call('DEL', keys[1], keys[2])
+        return remote_membership(a[1], a[2], 'leave', a[3])
     end
 }
 
@@ -489,9 +536,11 @@ local function sync_one(key, a)
                and (not since or mpos > since) then
             local st, mine = stripped_state(room, user)
             if #st == 0 then
-                -- a room of another server: what its invite brought
-                local inv = redis.call('HMGET', rkey(room, 'invited:' .. user),
-                                       'event_id', 'event', 'state')
+                -- a room of another server: what its invite brought, or
+                -- what the knock's answer did
+                local inv = redis.call('HMGET',
+                    rkey(room, (m == 'knock' and 'knocked:' or 'invited:')
+                               .. user), 'event_id', 'event', 'state')
                 if inv[2] then
                     for e in string.gmatch(inv[3] or '', '[^\30]+') do
                         st[#st + 1] = ''

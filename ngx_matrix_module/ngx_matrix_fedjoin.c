@@ -1184,6 +1184,54 @@ ngx_matrix_fed_invite_keys(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
+/*
+ * The stripped state events another server gave (invite_room_state,
+ * knock_room_state), each as canonical JSON, joined by \x1e: as
+ * mx_remote_invite and mx_remote_knock keep them.  Entries that are not
+ * objects are left out; no array is no state.
+ */
+
+char *
+ngx_matrix_fed_stripped(ngx_matrix_req_t *mr, mx_json_t *arr, size_t *len)
+{
+    mx_pool_t  *pool;
+    mx_json_t  *s;
+    char       *one, *all;
+    size_t      i, n, total;
+    u_char     *p;
+
+    pool = ngx_matrix_pool(mr);
+    all = "";
+    total = 0;
+
+    for (i = 0; arr && arr->type == MX_JSON_ARRAY && i < arr->u.a.n; i++) {
+        s = arr->u.a.v[i];
+        if (s == NULL || s->type != MX_JSON_OBJECT) {
+            continue;
+        }
+
+        one = mx_json_encode(pool, s, 0, &n);
+        p = one ? (u_char *) mx_palloc(pool, total + 1 + n + 1) : NULL;
+        if (p == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(p, all, total);
+        if (total) {
+            p[total++] = '\036';
+        }
+        ngx_memcpy(p + total, one, n);
+        total += n;
+        p[total] = '\0';
+        all = (char *) p;
+    }
+
+    *len = total;
+
+    return all;
+}
+
+
 static ngx_int_t
 ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
 {
@@ -1191,11 +1239,8 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
     ngx_matrix_cmd_t         c;
     ngx_str_t                key;
     mx_pool_t               *pool;
-    mx_json_t               *s;
-    char                    *pdu, *one, *all;
-    size_t                   len, n, total;
-    size_t                   i;
-    u_char                  *p;
+    char                    *pdu, *all;
+    size_t                   len, total;
     ngx_int_t                rc;
     const mx_room_version_t *rv;
 
@@ -1216,38 +1261,9 @@ ngx_matrix_fed_invite_room(ngx_matrix_req_t *mr, redisReply *reply)
 
     pdu = mx_json_encode(pool, inv->event, mx_event_json_flags(inv->rv),
                          &len);
-    if (pdu == NULL) {
+    all = ngx_matrix_fed_stripped(mr, inv->stripped, &total);
+    if (pdu == NULL || all == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the stripped state events, canonical, joined by \x1e */
-    all = "";
-    total = 0;
-
-    for (i = 0; inv->stripped && i < inv->stripped->u.a.n; i++) {
-        s = inv->stripped->u.a.v[i];
-        if (s == NULL || s->type != MX_JSON_OBJECT) {
-            continue;
-        }
-
-        one = mx_json_encode(pool, s, 0, &n);
-        if (one == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        p = (u_char *) mx_palloc(pool, total + 1 + n + 1);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(p, all, total);
-        if (total) {
-            p[total++] = '\036';
-        }
-        ngx_memcpy(p + total, one, n);
-        total += n;
-        p[total] = '\0';
-        all = (char *) p;
     }
 
     key.len = sizeof("mx:{}:invited:") - 1 + mr->params[0].len

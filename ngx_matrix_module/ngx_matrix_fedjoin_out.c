@@ -22,9 +22,17 @@
  * The servers asked, in order until one answers make_join: those a
  * remote alias's server named (s->servers, ngx_matrix_membership.c), those
  * the request names (server_name, via), the sender's of the user's invite
- * (mx:{<room>}:invited:<user>), the room ID's; at most 8, never this one.
- * The last one's error is the client's.  A leave of such a room (rejecting a remote invite) takes the same
- * way with make_leave/send_leave, and ends with mx_remote_invite_done.
+ * (mx:{<room>}:invited:<user>), the one that took the user's knock
+ * (mx:{<room>}:knocked:<user>), the room ID's; at most 8, never this one.
+ * The last one's error is the client's.
+ *
+ * A knock takes the same way with make_knock (ver=7..12) and send_knock
+ * (v1), whose knock_room_state is kept for /sync with the knock
+ * (mx_remote_knock); there is no state to store, the room stays unknown
+ * here until the user is invited and joins.  A leave of such a room
+ * (rejecting a remote invite, rescinding a knock) goes through the
+ * invite's sender's server or the knock's with make_leave/send_leave, and
+ * ends with mx_remote_invite_done.
  *
  * Room versions 1 and 2 (event IDs the sender makes up) are not offered.
  */
@@ -43,6 +51,35 @@
 #define NGX_MATRIX_RJOIN_TIMEOUT  30000
 #define NGX_MATRIX_RJOIN_SERVERS  8
 
+#define NGX_MATRIX_RJOIN_JOIN     0
+#define NGX_MATRIX_RJOIN_LEAVE    1
+#define NGX_MATRIX_RJOIN_KNOCK    2
+
+#define NGX_MATRIX_FED_PATH       "/_matrix/federation/"
+
+
+/* what differs between the three: the endpoints and the versions offered */
+
+typedef struct {
+    const char                 *make;       /* its name, for errors */
+    const char                 *make_path;
+    const char                 *ver;
+    const char                 *send;
+    const char                 *send_path;
+} ngx_matrix_rjoin_kind_t;
+
+
+static const ngx_matrix_rjoin_kind_t  ngx_matrix_rjoin_kinds[] = {
+    { "make_join", NGX_MATRIX_FED_PATH "v1/make_join",
+      "?ver=3&ver=4&ver=5&ver=6&ver=7&ver=8&ver=9&ver=10&ver=11&ver=12",
+      "send_join", NGX_MATRIX_FED_PATH "v2/send_join" },
+    { "make_leave", NGX_MATRIX_FED_PATH "v1/make_leave", "",
+      "send_leave", NGX_MATRIX_FED_PATH "v2/send_leave" },
+    { "make_knock", NGX_MATRIX_FED_PATH "v1/make_knock",
+      "?ver=7&ver=8&ver=9&ver=10&ver=11&ver=12",
+      "send_knock", NGX_MATRIX_FED_PATH "v1/send_knock" }
+};
+
 
 typedef struct {
     ngx_matrix_send_t          *send;
@@ -54,18 +91,23 @@ typedef struct {
     const mx_room_version_t    *rv;
     mx_json_t                  *event;
     char                       *event_id;
-    mx_json_t                  *answer;      /* send_join's body */
-    unsigned                    leave:1;     /* rejecting an invite */
+    mx_json_t                  *answer;      /* send_<kind>'s body */
+    ngx_uint_t                  kind;        /* NGX_MATRIX_RJOIN_* */
+    const ngx_matrix_rjoin_kind_t
+                               *k;           /* its endpoints */
 } ngx_matrix_rjoin_t;
 
 
 static ngx_int_t ngx_matrix_rjoin_start(ngx_matrix_req_t *mr);
-static ngx_int_t ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr,
+static ngx_int_t ngx_matrix_rjoin_pending(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_rjoin_made(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static ngx_int_t ngx_matrix_rjoin_leave_done(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_rjoin_left(ngx_matrix_req_t *mr,
+    redisReply *reply);
+static ngx_int_t ngx_matrix_rjoin_knock_done(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_rjoin_knocked(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
@@ -165,6 +207,28 @@ ngx_matrix_rjoin_add(ngx_matrix_req_t *mr, ngx_matrix_rjoin_t *j,
 }
 
 
+/* the server of an ID (user, room), if it names one */
+
+static void
+ngx_matrix_rjoin_add_of(ngx_matrix_req_t *mr, ngx_matrix_rjoin_t *j,
+    const char *id)
+{
+    u_char  *colon;
+    size_t   len;
+
+    if (id == NULL) {
+        return;
+    }
+
+    len = ngx_strlen(id);
+    colon = ngx_strlchr((u_char *) id, (u_char *) id + len, ':');
+    if (colon != NULL) {
+        ngx_matrix_rjoin_add(mr, j, colon + 1,
+                             (u_char *) id + len - (colon + 1));
+    }
+}
+
+
 /* every server_name and via argument, in order */
 
 static void
@@ -203,13 +267,38 @@ ngx_matrix_rjoin_args(ngx_matrix_req_t *mr, ngx_matrix_rjoin_t *j)
 }
 
 
+/* "mx:{<room>}:<what>:<user>" of the send's room and sender */
+
 static ngx_int_t
-ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
+ngx_matrix_rjoin_key(ngx_matrix_req_t *mr, ngx_str_t *key, const char *what)
+{
+    ngx_matrix_rjoin_t  *j;
+    ngx_matrix_send_t   *s;
+
+    j = mr->data;
+    s = j->send;
+
+    key->len = sizeof("mx:{}::") - 1 + ngx_strlen(s->room_id)
+               + ngx_strlen(what) + ngx_strlen(s->sender);
+    key->data = ngx_pnalloc(mr->r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_sprintf(key->data, "mx:{%s}:%s:%s", s->room_id, what, s->sender);
+
+    return NGX_OK;
+}
+
+
+/* the user's invite and knock held for the room: mx_remote_pending */
+
+static ngx_int_t
+ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t kind)
 {
     ngx_matrix_send_t   *s;
     ngx_matrix_rjoin_t  *j;
     ngx_matrix_cmd_t     c;
-    ngx_str_t            key, *server;
+    ngx_str_t            invited, knocked, *server;
     ngx_uint_t           i;
 
     s = mr->data;
@@ -220,35 +309,32 @@ ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
     }
 
     j->send = s;
-    j->leave = leave;
+    j->kind = kind;
+    j->k = &ngx_matrix_rjoin_kinds[kind];
     mr->data = j;
 
     /* a remote alias's servers first, then those the client names
      * (server_name, via) */
-    for (i = 0; !leave && s->servers && i < s->servers->nelts; i++) {
-        server = (ngx_str_t *) s->servers->elts + i;
-        ngx_matrix_rjoin_add(mr, j, server->data, server->len);
-    }
+    if (kind != NGX_MATRIX_RJOIN_LEAVE) {
+        for (i = 0; s->servers && i < s->servers->nelts; i++) {
+            server = (ngx_str_t *) s->servers->elts + i;
+            ngx_matrix_rjoin_add(mr, j, server->data, server->len);
+        }
 
-    if (!leave) {
         ngx_matrix_rjoin_args(mr, j);
     }
 
-    key.len = sizeof("mx:{}:invited:") - 1 + ngx_strlen(s->room_id)
-              + ngx_strlen(s->sender);
-    key.data = ngx_pnalloc(mr->r->pool, key.len);
-    if (key.data == NULL) {
+    if (ngx_matrix_rjoin_key(mr, &invited, "invited") != NGX_OK
+        || ngx_matrix_rjoin_key(mr, &knocked, "knocked") != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    ngx_sprintf(key.data, "mx:{%s}:invited:%s", s->room_id, s->sender);
 
-    c.n = 0;
-    c.overflow = 0;
-    ngx_matrix_cmd_cstr(&c, "HGET");
-    ngx_matrix_cmd_str(&c, &key);
-    ngx_matrix_cmd_cstr(&c, "event");
+    ngx_matrix_fcall_init(&c, "mx_remote_pending", 2);
+    ngx_matrix_cmd_str(&c, &invited);
+    ngx_matrix_cmd_str(&c, &knocked);
 
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_invited);
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_pending);
 }
 
 
@@ -257,63 +343,77 @@ ngx_matrix_rjoin_new(ngx_matrix_req_t *mr, ngx_uint_t leave)
 ngx_int_t
 ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr)
 {
-    return ngx_matrix_rjoin_new(mr, 0);
+    return ngx_matrix_rjoin_new(mr, NGX_MATRIX_RJOIN_JOIN);
 }
 
 
-/* a local leave of such a room: the rejection of a remote invite */
+/* a local knock on such a room */
+
+ngx_int_t
+ngx_matrix_fed_knock_remote(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_rjoin_new(mr, NGX_MATRIX_RJOIN_KNOCK);
+}
+
+
+/*
+ * a local leave of such a room: the rejection of a remote invite, or the
+ * knock rescinded
+ */
 
 ngx_int_t
 ngx_matrix_fed_leave_remote(ngx_matrix_req_t *mr)
 {
-    return ngx_matrix_rjoin_new(mr, 1);
+    return ngx_matrix_rjoin_new(mr, NGX_MATRIX_RJOIN_LEAVE);
 }
 
 
-/* the invite, if any: its sender's server is in the room */
+/*
+ * {invite PDU or '', knock's server or ''}: the invite's sender's server
+ * is in the room, and so is the one that took the knock
+ */
 
 static ngx_int_t
-ngx_matrix_rjoin_invited(ngx_matrix_req_t *mr, redisReply *reply)
+ngx_matrix_rjoin_pending(ngx_matrix_req_t *mr, redisReply *reply)
 {
     ngx_matrix_rjoin_t  *j;
     ngx_matrix_send_t   *s;
     mx_json_t           *inv;
     mx_json_error_t      err;
-    const char          *sender, *id;
-    u_char              *colon;
-    size_t               len;
-    ngx_uint_t           i;
+    ngx_str_t            knock;
+    const char          *sender;
 
     j = mr->data;
     s = j->send;
 
-    sender = NULL;
-
-    if (reply->type == REDIS_REPLY_STRING) {
-        inv = mx_json_parse(ngx_matrix_pool(mr), reply->str, reply->len,
-                            &err);
-        sender = mx_json_get_str(inv, "sender", NULL);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (sender == NULL && j->leave) {
+    inv = mx_json_parse(ngx_matrix_pool(mr), reply->element[0]->str,
+                        reply->element[0]->len, &err);
+    sender = mx_json_get_str(inv, "sender", NULL);
+
+    /* the reply goes with this call: the server is kept */
+    knock.len = reply->element[1]->len;
+    knock.data = ngx_pnalloc(mr->r->pool, knock.len + 1);
+    if (knock.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(knock.data, reply->element[1]->str, knock.len);
+
+    if (j->kind == NGX_MATRIX_RJOIN_LEAVE && sender == NULL
+        && knock.len == 0)
+    {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND, "M_NOT_FOUND",
                                      "Unknown room %s.", s->room_id);
     }
 
-    /* then the inviter's server, then the room ID's (v12 IDs name none) */
-    for (i = 0; i < 2; i++) {
-        id = i == 0 ? sender : s->room_id;
-        if (id == NULL) {
-            continue;
-        }
-
-        len = ngx_strlen(id);
-        colon = ngx_strlchr((u_char *) id, (u_char *) id + len, ':');
-        if (colon != NULL) {
-            ngx_matrix_rjoin_add(mr, j, colon + 1,
-                                 (u_char *) id + len - (colon + 1));
-        }
-    }
+    /* then the inviter's server, the knock's, the room ID's (v12 IDs name
+     * none) */
+    ngx_matrix_rjoin_add_of(mr, j, sender);
+    ngx_matrix_rjoin_add(mr, j, knock.data, knock.len);
+    ngx_matrix_rjoin_add_of(mr, j, s->room_id);
 
     if (j->nservers == 0) {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_NOT_FOUND,
@@ -338,12 +438,8 @@ ngx_matrix_rjoin_start(ngx_matrix_req_t *mr)
 
     j->server = j->servers[j->next++];
 
-    if (ngx_matrix_fed_path(mr, &path, j->leave
-                              ? "/_matrix/federation/v1/make_leave"
-                              : "/_matrix/federation/v1/make_join",
-                              s->room_id, s->sender, j->leave ? ""
-                              : "?ver=3&ver=4&ver=5&ver=6&ver=7&ver=8&ver=9"
-                                "&ver=10&ver=11&ver=12")
+    if (ngx_matrix_fed_path(mr, &path, j->k->make_path, s->room_id, s->sender,
+                            j->k->ver)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -512,8 +608,7 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     s = j->send;
     pool = ngx_matrix_pool(mr);
 
-    body = ngx_matrix_fed_answer(mr, answer, &j->server,
-                                 j->leave ? "make_leave" : "make_join",
+    body = ngx_matrix_fed_answer(mr, answer, &j->server, j->k->make,
                                  j->next == j->nservers, &rc);
     if (body == NULL) {
         return rc == NGX_DECLINED ? ngx_matrix_rjoin_start(mr) : rc;
@@ -524,6 +619,7 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     ev = mx_json_get_obj(body, "event");
 
     if (j->rv == NULL || j->rv->event_id == MX_EVENT_ID_OPAQUE || ev == NULL
+        || (j->kind == NGX_MATRIX_RJOIN_KNOCK && !j->rv->knock)
         || (v = mx_json_get_str(ev, "type", NULL)) == NULL
         || ngx_strcmp(v, "m.room.member") != 0
         || (v = mx_json_get_str(ev, "sender", NULL)) == NULL
@@ -534,8 +630,9 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
         || ngx_strcmp(v, s->room_id) != 0)
     {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
-                                     "%V answered make_join with an event"
-                                     " this server cannot use.", &j->server);
+                                     "%V answered %s with an event this"
+                                     " server cannot use.", &j->server,
+                                     j->k->make);
     }
 
     /* the template's content (join_authorised_via_users_server, say) with
@@ -574,8 +671,8 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
         != 0)
     {
         return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_GATEWAY, "M_UNKNOWN",
-                                     "The join of %V's template cannot be"
-                                     " signed.", &j->server);
+                                     "The event of %V's %s template cannot"
+                                     " be signed.", &j->server, j->k->make);
     }
 
     j->event = ev;
@@ -583,10 +680,8 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
     text = mx_json_encode(pool, ev, mx_event_json_flags(j->rv), &len);
 
     if (j->event_id == NULL || text == NULL
-        || ngx_matrix_fed_path(mr, &path, j->leave
-                                 ? "/_matrix/federation/v2/send_leave"
-                                 : "/_matrix/federation/v2/send_join",
-                                 s->room_id, j->event_id, "")
+        || ngx_matrix_fed_path(mr, &path, j->k->send_path, s->room_id,
+                               j->event_id, "")
            != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -597,7 +692,10 @@ ngx_matrix_rjoin_made(ngx_matrix_req_t *mr, ngx_str_t *answer)
 }
 
 
-/* the invite rejected at the resident: the user's membership here too */
+/*
+ * the invite rejected (the knock rescinded) at the resident: the user's
+ * membership here too
+ */
 
 static ngx_int_t
 ngx_matrix_rjoin_leave_done(ngx_matrix_req_t *mr)
@@ -605,21 +703,20 @@ ngx_matrix_rjoin_leave_done(ngx_matrix_req_t *mr)
     ngx_matrix_rjoin_t  *j;
     ngx_matrix_send_t   *s;
     ngx_matrix_cmd_t     c;
-    ngx_str_t            key;
+    ngx_str_t            invited, knocked;
 
     j = mr->data;
     s = j->send;
 
-    key.len = sizeof("mx:{}:invited:") - 1 + ngx_strlen(s->room_id)
-              + ngx_strlen(s->sender);
-    key.data = ngx_pnalloc(mr->r->pool, key.len);
-    if (key.data == NULL) {
+    if (ngx_matrix_rjoin_key(mr, &invited, "invited") != NGX_OK
+        || ngx_matrix_rjoin_key(mr, &knocked, "knocked") != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    ngx_sprintf(key.data, "mx:{%s}:invited:%s", s->room_id, s->sender);
 
-    ngx_matrix_fcall_init(&c, "mx_remote_invite_done", 1);
-    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_fcall_init(&c, "mx_remote_invite_done", 2);
+    ngx_matrix_cmd_str(&c, &invited);
+    ngx_matrix_cmd_str(&c, &knocked);
     ngx_matrix_cmd_cstr(&c, s->room_id);
     ngx_matrix_cmd_cstr(&c, s->sender);
     ngx_matrix_cmd_cstr(&c, j->event_id);
@@ -637,7 +734,71 @@ ngx_matrix_rjoin_left(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
-/* send_join's answer: the keys of the resident next */
+/*
+ * The knock taken by the resident: kept with the knock_room_state it
+ * answered (no array: none) and the server, for /sync and a later leave
+ */
+
+static ngx_int_t
+ngx_matrix_rjoin_knock_done(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_rjoin_t  *j;
+    ngx_matrix_send_t   *s;
+    ngx_matrix_cmd_t     c;
+    ngx_str_t            key;
+    char                *pdu, *state;
+    size_t               plen, slen;
+
+    j = mr->data;
+    s = j->send;
+
+    pdu = mx_json_encode(ngx_matrix_pool(mr), j->event,
+                         mx_event_json_flags(j->rv), &plen);
+    state = ngx_matrix_fed_stripped(mr, mx_json_get_arr(j->answer,
+                                                        "knock_room_state"),
+                                    &slen);
+
+    if (pdu == NULL || state == NULL
+        || ngx_matrix_rjoin_key(mr, &key, "knocked") != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_remote_knock", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_cstr(&c, s->room_id);
+    ngx_matrix_cmd_cstr(&c, s->sender);
+    ngx_matrix_cmd_cstr(&c, j->event_id);
+    ngx_matrix_cmd_add(&c, pdu, plen);
+    ngx_matrix_cmd_add(&c, state, slen);
+    ngx_matrix_cmd_str(&c, &j->server);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_rjoin_knocked);
+}
+
+
+static ngx_int_t
+ngx_matrix_rjoin_knocked(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    ngx_matrix_rjoin_t  *j;
+
+    j = mr->data;
+
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mr->data = j->send;
+
+    return ngx_matrix_membership_joined(mr, j->event_id,
+                                        ngx_strlen(j->event_id));
+}
+
+
+/*
+ * send_<kind>'s answer: a leave or a knock is kept here at once; for a
+ * join, the keys of the resident next
+ */
 
 static ngx_int_t
 ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
@@ -648,15 +809,18 @@ ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
 
     j = mr->data;
 
-    j->answer = ngx_matrix_fed_answer(mr, answer, &j->server,
-                                      j->leave ? "send_leave" : "send_join",
-                                      1, &rc);
+    j->answer = ngx_matrix_fed_answer(mr, answer, &j->server, j->k->send, 1,
+                                      &rc);
     if (j->answer == NULL) {
         return rc;
     }
 
-    if (j->leave) {
+    if (j->kind == NGX_MATRIX_RJOIN_LEAVE) {
         return ngx_matrix_rjoin_leave_done(mr);
+    }
+
+    if (j->kind == NGX_MATRIX_RJOIN_KNOCK) {
+        return ngx_matrix_rjoin_knock_done(mr);
     }
 
     if (mx_json_get_arr(j->answer, "state") == NULL

@@ -3,6 +3,7 @@
  * (ngx_matrix_room.c); the auth rules decide who may do what.
  *
  *   POST /rooms/{id}/join, POST /join/{roomId}    join, with the profile
+ *   POST /knock/{roomIdOrAlias}  {reason}         knock, with the profile
  *   POST /rooms/{id}/leave                        leave
  *   POST /rooms/{id}/invite  {user_id, reason}    invite
  *   POST /rooms/{id}/kick    {user_id, reason}    leave, for another
@@ -10,9 +11,11 @@
  *   POST /rooms/{id}/unban   {user_id, reason}    leave, for a banned user
  *   PUT  /rooms/{id}/redact/{eventId}/{txnId}     m.room.redaction
  *
- * Joining a room this server does not have goes through a server in it
- * (make_join/send_join, ngx_matrix_fedjoin_out.c); an alias of another
- * server is asked of that server first (ngx_matrix_alias_remote).
+ * Joining or knocking on a room this server does not have goes through a
+ * server in it (make_join/send_join, make_knock/send_knock,
+ * ngx_matrix_fedjoin_out.c); an alias of another server is asked of that
+ * server first (ngx_matrix_alias_remote).  A knock is a join's way with
+ * another membership: the route (ngx_matrix_knock) tells them apart.
  */
 
 #include <ngx_config.h>
@@ -37,8 +40,8 @@ ngx_matrix_membership_empty(ngx_matrix_req_t *mr, const char *event_id,
 
 
 /*
- * A send's end that answers {"room_id": ...}: a join, and createRoom once
- * the creator is in.
+ * A send's end that answers {"room_id": ...}: a join or a knock, and
+ * createRoom once the creator is in.
  */
 
 ngx_int_t
@@ -88,6 +91,7 @@ ngx_matrix_membership_send(ngx_matrix_req_t *mr, ngx_str_t *room_id,
     s->state_key = target ? target : s->sender;
     s->content = mx_json_object(pool);
     s->done = ngx_strcmp(membership, "join") == 0
+              || ngx_strcmp(membership, "knock") == 0
               ? ngx_matrix_membership_joined : ngx_matrix_membership_empty;
 
     if (s->room_id == NULL || s->sender == NULL || s->content == NULL
@@ -113,7 +117,7 @@ ngx_matrix_membership_send(ngx_matrix_req_t *mr, ngx_str_t *room_id,
 }
 
 
-/* a join carries the user's displayname and avatar_url */
+/* a join (and a knock) carries the user's displayname and avatar_url */
 
 static ngx_int_t
 ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
@@ -130,7 +134,10 @@ ngx_matrix_membership_profile(ngx_matrix_req_t *mr, redisReply *reply)
 }
 
 
-/* servers: those to join through first when the room is not here */
+/*
+ * servers: those to join (or knock) through first when the room is not
+ * here
+ */
 
 static ngx_int_t
 ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room,
@@ -138,15 +145,19 @@ ngx_matrix_membership_join_room(ngx_matrix_req_t *mr, ngx_str_t *room,
 {
     ngx_matrix_send_t  *s;
     ngx_int_t           rc;
+    ngx_uint_t          knock;
 
-    rc = ngx_matrix_membership_send(mr, room, NULL, "join");
+    knock = mr->route->handler == ngx_matrix_knock;
+
+    rc = ngx_matrix_membership_send(mr, room, NULL, knock ? "knock" : "join");
     if (rc != NGX_OK) {
         return rc;
     }
 
-    /* a room this server does not have: joined through another server */
+    /* a room this server does not have: through another server */
     s = mr->data;
-    s->unknown = ngx_matrix_fed_join_remote;
+    s->unknown = knock ? ngx_matrix_fed_knock_remote
+                       : ngx_matrix_fed_join_remote;
     s->servers = servers;
 
     return ngx_matrix_profile_own(mr, ngx_matrix_membership_profile);
@@ -177,8 +188,8 @@ ngx_matrix_membership_alias_got(ngx_matrix_req_t *mr, redisReply *reply)
 
 /*
  * An alias of another server, resolved by its server: the room is joined
- * here if this server has it, else through the servers the directory
- * named, then the alias's server.
+ * (knocked on) here if this server has it, else through the servers the
+ * directory named, then the alias's server.
  */
 
 static ngx_int_t
@@ -245,6 +256,19 @@ ngx_matrix_join(ngx_matrix_req_t *mr)
 }
 
 
+/*
+ * POST /knock/{roomIdOrAlias} {reason}: the auth rules refuse a room whose
+ * join rule is not knock (knock_restricted), a version before 7, a user
+ * banned, invited or joined (403)
+ */
+
+ngx_int_t
+ngx_matrix_knock(ngx_matrix_req_t *mr)
+{
+    return ngx_matrix_membership_join(mr, &mr->params[0]);
+}
+
+
 /* POST /rooms/{roomId}/<action>, the action is the last path segment */
 
 ngx_int_t
@@ -279,7 +303,8 @@ ngx_matrix_membership(ngx_matrix_req_t *mr)
             return rc;
         }
 
-        /* an invite to a room of another server: rejected there */
+        /* an invite to a room of another server: rejected there; a knock
+         * on one: rescinded there */
         ((ngx_matrix_send_t *) mr->data)->unknown =
                                               ngx_matrix_fed_leave_remote;
 

@@ -353,6 +353,7 @@ ngx_int_t ngx_matrix_public_rooms(ngx_matrix_req_t *mr);
 
 /* ngx_matrix_membership.c */
 ngx_int_t ngx_matrix_join(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_knock(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_redact(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_membership_joined(ngx_matrix_req_t *mr,

@@ -76,8 +76,10 @@ const mx_auth_event_t *ngx_matrix_room_event(ngx_matrix_req_t *mr,
     const mx_room_version_t *rv, const char *id, size_t id_len,
     const char *pdu, size_t pdu_len);
 
-/* ngx_matrix_fedjoin_out.c: a local user joins a room of another server */
+/* ngx_matrix_fedjoin_out.c: a local user joins, knocks on or leaves a room
+ * of another server */
 ngx_int_t ngx_matrix_fed_join_remote(ngx_matrix_req_t *mr);
+ngx_int_t ngx_matrix_fed_knock_remote(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_leave_remote(ngx_matrix_req_t *mr);
 /* and the jobs every outbound step uses */
 ngx_int_t ngx_matrix_fed_path(ngx_matrix_req_t *mr, ngx_str_t *path,
@@ -101,6 +103,9 @@ typedef struct {
 
 ngx_int_t ngx_matrix_fed_ring_read(ngx_matrix_req_t *mr, ngx_str_t *server,
     ngx_matrix_reply_pt next);
+/* stripped state events as mx_remote_invite and mx_remote_knock keep them */
+char *ngx_matrix_fed_stripped(ngx_matrix_req_t *mr, mx_json_t *arr,
+    size_t *len);
 const unsigned char *ngx_matrix_fed_ring_key(void *ctx, const char *server,
     const char *key_id, int64_t ts);
 

@@ -169,6 +169,7 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
     { CS "/rooms/:roomId/join", POST, ngx_matrix_membership,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
+    { CS "/knock/:roomIdOrAlias", POST, ngx_matrix_knock, NGX_MATRIX_AUTH },
     { CS "/rooms/:roomId/leave", POST, ngx_matrix_membership,
       NGX_MATRIX_AUTH|NGX_MATRIX_GUEST|NGX_MATRIX_BODY_OPTIONAL },
     { CS "/rooms/:roomId/invite", POST, ngx_matrix_membership,
