@@ -54,8 +54,6 @@ static ngx_int_t ngx_matrix_fedauth_got(ngx_matrix_req_t *mr,
 static ngx_int_t ngx_matrix_fedauth_verify(ngx_matrix_req_t *mr,
     const char *pk_b64, size_t len);
 static ngx_int_t ngx_matrix_fedauth_fetch(ngx_matrix_req_t *mr);
-static ngx_int_t ngx_matrix_fedauth_queued(ngx_matrix_req_t *mr,
-    redisReply *reply);
 static ngx_int_t ngx_matrix_fedauth_answer(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 
@@ -266,38 +264,20 @@ static ngx_int_t
 ngx_matrix_fedauth_fetch(ngx_matrix_req_t *mr)
 {
     ngx_matrix_fedauth_t  *a;
-    ngx_matrix_cmd_t       c;
+    ngx_str_t              server, key_ids;
 
     a = mr->data;
 
-    if (ngx_matrix_wait(mr, NGX_MATRIX_KEYS_TIMEOUT,
-                        ngx_matrix_fedauth_answer, &a->req)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    server.data = (u_char *) a->x.origin;
+    server.len = ngx_strlen(a->x.origin);
+    key_ids.data = (u_char *) a->x.key_id;
+    key_ids.len = ngx_strlen(a->x.key_id);
 
-    ngx_matrix_job_init(&c, "keys", &a->req);
-    ngx_matrix_cmd_cstr(&c, "server");
-    ngx_matrix_cmd_cstr(&c, a->x.origin);
-    ngx_matrix_cmd_cstr(&c, "key_ids");
-    ngx_matrix_cmd_cstr(&c, a->x.key_id);
-    ngx_matrix_cmd_cstr(&c, "valid_at");
-    ngx_matrix_cmd_cstr(&c, "0");
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedauth_queued);
+    return ngx_matrix_job_keys(mr, &server, &key_ids, 0,
+                               NGX_MATRIX_KEYS_TIMEOUT,
+                               ngx_matrix_fedauth_answer, &a->req);
 }
 
-
-static ngx_int_t
-ngx_matrix_fedauth_queued(ngx_matrix_req_t *mr, redisReply *reply)
-{
-    (void) mr;
-    (void) reply;
-
-    /* parked until the fedsender answers */
-    return NGX_DONE;
-}
 
 
 static ngx_int_t
@@ -430,6 +410,40 @@ ngx_matrix_job_request(ngx_matrix_req_t *mr, ngx_str_t *destination,
     ngx_matrix_cmd_str(&c, path);
     ngx_matrix_cmd_cstr(&c, "body");
     ngx_matrix_cmd_str(&c, body);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_job_queued);
+}
+
+
+/*
+ * A keys job: server's keys (key_ids space-separated, empty for its
+ * current ones) fetched into the cache unless it holds them valid at
+ * valid_at (ms, 0: now).  Parked as for a request job; next reads the
+ * answer with ngx_matrix_job_ok.  The caller returns what this returns.
+ */
+
+ngx_int_t
+ngx_matrix_job_keys(ngx_matrix_req_t *mr, ngx_str_t *server,
+    ngx_str_t *key_ids, int64_t valid_at, ngx_msec_t timeout,
+    ngx_matrix_wait_pt next, ngx_str_t *req)
+{
+    ngx_matrix_cmd_t  c;
+
+    if (ngx_matrix_wait(mr, timeout, next, req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_job_init(&c, "keys", req);
+    ngx_matrix_cmd_cstr(&c, "server");
+    ngx_matrix_cmd_str(&c, server);
+    ngx_matrix_cmd_cstr(&c, "key_ids");
+    ngx_matrix_cmd_str(&c, key_ids);
+    ngx_matrix_cmd_cstr(&c, "valid_at");
+
+    if (ngx_matrix_cmd_int(mr, &c, valid_at) != NGX_OK) {
+        ngx_matrix_wait_cancel(mr, req);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_matrix_cmd_send(mr, &c, ngx_matrix_job_queued);
 }

@@ -413,6 +413,9 @@ ngx_int_t ngx_matrix_job_request(ngx_matrix_req_t *mr,
     ngx_str_t *destination, const char *method, ngx_str_t *path,
     ngx_str_t *body, ngx_msec_t timeout, ngx_matrix_wait_pt next,
     ngx_str_t *req);
+ngx_int_t ngx_matrix_job_keys(ngx_matrix_req_t *mr, ngx_str_t *server,
+    ngx_str_t *key_ids, int64_t valid_at, ngx_msec_t timeout,
+    ngx_matrix_wait_pt next, ngx_str_t *req);
 ngx_int_t ngx_matrix_job_response(ngx_matrix_req_t *mr, ngx_str_t *answer,
     int64_t *status, mx_json_t **body, const char **error);
 

@@ -61,8 +61,6 @@ static ngx_int_t ngx_matrix_notary_next(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_notary_got(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_notary_fetch(ngx_matrix_req_t *mr);
-static ngx_int_t ngx_matrix_notary_queued(ngx_matrix_req_t *mr,
-    redisReply *reply);
 static ngx_int_t ngx_matrix_notary_answer(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static ngx_int_t ngx_matrix_notary_add(ngx_matrix_req_t *mr,
@@ -471,8 +469,7 @@ ngx_matrix_notary_fetch(ngx_matrix_req_t *mr)
 {
     ngx_matrix_notary_t      *nt;
     ngx_matrix_notary_ask_t  *ask;
-    ngx_matrix_cmd_t          c;
-    ngx_str_t                 ids;
+    ngx_str_t                 ids, server;
     ngx_uint_t                i;
     size_t                    len;
     int64_t                   left;
@@ -502,38 +499,14 @@ ngx_matrix_notary_fetch(ngx_matrix_req_t *mr)
 
     nt->fetched = 1;
 
-    if (ngx_matrix_wait(mr, (ngx_msec_t) ngx_max(left, 1),
-                        ngx_matrix_notary_answer, &nt->req)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    server.data = (u_char *) ask->server;
+    server.len = ngx_strlen(ask->server);
 
-    ngx_matrix_job_init(&c, "keys", &nt->req);
-    ngx_matrix_cmd_cstr(&c, "server");
-    ngx_matrix_cmd_cstr(&c, ask->server);
-    ngx_matrix_cmd_cstr(&c, "key_ids");
-    ngx_matrix_cmd_str(&c, &ids);
-    ngx_matrix_cmd_cstr(&c, "valid_at");
-
-    if (ngx_matrix_cmd_int(mr, &c, ask->min_valid) != NGX_OK) {
-        ngx_matrix_wait_cancel(mr, &nt->req);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_notary_queued);
+    return ngx_matrix_job_keys(mr, &server, &ids, ask->min_valid,
+                               (ngx_msec_t) ngx_max(left, 1),
+                               ngx_matrix_notary_answer, &nt->req);
 }
 
-
-static ngx_int_t
-ngx_matrix_notary_queued(ngx_matrix_req_t *mr, redisReply *reply)
-{
-    (void) mr;
-    (void) reply;
-
-    /* parked until the fedsender answers */
-    return NGX_DONE;
-}
 
 
 /*
