@@ -429,13 +429,19 @@ local function sync_one(key, a)
     -- lazy_members, but for those placed in the gap of a limited
     -- timeline, (gap_from, gap_to]: the spec wants them, redundant
     -- or not
-    local function state_of(room, list, gap_from, gap_to)
+    -- the room's state, but for the entries the timeline tl ({id, pdu,
+    -- ...}) carries: the state is what comes before the timeline, and a
+    -- client applies the timeline's state events after it
+    local function state_of(room, list, gap_from, gap_to, tl)
         local st = redis.call('HGETALL', rkey(room, 'state'))
         local pk = rkey(room, 'pdu')
+        local shown = {}
+        for i = 1, #tl, 2 do shown[tl[i]] = true end
         for i = 2, #st, 2 do
-            local keep = not (lazy and string.sub(st[i - 1], 1, 14)
+            local keep = not shown[st[i]]
+                         and not (lazy and string.sub(st[i - 1], 1, 14)
                                        == 'm.room.member' .. SEP)
-            if not keep and gap_from then
+            if not keep and gap_from and not shown[st[i]] then
                 local p = tonumber(redis.call('HGET', rkey(room, 'spos'),
                                               st[i]) or '0')
                 keep = p > gap_from and p <= gap_to
@@ -501,7 +507,7 @@ local function sync_one(key, a)
                 local st = {}
                 if fresh or full or limited == 1 then
                     state_of(room, st, not (fresh or full) and since,
-                             before)
+                             before, tl)
                 end
                 -- the summary when it may have changed: a new room,
                 -- or member events in the timeline (it costs a read
@@ -565,7 +571,7 @@ local function sync_one(key, a)
             local tl, limited, before = timeline_of(room, from, mpos, m)
             local st = {}
             if limited == 1 or not from then
-                state_of(room, st, from, before)
+                state_of(room, st, from, before, tl)
             end
             if lazy then
                 lazy_members(room, user, a[6], st, tl, {}, redundant)

@@ -26,11 +26,31 @@ is($status, 200, 'initial sync');
 like($json->{next_batch}, qr/^s\d+$/, 'a next_batch');
 my $room = $json->{rooms}{join}{$r};
 ok($room, 'the room is under rooms.join');
-ok((grep { $_->{type} eq 'm.room.name' } @{ $room->{state}{events} }), 'its state');
+ok((grep { $_->{type} eq 'm.room.name' } @{ $room->{state}{events} }, @{ $room->{timeline}{events} }),
+   'its state, before or in the timeline');
 ok((grep { $_->{type} eq 'm.room.create' } @{ $room->{timeline}{events} }), 'its timeline');
+my %in_tl = map { $_->{event_id} => 1 } @{ $room->{timeline}{events} };
+is_deeply([grep { $in_tl{$_->{event_id}} } @{ $room->{state}{events} }], [],
+          'the state is what comes before the timeline: none of its events');
 like($room->{timeline}{prev_batch}, qr/^p\d+$/, 'a prev_batch');
 is_deeply($json->{rooms}{invite}, {}, 'no invites');
 my $next = $json->{next_batch};
+
+# a limited timeline: the state before it, without the timeline's own
+# state event (the topic), but with what came before (the name)
+{
+    my ($st, $j) = $alice->put("$api/rooms/$r/state/m.room.topic/", { topic => 'before the timeline' });
+    my $topic = $j->{event_id};
+    $alice->put("$api/rooms/$r/send/m.room.message/s0", { body => 'zero' });
+    ($st, $j) = $alice->get("$api/sync?filter=" . '%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A2%7D%7D%7D');
+    my $rm = $j->{rooms}{join}{$r};
+    is_deeply([map { $_->{type} } @{ $rm->{timeline}{events} }], ['m.room.topic', 'm.room.message'],
+              'limited: the topic and the message in the timeline');
+    ok($rm->{timeline}{limited}, '... limited');
+    ok(!(grep { $_->{event_id} eq $topic } @{ $rm->{state}{events} }), '... the topic not in the state');
+    ok((grep { $_->{type} eq 'm.room.name' } @{ $rm->{state}{events} }), '... the name in the state');
+    $next = $j->{next_batch};
+}
 
 # --- incremental -------------------------------------------------------------------
 
