@@ -117,6 +117,14 @@ void rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
 mxw_result_t rs_process_join_state(mxw_t *w, const mxw_entry_t *e,
     void *data, char *why, size_t why_len);
 
+/* roomserver_backfill.c: after a join through origin, ask the fedsender
+ * for the history before it (a job on mx:fedjobs, nobody waits); the
+ * history it brings, stored below the room's timeline */
+void rs_backfill_request(mxw_t *w, const char *room_id, const char *origin,
+    const mx_auth_event_t *join);
+mxw_result_t rs_process_backfill(mxw_t *w, const mxw_entry_t *e,
+    void *data, char *why, size_t why_len);
+
 /* roomserver_verify.c: an event from another server */
 typedef enum {
     RS_VERIFY_OK = 0,       /* *redacted set when it is to be kept redacted */

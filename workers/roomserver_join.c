@@ -22,6 +22,9 @@
  *   carries the whole state as the change, so the syncer records every
  *   membership and the user's /sync shows the room
  *
+ * Once stored, the history before the join is asked for
+ * (roomserver_backfill.c).
+ *
  * The room must be new here (no current state); a join_state entry
  * delivered again finds its join stored and answers the same, and one
  * cut short finds the outliers stored so far (stored once) and goes on
@@ -497,6 +500,11 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     mxw_info(w, "%s: joined through %s with %zu events of state and auth"
              " chain", room_id, mxw_entry_get(e, "origin", NULL)
                                 ? mxw_entry_get(e, "origin", NULL) : "?", n);
+
+    /* the history before the join: fetched by the fedsender, the join
+     * answered meanwhile (roomserver_backfill.c) */
+    rs_backfill_request(w, room_id, mxw_entry_get(e, "origin", NULL),
+                        join->ev);
 
     result = MXW_DONE;
 
