@@ -111,6 +111,20 @@ ok(wait_for(sub { (bodies(history($bob, 100))->[-1] // '') eq 'after 1' }, 20),
    'it arrives on B after the rest') or diag explain bodies(history($bob, 100));
 is_deeply(bodies(history($bob, 100)), [ (map { "before $_" } 1 .. 30), 'after 1' ], 'all once, in order');
 
+# an initial /sync's short timeline reaches into the history; its prev_batch
+# goes on from there
+my $filter = esc($json->encode({ room => { timeline => { limit => 3 } } }));
+($status, $body) = $bob->get("$api/sync?filter=$filter");
+is($status, 200, "bob's initial sync");
+my $tl = $body->{rooms}{join}{$room}{timeline};
+is_deeply([ map { $_->{content}{body} // $_->{type} } @{ $tl->{events} } ],
+          [ 'before 30', 'm.room.member', 'after 1' ], 'its timeline: the last of the history, the join, after')
+    or diag explain $tl;
+($status, $page) = $bob->get("$api/rooms/" . esc($room) . "/messages?dir=b&limit=3&from=$tl->{prev_batch}");
+is($status, 200, '/messages from its prev_batch');
+is_deeply(bodies($page->{chunk}), [ map { "before $_" } reverse 27 .. 29 ], 'goes on into the history')
+    or diag explain $page;
+
 # --- nothing from an unreachable server; nothing forged ---------------------------
 my $ctl = "$Test::Matrix::Server::Build/bin/matrixctl";
 sub shard {
