@@ -42,25 +42,6 @@
 #define RS_BACKFILL_MAX    200          /* events taken from one answer */
 
 
-typedef struct {
-    rs_event_t   *re;
-    int           fresh;                /* to be checked and stored */
-} rs_bf_ev_t;
-
-
-static int
-rs_bf_depth_cmp(const void *a, const void *b)
-{
-    const rs_bf_ev_t  *x = a, *y = b;
-
-    if (x->re->ev->depth != y->re->ev->depth) {
-        return x->re->ev->depth < y->re->ev->depth ? -1 : 1;
-    }
-
-    return strcmp(x->re->ev->event_id, y->re->ev->event_id);
-}
-
-
 void
 rs_backfill_request(mxw_t *w, const char *room_id, const char *origin,
     const mx_auth_event_t *join)
@@ -129,88 +110,22 @@ rs_backfill_request(mxw_t *w, const char *room_id, const char *origin,
 }
 
 
-/* mx_room_backfill of evs[0..n-1], oldest first */
-
-static int
-rs_bf_store(mxw_t *w, mx_pool_t *pool, rs_room_t *room, rs_bf_ev_t *evs,
-    size_t n, long long *placed)
-{
-    const char   **argv;
-    size_t        *lens, i, k;
-    char           key[600], *nums;
-    int64_t        pos;
-    redisReply    *r;
-    int            ok;
-
-    argv = mx_palloc(pool, (5 + 4 * n) * sizeof(char *));
-    lens = mx_palloc(pool, (5 + 4 * n) * sizeof(size_t));
-    nums = mx_palloc(pool, n * 48 + 1);
-    if (argv == NULL || lens == NULL || nums == NULL) {
-        return -1;
-    }
-
-    snprintf(key, sizeof(key), "mx:{%s}:room", room->room_id);
-
-    argv[0] = "FCALL";
-    argv[1] = "mx_room_backfill";
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = room->room_id;
-
-    for (k = 0; k < 5; k++) {
-        lens[k] = strlen(argv[k]);
-    }
-
-    pos = room->pos;
-
-    for (i = 0; i < n; i++, k += 4) {
-        argv[k] = evs[i].re->ev->event_id;
-        lens[k] = strlen(argv[k]);
-        argv[k + 1] = evs[i].re->pdu;
-        lens[k + 1] = evs[i].re->pdu_len;
-        argv[k + 2] = nums + i * 48;
-        lens[k + 2] = snprintf(nums + i * 48, 24, "%lld",
-                               (long long) evs[i].re->ev->depth);
-        argv[k + 3] = nums + i * 48 + 24;
-        lens[k + 3] = snprintf(nums + i * 48 + 24, 24, "%lld",
-                               (long long) (evs[i].fresh ? ++pos : 0));
-    }
-
-    r = mxw_commandv(w, (int) k, argv, lens);
-    if (r == NULL) {
-        return -1;
-    }
-
-    ok = r->type == REDIS_REPLY_INTEGER;
-    if (ok) {
-        *placed = r->integer;
-    } else {
-        mxw_info(w, "%s: mx_room_backfill: %s", room->room_id,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    }
-
-    freeReplyObject(r);
-
-    return ok ? 0 : -1;
-}
-
-
 mxw_result_t
 rs_process_backfill(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
 {
     const char              *room_id, *origin, *text, *id, *reason, *cid;
-    size_t                   len, i, k, n, na, vlen, left;
+    const char              *rid;
+    size_t                   len, i, k, n, left;
     rs_room_t               *room;
-    rs_event_t              *re, *old, *create_re;
+    rs_event_t              *re, *create_re, **evs;
     mx_pool_t               *pool;
     mx_json_t               *list, *one;
     mx_json_error_t          err;
-    rs_bf_ev_t              *evs;
-    const mx_auth_event_t  **auth, *create;
-    const char              *rid;
-    char                    *vpdu, *enc;
+    const mx_auth_event_t   *create;
+    char                    *enc;
     long long                placed;
+    rs_verify_t              rc;
     int                      failed;
     mxw_result_t             result;
 
@@ -254,9 +169,8 @@ rs_process_backfill(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     }
 
     n = list->u.a.n < RS_BACKFILL_MAX ? list->u.a.n : RS_BACKFILL_MAX;
-    evs = mx_palloc(pool, (n + 1) * sizeof(rs_bf_ev_t));
-    auth = mx_palloc(pool, (MX_EVENT_MAX_AUTH + 1) * sizeof(void *));
-    if (evs == NULL || auth == NULL) {
+    evs = mx_palloc(pool, (n + 1) * sizeof(rs_event_t *));
+    if (evs == NULL) {
         goto done;
     }
 
@@ -268,7 +182,12 @@ rs_process_backfill(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     }
     create = create_re ? create_re->ev : NULL;
 
-    /* each event: its ID, the room, stored before or its signatures */
+    /*
+     * each event: its ID, the room, stored before (an outlier of the join
+     * is placed, nothing else) or its signatures; a new one is marked
+     * rejected until the auth rules have taken it, so none counts on it
+     * before
+     */
     k = 0;
 
     for (i = 0; i < n; i++) {
@@ -286,104 +205,61 @@ rs_process_backfill(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
 
         failed = 0;
-        old = rs_event_get(w, room, id, &failed);
+        re = rs_event_get(w, room, id, &failed);
         if (failed) {
             goto done;
         }
 
-        if (old != NULL) {
-            /* stored: an outlier of the join is placed, nothing else */
-            if ((old->flags & RS_F_OUTLIER)
-                && !(old->flags & RS_F_REJECTED))
-            {
-                evs[k].re = old;
-                evs[k].fresh = 0;
-                k++;
+        if (re != NULL) {
+            if ((re->flags & RS_F_OUTLIER) && !(re->flags & RS_F_REJECTED)) {
+                evs[k++] = re;
             }
             continue;
         }
 
-        switch (rs_verify_json(w, room->rv, one, &vpdu, &vlen, why,
-                               why_len))
-        {
-        case RS_VERIFY_OK:
-            break;
-
-        case RS_VERIFY_DROP:
-            mxw_info(w, "%s: backfilled %s dropped: %s", room_id, id, why);
-            continue;
-
-        default:
-            goto done;
-        }
-
-        re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
-                  : rs_event_add_json(room, id, enc, len, one, NULL, why,
-                                      why_len);
-        free(vpdu);
+        re = rs_event_checked(w, room, id, one, enc, len, &rc, why, why_len);
         if (re == NULL) {
+            if (rc != RS_VERIFY_DROP) {
+                goto done;
+            }
             mxw_info(w, "%s: backfilled %s dropped: %s", room_id, id, why);
             continue;
         }
 
-        /* checked below: until then, none may count on it */
         re->flags |= RS_F_REJECTED;
-
-        evs[k].re = re;
-        evs[k].fresh = 1;
-        k++;
+        evs[k++] = re;
     }
 
     /* the auth rules, each against its own auth events, oldest first;
      * an event refused is left out, and those it would authorise */
-    qsort(evs, k, sizeof(rs_bf_ev_t), rs_bf_depth_cmp);
+    qsort(evs, k, sizeof(rs_event_t *), rs_event_depth_cmp);
 
     for (i = 0, left = 0; i < k; i++) {
-        re = evs[i].re;
+        re = evs[i];
 
-        if (!evs[i].fresh) {
-            evs[left++] = evs[i];
-            continue;
-        }
-
-        reason = NULL;
-
-        for (na = 0, len = 0; len < re->ev->n_auth && na < MX_EVENT_MAX_AUTH;
-             len++)
-        {
-            failed = 0;
-            old = rs_event_get(w, room, re->ev->auth_events[len], &failed);
-            if (failed) {
+        if (re->flags & RS_F_REJECTED) {
+            if (rs_event_auth_own(w, pool, room, re, create, &reason) != 0) {
                 goto done;
             }
-            if (old == NULL || (old->flags & RS_F_REJECTED)) {
-                reason = "auth_events.missing";
-                break;
+
+            if (reason != NULL) {
+                mxw_info(w, "%s: backfilled %s left out: %s", room_id,
+                         re->ev->event_id, mx_auth_reason_text(reason));
+                continue;
             }
-            auth[na++] = old->ev;
+
+            re->flags = (re->flags & ~RS_F_REJECTED) | RS_F_OUTLIER;
         }
 
-        if (reason == NULL
-            && mx_auth_check_auth_events(pool, room->rv, re->ev, auth, na,
-                                         create, &reason) == MX_AUTH_ERROR)
-        {
-            goto done;
-        }
-
-        if (reason != NULL) {
-            mxw_info(w, "%s: backfilled %s left out: %s", room_id,
-                     re->ev->event_id, mx_auth_reason_text(reason));
-            continue;
-        }
-
-        re->flags &= ~RS_F_REJECTED;
-        re->flags |= RS_F_OUTLIER;
-        evs[left++] = evs[i];
+        evs[left++] = re;
     }
 
-    placed = 0;
-
-    if (left > 0 && rs_bf_store(w, pool, room, evs, left, &placed) != 0) {
+    /* positions in the room: the new ones take theirs (the others keep
+     * their own, the position given is not used) */
+    placed = left ? rs_events_fcall(w, pool, room, "mx_room_backfill", NULL,
+                                    evs, left, room->pos + 1)
+                  : 0;
+    if (placed < 0) {
         goto done;
     }
 
