@@ -5,7 +5,9 @@
  * position N (the syncer gives positions in the order events become
  * visible, so every event is between two tokens exactly once).  A /sync
  * token ("s<N>...") is accepted as well, so a timeline's prev_batch can be
- * given here.  Backwards from p<N> come N, N-1, ...; "end" is the token to
+ * given here.  History backfilled from another server lies below the
+ * room's first event, at negative positions: "p-<N>".  Backwards from p<N>
+ * come N, N-1, ...; "end" is the token to
  * go on from, absent when the page reached the room's start (or its end,
  * going forwards).
  *

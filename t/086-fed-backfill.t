@@ -89,6 +89,12 @@ is_deeply([ sort @{ $B->redis_cmd('SMEMBERS', "mx:{$room}:extrem") } ], [ sort @
 is_deeply($extrem, [ $join ], '(the join)');
 is($B->redis_cmd('HGET', "mx:{$room}:room", 'cur_sg'), $cur_sg, 'the current state group too');
 
+# the tokens of history are negative positions; others are refused
+for my $bad ('p-', 'p-x', 'p--3', 'p-3x') {
+    ($status, $body) = $bob->get("$api/rooms/" . esc($room) . "/messages?dir=b&from=$bad");
+    is_deeply([ $status, $body->{errcode} ], [ 400, 'M_INVALID_PARAM' ], "from=$bad is no token");
+}
+
 # /context of a message from the history
 my ($mid) = grep { ($_->{content}{body} // '') eq 'before 15' } @$on_b;
 ($status, $body) = $bob->get("$api/rooms/" . esc($room) . '/context/' . esc($mid->{event_id}) . '?limit=4');
