@@ -233,6 +233,70 @@ redis.register_function{
 }
 
 
+-- mx_room_backfill: store history another server gave (backfill) below
+-- the room's timeline.  Each event is kept as an outlier for the room's
+-- state (flag o: no state group, no current state, no extremity, no
+-- output entry) and marked h (historical): it takes a timeline position
+-- below the room's lowest, so /messages backwards goes on into it.  The
+-- events come oldest first and get increasing positions, all below those
+-- there (negative ones: stream positions start at 1); an event in the
+-- timeline already keeps its place, an outlier (the join's state and auth
+-- chain) is placed.  A history_visibility event records the visibility
+-- from its position on (mx:{<room_id>}:hvhist), as mx_sync_position does.
+--   KEYS[1]  mx:{<room_id>}:room
+--   ARGV     room_id, then for each event: event_id, pdu, depth, position
+--            in the room (the roomserver's count, as mx_room_outliers)
+--   reply:   how many were placed in the timeline
+redis.register_function{
+    function_name = 'mx_room_backfill',
+    callback = function(keys, a)
+        local room = a[1]
+        local meta, tk = rkey(room, 'meta'), rkey(room, 'timeline')
+        local sp = rkey(room, 'spos')
+        local low = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+        local top = math.min(tonumber(low[2] or '0'), 0)
+        local place = {}
+        for i = 2, #a - 3, 4 do
+            local id = a[i]
+            local old = redis.call('HGET', meta, id)
+            if not old then
+                put_event(keys[1], room, id, a[i + 1], tonumber(a[i + 3]),
+                          '0', a[i + 2], 'oh')
+                place[#place + 1] = i
+            elseif redis.call('ZSCORE', tk, id) == false then
+                local p, sg, d, f = string.match(old, '^(%S+) (%S+) (%S+) (%S+)$')
+                if f and string.find(f, 'o', 1, true)
+                   and not string.find(f, 'r', 1, true) then
+                    if not string.find(f, 'h', 1, true) then
+                        f = (f == '-' and '' or f) .. 'h'
+                    end
+                    redis.call('HSET', meta, id, p .. ' ' .. sg .. ' ' .. d .. ' ' .. f)
+                    place[#place + 1] = i
+                end
+            end
+        end
+        local pos = top - #place
+        for _, i in ipairs(place) do
+            local id = a[i]
+            redis.call('ZADD', tk, pos, id)
+            redis.call('HSET', sp, id, pos)
+            if string.find(a[i + 1], 'm.room.history_visibility', 1, true) then
+                local ok, ev = pcall(cjson.decode, a[i + 1])
+                if ok and type(ev) == 'table'
+                   and ev.type == 'm.room.history_visibility'
+                   and ev.state_key == '' and type(ev.content) == 'table'
+                   and type(ev.content.history_visibility) == 'string' then
+                    redis.call('ZADD', rkey(room, 'hvhist'), pos,
+                               pos .. ' ' .. ev.content.history_visibility)
+                end
+            end
+            pos = pos + 1
+        end
+        return #place
+    end
+}
+
+
 -- mx_room_head: what the roomserver needs to take over a room
 --   KEYS[1]  mx:{<room_id>}:room
 --   ARGV     room_id
@@ -416,7 +480,8 @@ local function hist_at(key, pos)
     local r = redis.call('ZREVRANGEBYSCORE', key, '(' .. pos, '-inf',
                          'LIMIT', 0, 1)
     if #r == 0 then return nil end
-    return string.match(r[1], '^%d+ (%S+)')
+    -- (backfilled history has negative positions: mx_room_backfill)
+    return string.match(r[1], '^%-?%d+ (%S+)')
 end
 
 local VIS_RANK = { world_readable = 4, shared = 3, invited = 2, joined = 1 }
@@ -590,8 +655,10 @@ redis.register_function{
 --            limit.  A position token N is the point just after the event
 --            at N: backwards from N gives N, N-1, ...; forwards gives N+1,
 --            N+2, ...  from '' is the end (b) or the start (f).
---   reply:   {next (the token after the last event scanned, or -1 when
---            the page reached the end), the first event's position (-1:
+--            Positions may be negative (history backfilled from another
+--            server, below the room's first event: mx_room_backfill).
+--   reply:   {next (the token after the last event scanned, or nil when
+--            the page reached the end), the first event's position (nil:
 --            none), the room version, then event_id, pdu, the ID and pdu
 --            of its redaction (or '', ''), ...}; MX 403 M_FORBIDDEN for users who may not read
 redis.register_function{
@@ -615,7 +682,7 @@ redis.register_function{
             ids = redis.call('ZRANGEBYSCORE', tk, from, to,
                              'WITHSCORES', 'LIMIT', 0, limit)
         end
-        local out = { -1, #ids > 0 and tonumber(ids[2]) or -1,
+        local out = { false, #ids > 0 and tonumber(ids[2]) or false,
                       redis.call('HGET', keys[1], 'version') }
         local pk, rk = rkey(room, 'pdu'), rkey(room, 'redactions')
         local ign = ignored_of(a[2])

@@ -5,7 +5,9 @@
  * position N (the syncer gives positions in the order events become
  * visible, so every event is between two tokens exactly once).  A /sync
  * token ("s<N>...") is accepted as well, so a timeline's prev_batch can be
- * given here.  Backwards from p<N> come N, N-1, ...; "end" is the token to
+ * given here.  History backfilled from another server lies below the
+ * room's first event, at negative positions: "p-<N>".  Backwards from p<N>
+ * come N, N-1, ...; "end" is the token to
  * go on from, absent when the page reached the room's start (or its end,
  * going forwards).
  *
@@ -70,6 +72,45 @@ ngx_matrix_token_pos(ngx_str_t *t)
 }
 
 
+/*
+ * A token of /messages: "p-<N>" (a position of history backfilled from
+ * another server, below the room's first event: negative) or one
+ * ngx_matrix_token_pos() reads.  NGX_OK and *pos, or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_matrix_messages_pos(ngx_str_t *t, int64_t *pos)
+{
+    size_t   i;
+    int64_t  n;
+
+    if (t->len > 2 && t->data[0] == 'p' && t->data[1] == '-') {
+        n = 0;
+
+        for (i = 2; i < t->len; i++) {
+            if (t->data[i] < '0' || t->data[i] > '9'
+                || n > (INT64_MAX - 9) / 10)
+            {
+                return NGX_ERROR;
+            }
+            n = n * 10 + (t->data[i] - '0');
+        }
+
+        *pos = -n;
+        return NGX_OK;
+    }
+
+    n = ngx_matrix_token_pos(t);
+    if (n < 0) {
+        return NGX_ERROR;
+    }
+
+    *pos = n;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_matrix_messages_bad(ngx_matrix_req_t *mr, const char *what)
 {
@@ -86,6 +127,7 @@ ngx_matrix_messages(ngx_matrix_req_t *mr)
     ngx_str_t               dir, from, to, limit, filter, key, *room;
     ngx_int_t               n;
     int64_t                 from_pos, to_pos;
+    ngx_uint_t              has_from, has_to;
     mx_pool_t              *pool;
     mx_json_t              *fj, *wrap, *room_obj;
     mx_json_error_t         err;
@@ -120,20 +162,22 @@ ngx_matrix_messages(ngx_matrix_req_t *mr)
         m->backwards = dir.data[0] == 'b';
     }
 
-    from_pos = -1;
+    has_from = 0;
+    from_pos = 0;
     if (ngx_matrix_arg(mr->r, "from", &from) == NGX_OK && from.len) {
-        from_pos = ngx_matrix_token_pos(&from);
-        if (from_pos < 0) {
+        if (ngx_matrix_messages_pos(&from, &from_pos) != NGX_OK) {
             return ngx_matrix_messages_bad(mr, "from is not a valid token.");
         }
+        has_from = 1;
     }
 
-    to_pos = -1;
+    has_to = 0;
+    to_pos = 0;
     if (ngx_matrix_arg(mr->r, "to", &to) == NGX_OK && to.len) {
-        to_pos = ngx_matrix_token_pos(&to);
-        if (to_pos < 0) {
+        if (ngx_matrix_messages_pos(&to, &to_pos) != NGX_OK) {
             return ngx_matrix_messages_bad(mr, "to is not a valid token.");
         }
+        has_to = 1;
     }
 
     n = NGX_MATRIX_MESSAGES_DEFAULT;
@@ -210,7 +254,7 @@ ngx_matrix_messages(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_str(&c, &mr->user_id);
     ngx_matrix_cmd_cstr(&c, m->backwards ? "b" : "f");
 
-    if (from_pos >= 0) {
+    if (has_from) {
         if (ngx_matrix_cmd_int(mr, &c, from_pos) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -218,7 +262,7 @@ ngx_matrix_messages(ngx_matrix_req_t *mr)
         ngx_matrix_cmd_cstr(&c, "");
     }
 
-    if (to_pos >= 0) {
+    if (has_to) {
         if (ngx_matrix_cmd_int(mr, &c, to_pos) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -251,6 +295,7 @@ ngx_matrix_messages_done(ngx_matrix_req_t *mr, redisReply *reply)
     const mx_room_version_t *rv;
     size_t                  i, tlen, slen;
     long long               next, first;
+    ngx_uint_t              has_next, has_first;
     char                    tok[32];
 
     m = mr->data;
@@ -260,7 +305,10 @@ ngx_matrix_messages_done(ngx_matrix_req_t *mr, redisReply *reply)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* nil: no next page, no event */
+    has_next = reply->element[0]->type == REDIS_REPLY_INTEGER;
     next = reply->element[0]->integer;
+    has_first = reply->element[1]->type == REDIS_REPLY_INTEGER;
     first = reply->element[1]->integer;
     rv_id = reply->element[2]->str;
     rv = mx_room_version(rv_id, reply->element[2]->len);
@@ -284,13 +332,13 @@ ngx_matrix_messages_done(ngx_matrix_req_t *mr, redisReply *reply)
 
     } else {
         ngx_sprintf((u_char *) tok, "p%L%Z",
-                    first < 0 ? 0 : (m->backwards ? first : first - 1));
+                    !has_first ? 0 : (m->backwards ? first : first - 1));
         if (mx_json_set_str(pool, out, "start", tok) != 0) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
-    if (next >= 0) {
+    if (has_next) {
         ngx_sprintf((u_char *) tok, "p%L%Z", next);
         if (mx_json_set_str(pool, out, "end", tok) != 0) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -9,7 +9,8 @@
  *   mx:edus     EDUs of local users (typing, to-device...), the same way
  *   mx:fedjobs  jobs of the module (docs/redis.md, notes of issue 8):
  *               "keys" (fetch a server's signing keys into the key cache)
- *               and "request" (a signed request on the module's behalf)
+ *               and "request" (a signed request on the module's behalf);
+ *               the roomserver's "backfill" (fedsender_backfill.c)
  *
  * The HTTP transfers run on mxw_fed's curl multi handle, side by side.  A
  * job's handler only starts its transfer and answers MXW_LATER: the entry
@@ -737,8 +738,6 @@ fs_job(mxw_t *w, const mxw_entry_t *e, char *why, size_t why_len)
     fs_job_t    *job;
     const char  *kind, *reply, *req;
 
-    (void) w;
-
     /* an entry in hand, delivered again (a read of own pending entries,
      * a claim of one idle that long): it is being done */
     for (job = fs_jobs; job; job = job->next) {
@@ -750,6 +749,11 @@ fs_job(mxw_t *w, const mxw_entry_t *e, char *why, size_t why_len)
     kind = mxw_entry_get(e, "kind", NULL);
     reply = mxw_entry_get(e, "reply", NULL);
     req = mxw_entry_get(e, "req", NULL);
+
+    /* nobody waits for it (fedsender_backfill.c) */
+    if (kind != NULL && strcmp(kind, "backfill") == 0) {
+        return fs_backfill(w, e, why, why_len);
+    }
 
     if (reply == NULL || req == NULL || kind == NULL) {
         snprintf(why, why_len, "a job needs kind, reply and req");
@@ -878,6 +882,8 @@ main(int argc, char **argv)
     while (fs_jobs) {
         fs_job_forget(fs_jobs);
     }
+
+    fs_backfill_fini();
 
     fs_txn_fini();
 

@@ -5,6 +5,8 @@
  *   fedsender_txn.c  transactions: the per-destination queues
  *                    (lua/fedq.lua), one transaction in flight per
  *                    destination, backoff
+ *   fedsender_backfill.c  backfill jobs: the history before a join
+ *                    through another server, onto the room's input shard
  */
 
 #ifndef FEDSENDER_H
@@ -34,6 +36,13 @@ mxw_result_t fs_edu(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
  * before the next one is due (ms, -1: nothing waits).
  */
 int fs_txn_tick(void);
+
+/* a "backfill" job of mx:fedjobs (no answer): MXW_LATER while fetching */
+mxw_result_t fs_backfill(mxw_t *w, const mxw_entry_t *e, char *why,
+    size_t why_len);
+
+/* forget the backfill jobs in hand (at the end; they stay pending) */
+void fs_backfill_fini(void);
 
 /* forget the destinations (at the end) */
 void fs_txn_fini(void);

@@ -24,6 +24,7 @@
 static mxw_kind_t  rs_kinds[] = {
     { "event", rs_process_event },
     { "join_state", rs_process_join_state },
+    { "backfill", rs_process_backfill },
     { NULL, NULL }
 };
 

@@ -117,6 +117,14 @@ void rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
 mxw_result_t rs_process_join_state(mxw_t *w, const mxw_entry_t *e,
     void *data, char *why, size_t why_len);
 
+/* roomserver_backfill.c: after a join through origin, ask the fedsender
+ * for the history before it (a job on mx:fedjobs, nobody waits); the
+ * history it brings, stored below the room's timeline */
+void rs_backfill_request(mxw_t *w, const char *room_id, const char *origin,
+    const mx_auth_event_t *join);
+mxw_result_t rs_process_backfill(mxw_t *w, const mxw_entry_t *e,
+    void *data, char *why, size_t why_len);
+
 /* roomserver_verify.c: an event from another server */
 typedef enum {
     RS_VERIFY_OK = 0,       /* *redacted set when it is to be kept redacted */
@@ -133,5 +141,18 @@ rs_verify_t rs_verify_json(mxw_t *w, const mx_room_version_t *rv,
     size_t why_len);
 mxw_result_t rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data,
     char *why, size_t why_len);
+
+/* roomserver_join.c: what the join's state and backfill share: by depth
+ * (qsort of rs_event_t *); an event handed over checked and cached; the
+ * auth rules against its own auth events; mx_room_outliers or
+ * mx_room_backfill of events */
+int rs_event_depth_cmp(const void *a, const void *b);
+rs_event_t *rs_event_checked(mxw_t *w, rs_room_t *room, const char *id,
+    mx_json_t *one, const char *enc, size_t len, rs_verify_t *rc, char *why,
+    size_t why_len);
+int rs_event_auth_own(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    rs_event_t *re, const mx_auth_event_t *create, const char **reason);
+long long rs_events_fcall(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    const char *fn, const char *arg, rs_event_t **evs, size_t n, int64_t pos);
 
 #endif /* RS_H */

@@ -22,6 +22,9 @@
  *   carries the whole state as the change, so the syncer records every
  *   membership and the user's /sync shows the room
  *
+ * Once stored, the history before the join is asked for
+ * (roomserver_backfill.c).
+ *
  * The room must be new here (no current state); a join_state entry
  * delivered again finds its join stored and answers the same, and one
  * cut short finds the outliers stored so far (stored once) and goes on
@@ -39,23 +42,93 @@
 #include "roomserver.h"
 
 
-typedef struct {
-    rs_event_t   *re;
-    const char   *pdu;
-    size_t        len;
-} rs_join_ev_t;
-
-
-static int
-rs_join_depth_cmp(const void *a, const void *b)
+int
+rs_event_depth_cmp(const void *a, const void *b)
 {
-    const rs_join_ev_t  *x = a, *y = b;
+    const rs_event_t  *x = *(rs_event_t * const *) a;
+    const rs_event_t  *y = *(rs_event_t * const *) b;
 
-    if (x->re->ev->depth != y->re->ev->depth) {
-        return x->re->ev->depth < y->re->ev->depth ? -1 : 1;
+    if (x->ev->depth != y->ev->depth) {
+        return x->ev->depth < y->ev->depth ? -1 : 1;
     }
 
-    return strcmp(x->re->ev->event_id, y->re->ev->event_id);
+    return strcmp(x->ev->event_id, y->ev->event_id);
+}
+
+
+/*
+ * An event another server handed over (the state of a join, backfill),
+ * its ID made from it: its signatures and hashes checked (rs_verify_json
+ * on the event as parsed), then into the room's cache.  The event, or
+ * NULL with *rc RS_VERIFY_DROP (why says why: refused) or RS_VERIFY_RETRY.
+ */
+
+rs_event_t *
+rs_event_checked(mxw_t *w, rs_room_t *room, const char *id, mx_json_t *one,
+    const char *enc, size_t len, rs_verify_t *rc, char *why, size_t why_len)
+{
+    rs_event_t  *re;
+    char        *vpdu;
+    size_t       vlen;
+
+    *rc = rs_verify_json(w, room->rv, one, &vpdu, &vlen, why, why_len);
+    if (*rc != RS_VERIFY_OK) {
+        return NULL;
+    }
+
+    re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
+              : rs_event_add_json(room, id, enc, len, one, NULL, why,
+                                  why_len);
+    free(vpdu);
+
+    if (re == NULL) {
+        *rc = RS_VERIFY_DROP;
+    }
+
+    return re;
+}
+
+
+/*
+ * The auth rules on an event against its own auth events, from the cache
+ * or Redis (one rejected counts as missing).  0 and *reason (NULL when
+ * allowed), or -1 (Redis, memory).
+ */
+
+int
+rs_event_auth_own(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    rs_event_t *re, const mx_auth_event_t *create, const char **reason)
+{
+    const mx_auth_event_t  *auth[MX_EVENT_MAX_AUTH + 1];
+    rs_event_t             *a;
+    size_t                  k, na;
+    int                     failed;
+
+    *reason = NULL;
+
+    for (k = 0, na = 0; k < re->ev->n_auth && na < MX_EVENT_MAX_AUTH; k++) {
+        failed = 0;
+        a = rs_event_get(w, room, re->ev->auth_events[k], &failed);
+        if (failed) {
+            return -1;
+        }
+
+        if (a == NULL || (a->flags & RS_F_REJECTED)) {
+            *reason = "auth_events.missing";
+            return 0;
+        }
+
+        auth[na++] = a->ev;
+    }
+
+    if (mx_auth_check_auth_events(pool, room->rv, re->ev, auth, na, create,
+                                  reason)
+        == MX_AUTH_ERROR)
+    {
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -94,46 +167,53 @@ rs_join_entry(char **buf, size_t *len, size_t *cap, const char *type,
 #define RS_JOIN_OUTLIERS  200
 
 
-/* mx_room_outliers of evs[0..n-1], the first at position pos */
+/*
+ * FCALL fn of the room (mx_room_outliers, mx_room_backfill): the room's
+ * ID, arg when not NULL, then each event's ID, PDU, depth and position in
+ * the room (pos, pos + 1, ...).  The integer answered, or -1.
+ */
 
-static int
-rs_join_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
-    const char *version, rs_join_ev_t *evs, size_t n, int64_t pos)
+long long
+rs_events_fcall(mxw_t *w, mx_pool_t *pool, rs_room_t *room, const char *fn,
+    const char *arg, rs_event_t **evs, size_t n, int64_t pos)
 {
     const char   **argv;
     size_t        *lens, i, k;
     char           key[600], *nums;
     redisReply    *r;
-    int            ok;
+    long long      res;
 
     argv = mx_palloc(pool, (6 + 4 * n) * sizeof(char *));
     lens = mx_palloc(pool, (6 + 4 * n) * sizeof(size_t));
-    nums = mx_palloc(pool, n * 48);
+    nums = mx_palloc(pool, n * 48 + 1);
     if (argv == NULL || lens == NULL || nums == NULL) {
         return -1;
     }
 
     snprintf(key, sizeof(key), "mx:{%s}:room", room->room_id);
 
-    argv[0] = "FCALL";
-    argv[1] = "mx_room_outliers";
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = room->room_id;
-    argv[5] = version;
+    k = 0;
+    argv[k++] = "FCALL";
+    argv[k++] = fn;
+    argv[k++] = "1";
+    argv[k++] = key;
+    argv[k++] = room->room_id;
+    if (arg) {
+        argv[k++] = arg;
+    }
 
-    for (k = 0; k < 6; k++) {
-        lens[k] = strlen(argv[k]);
+    for (i = 0; i < k; i++) {
+        lens[i] = strlen(argv[i]);
     }
 
     for (i = 0; i < n; i++, k += 4) {
-        argv[k] = evs[i].re->ev->event_id;
+        argv[k] = evs[i]->ev->event_id;
         lens[k] = strlen(argv[k]);
-        argv[k + 1] = evs[i].pdu;
-        lens[k + 1] = evs[i].len;
+        argv[k + 1] = evs[i]->pdu;
+        lens[k + 1] = evs[i]->pdu_len;
         argv[k + 2] = nums + i * 48;
         lens[k + 2] = snprintf(nums + i * 48, 24, "%lld",
-                               (long long) evs[i].re->ev->depth);
+                               (long long) evs[i]->ev->depth);
         argv[k + 3] = nums + i * 48 + 24;
         lens[k + 3] = snprintf(nums + i * 48 + 24, 24, "%lld",
                                (long long) (pos + (int64_t) i));
@@ -144,15 +224,15 @@ rs_join_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
         return -1;
     }
 
-    ok = r->type == REDIS_REPLY_INTEGER;
-    if (!ok) {
-        mxw_info(w, "%s: mx_room_outliers: %s", room->room_id,
+    res = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (res < 0) {
+        mxw_info(w, "%s: %s: %s", room->room_id, fn,
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     }
 
     freeReplyObject(r);
 
-    return ok ? 0 : -1;
+    return res;
 }
 
 
@@ -245,12 +325,12 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     mx_pool_t               *pool;
     mx_json_t               *lists[2], *one;
     mx_json_error_t          err;
-    rs_join_ev_t            *evs;
+    rs_event_t             **evs;
     mx_state_t              *state;
-    const mx_auth_event_t  **auth, *create;
+    const mx_auth_event_t   *create;
     const char              *reason, *id;
-    char                    *vpdu, *enc, *group, sgs[32];
-    size_t                   vlen;
+    char                    *enc, *group, sgs[32];
+    rs_verify_t              rc;
     int                      failed, is_state;
     mxw_result_t             result;
 
@@ -326,10 +406,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     }
 
     na = lists[0]->u.a.n + lists[1]->u.a.n;
-    evs = mx_palloc(pool, (na + 1) * sizeof(rs_join_ev_t));
-    auth = mx_palloc(pool, (MX_EVENT_MAX_AUTH + 1) * sizeof(void *));
+    evs = mx_palloc(pool, (na + 1) * sizeof(rs_event_t *));
     state = mx_state_create(pool, lists[0]->u.a.n + 1);
-    if (evs == NULL || auth == NULL || state == NULL) {
+    if (evs == NULL || state == NULL) {
         goto done;
     }
 
@@ -354,37 +433,21 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
             }
 
             /* the ID was made from this very event: verified as it is */
-            switch (rs_verify_json(w, room->rv, one, &vpdu, &vlen, why,
-                                   why_len))
-            {
-            case RS_VERIFY_OK:
-                break;
+            re = rs_event_checked(w, room, id, one, enc, len, &rc, why,
+                                  why_len);
+            if (re == NULL) {
+                if (rc != RS_VERIFY_DROP) {
+                    goto done;
+                }
 
-            case RS_VERIFY_DROP:
                 mxw_info(w, "%s: join state %s dropped: %s", room_id, id,
                          why);
                 rs_answer_error(w, e, 502, "M_UNKNOWN", why);
                 result = MXW_REJECT;
                 goto done;
-
-            default:
-                goto done;
             }
 
-            re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
-                      : rs_event_add_json(room, id, enc, len, one, NULL, why,
-                                          why_len);
-            free(vpdu);
-            if (re == NULL) {
-                rs_answer_error(w, e, 502, "M_BAD_JSON", why);
-                result = MXW_REJECT;
-                goto done;
-            }
-
-            evs[n].re = re;
-            evs[n].pdu = re->pdu;
-            evs[n].len = re->pdu_len;
-            n++;
+            evs[n++] = re;
 
             if (k == 0 && re->ev->state_key != NULL
                 && mx_state_put(state, re->ev) != 0)
@@ -395,28 +458,13 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     }
 
     /* the auth rules, each against its own auth events, oldest first */
-    qsort(evs, n, sizeof(rs_join_ev_t), rs_join_depth_cmp);
+    qsort(evs, n, sizeof(rs_event_t *), rs_event_depth_cmp);
     create = mx_state_get(state, "m.room.create", "");
 
     for (i = 0; i < n; i++) {
-        re = evs[i].re;
-        reason = NULL;
+        re = evs[i];
 
-        for (k = 0, na = 0; k < re->ev->n_auth && na < MX_EVENT_MAX_AUTH;
-             k++)
-        {
-            old = mx_idmap_get(&room->events, re->ev->auth_events[k]);
-            if (old == NULL) {
-                reason = "auth_events.missing";
-                break;
-            }
-            auth[na++] = old->ev;
-        }
-
-        if (reason == NULL
-            && mx_auth_check_auth_events(pool, room->rv, re->ev, auth, na,
-                                         create, &reason) == MX_AUTH_ERROR)
-        {
+        if (rs_event_auth_own(w, pool, room, re, create, &reason) != 0) {
             goto done;
         }
 
@@ -455,7 +503,7 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
 
     /* stored: the events as outliers, then the join with the state */
     for (i = 0; i < n; i++) {
-        re = evs[i].re;
+        re = evs[i];
         is_state = re->ev->state_key != NULL
                    && mx_state_get(state, re->ev->type, re->ev->state_key)
                       == re->ev;
@@ -471,9 +519,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     for (i = 0; i < n; i += k) {
         k = n - i < RS_JOIN_OUTLIERS ? n - i : RS_JOIN_OUTLIERS;
 
-        if (rs_join_outliers(w, pool, room, version, evs + i, k,
-                             room->pos + 1 + (int64_t) i)
-            != 0)
+        if (rs_events_fcall(w, pool, room, "mx_room_outliers", version,
+                            evs + i, k, room->pos + 1 + (int64_t) i)
+            < 0)
         {
             goto done;
         }
@@ -497,6 +545,11 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     mxw_info(w, "%s: joined through %s with %zu events of state and auth"
              " chain", room_id, mxw_entry_get(e, "origin", NULL)
                                 ? mxw_entry_get(e, "origin", NULL) : "?", n);
+
+    /* the history before the join: fetched by the fedsender, the join
+     * answered meanwhile (roomserver_backfill.c) */
+    rs_backfill_request(w, room_id, mxw_entry_get(e, "origin", NULL),
+                        join->ev);
 
     result = MXW_DONE;
 
