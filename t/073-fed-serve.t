@@ -26,8 +26,6 @@ my $json = JSON::PP->new->canonical;
 my $api = '/_matrix/client/v3';
 my $F = '/_matrix/federation/v1';
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 my $remote = $fed->key('remote.example');
 my $other = $fed->key('other.example');
 $fed->store($_) for $remote, $other;

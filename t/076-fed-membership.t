@@ -32,8 +32,6 @@ my $json = JSON::PP->new->canonical;
 my $api = '/_matrix/client/v3';
 my $here = $srv->server_name;
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 my $remote = $fed->key('remote.example');
 $fed->store($remote);
 my $other = $fed->key('other.example');

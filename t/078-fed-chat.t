@@ -19,8 +19,6 @@ my $A = server();
 my $B = new_server(federation => 1);
 my $api = '/_matrix/client/v3';
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 my $alice = Test::Matrix::Client->new(server => $A);
 my ($status, $body) = $alice->register('alice', 'secret-password-1');
 is($status, 200, 'alice registers on A');

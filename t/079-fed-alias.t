@@ -19,8 +19,6 @@ my $A = server();
 my $B = new_server(federation => 1);
 my $api = '/_matrix/client/v3';
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 my $alias = '#chat:' . $A->server_name;
 
 my $alice = Test::Matrix::Client->new(server => $A);

@@ -36,8 +36,6 @@ my $api = '/_matrix/client/v3';
 my $F = '/_matrix/federation/v1';
 my $here = $srv->server_name;
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 my $remote = $fed->key('remote.example');
 my $evil = $fed->key('evil.example');
 $fed->store($_) for $remote, $evil;

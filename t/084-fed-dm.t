@@ -29,8 +29,6 @@ my $B = new_server(federation => 1);
 my $api = '/_matrix/client/v3';
 my $json = JSON::PP->new->canonical;
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 # A's nginx log: where a failed remote invite is told
 sub a_log { Test::Matrix::Server::slurp($A->log_path('nginx')) // '' }
 

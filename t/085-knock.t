@@ -26,8 +26,6 @@ my $A = server();
 my $B = new_server(federation => 1);
 my $api = '/_matrix/client/v3';
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
-
 sub user_on {
     my ($srv, $name) = @_;
     my $c = Test::Matrix::Client->new(server => $srv);

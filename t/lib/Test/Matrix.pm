@@ -56,7 +56,7 @@ use Test::Matrix::Client;
 
 use Exporter 'import';
 our @EXPORT = (qw(run_tests blocks server new_server json_is
-                  decode_json_safe wait_for client done_testing),
+                  decode_json_safe wait_for client done_testing esc),
                grep { $_ ne 'done_testing' } @Test::More::EXPORT);
 
 my $Server;
@@ -83,6 +83,10 @@ sub new_server {
 sub client { Test::Matrix::Client->new(server => server(), @_) }
 
 sub wait_for { Test::Matrix::Server::wait_for(@_) }
+
+# a path segment or query value: everything but the unreserved characters
+# percent-encoded (room IDs, aliases, user IDs in URLs)
+sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
 
 # every test file ends with this check of the server's nginx log: no alert,
 # no crash, no response sent twice, whatever the tests looked at
