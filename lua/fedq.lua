@@ -16,7 +16,10 @@
 --   mx:fedq:{<dest>}:seen    hash: source stream -> the last entry queued
 --                            from it (a redelivered entry is not queued
 --                            twice); `txn` the number of the last
---                            transaction made
+--                            transaction made; `shed` the items dropped
+--                            from a queue past its cap (below)
+--   mx:fedq:max              string: the cap of a queue (items; default
+--                            100,000), an operator's setting
 --   mx:fedq:{<dest>}:retry   hash: at (ms: not before), delay (ms: the
 --                            last backoff), since (ms of the first
 --                            failure in a row)
@@ -41,6 +44,53 @@ local function fedq_after(a, b)
     am, bm = tonumber(am), tonumber(bm)
     if am ~= bm then return am > bm end
     return tonumber(as) > tonumber(bs)
+end
+
+
+-- A queue past its cap (`mx:fedq:max`, default 100,000 items: a server
+-- away for long) is shed to nine tenths of it, oldest first: the EDUs that
+-- may be dropped, and every PDU but the newest of its room.  That one is
+-- enough: the destination fetches what comes before it (get_missing_events,
+-- state_ids), as the spec's catch-up has it.  The transaction in flight
+-- (the head of the queue) and the EDUs that must be kept are not touched.
+local FEDQ_MAX = 100000
+
+local function fedq_shed(q, max)
+    local head = tonumber(redis.call('HGET', q .. ':txn', 'n') or '0')
+    local items = redis.call('LRANGE', q, head, -1)
+    local over = head + #items - math.floor(max * 9 / 10)
+    if over <= 0 then return 0 end
+
+    -- the newest PDU of each room stays
+    local newest, room_seen = {}, {}
+    for i = #items, 1, -1 do
+        local room = string.match(items[i], '^p %S+ (%S+)$')
+        if room and not room_seen[room] then
+            room_seen[room] = true
+            newest[i] = true
+        end
+    end
+
+    local kept, shed = {}, 0
+    for i, it in ipairs(items) do
+        local kind = string.sub(it, 1, 1)
+        if shed < over and kind ~= 'k' and not newest[i] then
+            shed = shed + 1
+        else
+            kept[#kept + 1] = it
+        end
+    end
+
+    if head > 0 then
+        redis.call('LTRIM', q, 0, head - 1)
+    else
+        redis.call('DEL', q)
+    end
+    for i = 1, #kept, 1000 do
+        redis.call('RPUSH', q, unpack(kept, i, math.min(i + 999, #kept)))
+    end
+    redis.call('HINCRBY', q .. ':seen', 'shed', shed)
+    return shed
 end
 
 
@@ -82,13 +132,17 @@ redis.register_function{
         end
         for i = 6, #a do add(a[i]) end
 
+        local max = tonumber(redis.call('GET', 'mx:fedq:max') or '')
+                    or FEDQ_MAX
         local out = {}
         for _, d in ipairs(dests) do
             local q = 'mx:fedq:{' .. d .. '}'
             local last = redis.call('HGET', q .. ':seen', stream)
             if not last or fedq_after(id, last) then
                 redis.call('HSET', q .. ':seen', stream, id)
-                redis.call('RPUSH', q, item)
+                if redis.call('RPUSH', q, item) > max then
+                    fedq_shed(q, max)
+                end
                 redis.call('SADD', keys[1], d)
                 out[#out + 1] = d
             end

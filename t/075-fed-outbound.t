@@ -289,6 +289,28 @@ ok(wait_for(sub { edus('m.typing') > $typing }, 10), 'servers of a room made fro
 is_deeply({ @{ $A->redis_cmd('HGETALL', "mx:{$room}:servers") } }, { $fake => 1, $A->server_name => 1 },
           '... and the servers are known again');
 
+# --- a long outage: the queue shed past its cap ------------------------------------
+# (20 items here): every PDU but the room's newest goes, oldest first; the
+# fake, back, gets that newest one (a real server fetches the rest)
+$A->redis_cmd('SET', 'mx:fedq:max', 20);
+mode('500');
+my $had = scalar(accepted_ids());
+my @long = map { msg("long away $_") } 1 .. 60;
+my $qlen = sub { $A->redis_cmd('LLEN', "mx:fedq:{$fake}") };
+ok(wait_for(sub { my $seen = $A->redis_cmd('HGET', "mx:fedq:{$fake}:seen", 'shed'); $seen && $seen > 0 }, 15),
+   'past its cap the queue is shed');
+ok($qlen->() <= 20, '... and stays within it (' . $qlen->() . ' items)');
+mode('200');
+ok(wait_for(sub { (accepted_ids())[-1] eq $long[-1] }, 30), 'back up: the newest message arrives');
+my @after = (accepted_ids())[$had .. scalar(accepted_ids()) - 1];
+my %pos; @pos{@long} = 0 .. $#long;
+ok(@after < @long, '... not all sixty (' . scalar(@after) . ')');
+ok(!grep({ !defined $pos{$_} } @after), '... only those messages');
+is_deeply(\@after, [ sort { $pos{$a} <=> $pos{$b} } @after ], '... in order');
+my %dup; $dup{$_}++ for @after;
+ok(!grep({ $_ > 1 } values %dup), '... each once');
+$A->redis_cmd('DEL', 'mx:fedq:max');
+
 ok(wait_for(sub { !@{ $A->redis_cmd('FCALL', 'mx_fedq_list', 0) } }, 10), 'every queue is empty at the end');
 ok(!grep({ /m\.room\.member \Q$bob\E/ } accepted_ids()), "bob's join never went back");
 
