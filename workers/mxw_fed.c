@@ -534,9 +534,18 @@ mxw_fed_start(mxw_fed_t *fed, mxw_fed_req_t *rq, const char *url)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, mxw_fed_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
 
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) MXW_FED_CONNECT_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     (long) (wk ? MXW_FED_WK_TIMEOUT : MXW_FED_TIMEOUT_MS));
+    if (rq->flags & MXW_FED_QUICK) {
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long) MXW_FED_QUICK_CONNECT_MS);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) MXW_FED_QUICK_MS);
+
+    } else {
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long) MXW_FED_CONNECT_MS);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                         (long) (wk ? MXW_FED_WK_TIMEOUT
+                                    : MXW_FED_TIMEOUT_MS));
+    }
 
     if (wk) {
         /* the spec: .well-known follows redirects */
