@@ -141,17 +141,6 @@ ngx_matrix_joinkey_event(ngx_matrix_req_t *mr, const mx_room_version_t *rv,
 }
 
 
-static ngx_int_t
-ngx_matrix_joinkey_queued(ngx_matrix_req_t *mr, redisReply *reply)
-{
-    (void) mr;
-    (void) reply;
-
-    /* parked until the fedsender answers */
-    return NGX_DONE;
-}
-
-
 /*
  * The keys of the events of answer's state and auth_chain (send_join's
  * body) into the cache, notary the server joined through; the request
@@ -257,7 +246,7 @@ ngx_matrix_fed_join_keys(ngx_matrix_req_t *mr, const mx_room_version_t *rv,
     ngx_matrix_cmd_cstr(&c, "timeout");
     ngx_matrix_cmd_cstr(&c, NGX_MATRIX_JOINKEYS_TIMEOUT);
 
-    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_joinkey_queued);
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_job_queued);
 }
 
 

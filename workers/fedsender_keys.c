@@ -142,6 +142,45 @@ static void fs_progress(fs_kjob_t *kj);
 
 /* --- the cache ----------------------------------------------------------- */
 
+/* mx_serverkeys_get of server: {fetched, failed, json, {id, pk, until}...},
+ * or NULL (Redis, logged) */
+
+static redisReply *
+fs_keys_get(const char *server)
+{
+    redisReply  *r;
+    const char  *argv[5];
+    size_t       lens[5], i;
+    char         key[MX_HOST_MAX + 32];
+
+    snprintf(key, sizeof(key), "mx:serverkeys:{%s}", server);
+
+    argv[0] = "FCALL";
+    argv[1] = "mx_serverkeys_get";
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = server;
+
+    for (i = 0; i < 5; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    r = mxw_commandv(fs_w, 5, argv, lens);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+        mxw_error(fs_w, "mx_serverkeys_get: %s",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+
 /*
  * Does the cache hold what wt asks, each key valid at its time?  1 yes,
  * 0 no, -1 Redis.  *failed: when a fetch of the server last failed (0:
@@ -152,33 +191,12 @@ static int
 fs_cached(fs_want_t *wt, int64_t now, int64_t *failed)
 {
     redisReply  *r, *k;
-    const char  *argv[5];
-    size_t       lens[5], i, j;
-    char         key[MX_HOST_MAX + 32];
+    size_t       i, j;
     int64_t      at;
     int          good, all;
 
-    snprintf(key, sizeof(key), "mx:serverkeys:{%s}", wt->server);
-
-    argv[0] = "FCALL";
-    argv[1] = "mx_serverkeys_get";
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = wt->server;
-
-    for (i = 0; i < 5; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-
-    r = mxw_commandv(fs_w, 5, argv, lens);
+    r = fs_keys_get(wt->server);
     if (r == NULL) {
-        return -1;
-    }
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-        mxw_error(fs_w, "mx_serverkeys_get: %s",
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
         return -1;
     }
 
@@ -676,9 +694,7 @@ fs_notary_signed(mx_pool_t *pool, const char *notary, mx_json_t *obj)
     redisReply     *r, *k;
     mx_json_t      *sigs;
     unsigned char   pk[32];
-    char            key[MX_HOST_MAX + 32];
-    const char     *argv[5];
-    size_t          lens[5], i;
+    size_t          i;
     int64_t         now;
     int             good;
 
@@ -687,19 +703,7 @@ fs_notary_signed(mx_pool_t *pool, const char *notary, mx_json_t *obj)
         return 0;
     }
 
-    snprintf(key, sizeof(key), "mx:serverkeys:{%s}", notary);
-
-    argv[0] = "FCALL";
-    argv[1] = "mx_serverkeys_get";
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = notary;
-
-    for (i = 0; i < 5; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-
-    r = mxw_commandv(fs_w, 5, argv, lens);
+    r = fs_keys_get(notary);
     if (r == NULL) {
         return 0;
     }
@@ -707,9 +711,7 @@ fs_notary_signed(mx_pool_t *pool, const char *notary, mx_json_t *obj)
     now = mxw_now_ms();
     good = 0;
 
-    for (i = 3; r->type == REDIS_REPLY_ARRAY && i < r->elements && !good;
-         i++)
-    {
+    for (i = 3; i < r->elements && !good; i++) {
         k = r->element[i];
 
         if (k->type != REDIS_REPLY_ARRAY || k->elements != 3

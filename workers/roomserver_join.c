@@ -256,13 +256,15 @@ rs_join_store(mxw_t *w, rs_room_t *room, const char *version,
  * Record an event dropped (its signatures, or an auth event dropped):
  * the join fails when it needs it, a state event the rules read for the
  * join (create, power levels, join rules, the user's own membership):
- * *why says so, and -1.  0: the join goes on without it.  -2: memory.
+ * the entry is answered 502, and MXW_REJECT.  MXW_DONE: the join goes on
+ * without it.  MXW_RETRY: memory.
  */
 
-static int
-rs_join_drop(mx_pool_t *pool, mx_idmap_t *dropped, const char *id,
-    const char *type, const char *state_key, int in_state,
-    const char *user, const char *cause, char *why, size_t why_len)
+static mxw_result_t
+rs_join_drop(mxw_t *w, const mxw_entry_t *e, mx_pool_t *pool,
+    mx_idmap_t *dropped, const char *id, const char *type,
+    const char *state_key, int in_state, const char *user,
+    const char *cause, char *why, size_t why_len)
 {
     rs_join_drop_t  *d;
     char            *c;
@@ -270,7 +272,7 @@ rs_join_drop(mx_pool_t *pool, mx_idmap_t *dropped, const char *id,
     d = mx_palloc(pool, sizeof(rs_join_drop_t));
     c = mx_palloc(pool, strlen(cause) + 1);
     if (d == NULL || c == NULL) {
-        return -2;
+        return MXW_RETRY;
     }
 
     memcpy(c, cause, strlen(cause) + 1);
@@ -280,7 +282,7 @@ rs_join_drop(mx_pool_t *pool, mx_idmap_t *dropped, const char *id,
     d->in_state = in_state ? 1 : 0;
 
     if (mx_idmap_put(dropped, id, d) != 0) {
-        return -2;
+        return MXW_RETRY;
     }
 
     if (in_state && state_key != NULL
@@ -293,10 +295,11 @@ rs_join_drop(mx_pool_t *pool, mx_idmap_t *dropped, const char *id,
     {
         snprintf(why, why_len, "the join needs %s (%s) of the room's"
                  " state, which cannot be verified: %s", id, d->type, c);
-        return -1;
+        rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+        return MXW_REJECT;
     }
 
-    return 0;
+    return MXW_DONE;
 }
 
 
@@ -317,10 +320,10 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reason, *id, *user, *sk;
     char                    *vpdu, *enc, *group, sgs[32], cause[512];
     size_t                   vlen, ndropped;
-    int                      failed, is_state, rc;
+    int                      failed, is_state;
     mx_idmap_t               dropped;
     rs_join_drop_t          *d;
-    mxw_result_t             result;
+    mxw_result_t             result, dr;
 
     (void) data;
 
@@ -461,16 +464,11 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                 snprintf(cause, sizeof(cause), "%s", why);
                 sk = mx_json_get_str(one, "state_key", NULL);
 
-                rc = rs_join_drop(pool, &dropped, id,
+                dr = rs_join_drop(w, e, pool, &dropped, id,
                                   mx_json_get_str(one, "type", NULL), sk,
                                   k == 0, user, cause, why, why_len);
-                if (rc == -2) {
-                    goto done;
-                }
-
-                if (rc == -1) {
-                    rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-                    result = MXW_REJECT;
+                if (dr != MXW_DONE) {
+                    result = dr;
                     goto done;
                 }
 
@@ -543,16 +541,11 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
             mxw_info(w, "%s: join state %s dropped: %s", room_id,
                      re->ev->event_id, cause);
 
-            rc = rs_join_drop(pool, &dropped, re->ev->event_id, re->ev->type,
-                              re->ev->state_key, evs[i].in_state, user,
-                              cause, why, why_len);
-            if (rc == -2) {
-                goto done;
-            }
-
-            if (rc == -1) {
-                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-                result = MXW_REJECT;
+            dr = rs_join_drop(w, e, pool, &dropped, re->ev->event_id,
+                              re->ev->type, re->ev->state_key,
+                              evs[i].in_state, user, cause, why, why_len);
+            if (dr != MXW_DONE) {
+                result = dr;
                 goto done;
             }
 

@@ -158,6 +158,20 @@ closed_port(void)
 }
 
 
+/* a worker of the tests: loopback allowed */
+
+static void
+test_worker(mxw_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->prog = "test_mxw_fed";
+    w->cf.n = 1;
+    w->cf.d[0].name = "matrix_federation_allow_private";
+    w->cf.d[0].value = "on";
+    w->cf.server_name = "test.localhost";
+}
+
+
 typedef struct {
     int    done;
     long   status;
@@ -218,12 +232,7 @@ test_srv_fallback(void **state)
 
     (void) state;
 
-    memset(&w, 0, sizeof(w));
-    w.prog = "test_mxw_fed";
-    w.cf.n = 1;
-    w.cf.d[0].name = "matrix_federation_allow_private";
-    w.cf.d[0].value = "on";
-    w.cf.server_name = "test.localhost";
+    test_worker(&w);
 
     assert_int_equal(mxw_fed_init(&fed, &w), 0);
 
@@ -307,12 +316,7 @@ test_quick(void **state)
 
     (void) state;
 
-    memset(&w, 0, sizeof(w));
-    w.prog = "test_mxw_fed";
-    w.cf.n = 1;
-    w.cf.d[0].name = "matrix_federation_allow_private";
-    w.cf.d[0].value = "on";
-    w.cf.server_name = "test.localhost";
+    test_worker(&w);
 
     assert_int_equal(mxw_fed_init(&fed, &w), 0);
 
