@@ -118,9 +118,7 @@ ngx_matrix_joinkey_event(ngx_matrix_req_t *mr, const mx_room_version_t *rv,
                                signers[i]);
 
         for (j = 0; sigs && j < sigs->u.o.n; j++) {
-            if (!ngx_matrix_joinkey_id_ok(sigs->u.o.m[j].key)
-                || keys->nelts == NGX_MATRIX_JOINKEYS_MAX * 4)
-            {
+            if (!ngx_matrix_joinkey_id_ok(sigs->u.o.m[j].key)) {
                 continue;
             }
 
