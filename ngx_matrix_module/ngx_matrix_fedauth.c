@@ -372,7 +372,7 @@ ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer, const char **error)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_matrix_job_queued(ngx_matrix_req_t *mr, redisReply *reply)
 {
     (void) mr;

@@ -10,8 +10,9 @@
  *        │  content, timestamp, hashes and our signature, its ID
  *   request PUT v2/send_join/{room}/{id} ─► {state, auth_chain, event}
  *        │
- *   keys job for the resident server (the roomserver reads only the cache)
- *        │
+ *   keys_many job: the keys of every server whose signature the state
+ *        │ and auth chain need, the resident as notary
+ *        │ (ngx_matrix_fedjoin_keys.c; the roomserver reads only the cache)
  *   XADD mx:input:<n> kind=join_state room version event_id event state
  *        auth_chain origin reply req ─► roomserver_join.c checks and
  *        stores them; the syncer answers {"event_id"} once the join is
@@ -797,7 +798,7 @@ ngx_matrix_rjoin_knocked(ngx_matrix_req_t *mr, redisReply *reply)
 
 /*
  * send_<kind>'s answer: a leave or a knock is kept here at once; for a
- * join, the keys of the resident next
+ * join, the keys its events need next
  */
 
 static ngx_int_t
@@ -842,12 +843,13 @@ ngx_matrix_rjoin_sent(ngx_matrix_req_t *mr, ngx_str_t *answer)
         }
     }
 
-    return ngx_matrix_fed_keys(mr, &j->server, "", &j->req,
-                               ngx_matrix_rjoin_keys);
+    return ngx_matrix_fed_join_keys(mr, j->rv, j->answer, &j->server,
+                                    &j->req, ngx_matrix_rjoin_keys);
 }
 
 
-/* the keys are in the cache (or not: the roomserver will say): submit */
+/* the keys are in the cache (or not: the roomserver drops what it cannot
+ * verify): submit */
 
 static ngx_int_t
 ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr, ngx_str_t *answer)
@@ -861,8 +863,6 @@ ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr, ngx_str_t *answer)
     size_t               plen, slen, clen;
     unsigned             flags;
 
-    (void) answer;
-
     j = mr->data;
     s = j->send;
     pool = ngx_matrix_pool(mr);
@@ -871,6 +871,8 @@ ngx_matrix_rjoin_keys(ngx_matrix_req_t *mr, ngx_str_t *answer)
         ngx_matrix_redis_cancel(mr->cmd);
         mr->cmd = NULL;
     }
+
+    ngx_matrix_fed_join_keys_done(mr, answer, &j->server);
 
     flags = mx_event_json_flags(j->rv);
     pdu = mx_json_encode(pool, j->event, flags, &plen);

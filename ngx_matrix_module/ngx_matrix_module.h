@@ -407,6 +407,8 @@ ngx_int_t ngx_matrix_fed_unauthorized(ngx_http_request_t *r,
     const char *why);
 void ngx_matrix_job_init(ngx_matrix_cmd_t *c, const char *kind,
     ngx_str_t *req);
+/* the append's reply: NGX_DONE, the request stays parked for the answer */
+ngx_int_t ngx_matrix_job_queued(ngx_matrix_req_t *mr, redisReply *reply);
 ngx_uint_t ngx_matrix_job_ok(ngx_matrix_req_t *mr, ngx_str_t *answer,
     const char **error);
 ngx_int_t ngx_matrix_job_request(ngx_matrix_req_t *mr,

@@ -93,6 +93,14 @@ ngx_int_t ngx_matrix_fed_keys(ngx_matrix_req_t *mr, ngx_str_t *server,
 mx_json_t *ngx_matrix_fed_answer(ngx_matrix_req_t *mr, ngx_str_t *answer,
     ngx_str_t *server, const char *what, ngx_uint_t last, ngx_int_t *rc);
 
+/* ngx_matrix_fedjoin_keys.c: the keys a remote join's state needs, one
+ * keys_many job (notary: the server joined through) */
+ngx_int_t ngx_matrix_fed_join_keys(ngx_matrix_req_t *mr,
+    const mx_room_version_t *rv, mx_json_t *answer, ngx_str_t *notary,
+    ngx_str_t *req, ngx_matrix_wait_pt next);
+void ngx_matrix_fed_join_keys_done(ngx_matrix_req_t *mr, ngx_str_t *answer,
+    ngx_str_t *server);
+
 /* ngx_matrix_fedjoin.c: a server's keys as HGETALL mx:serverkeys:{<server>}
  * gives them, for mx_event_verify and mx_event_signed (ctx: the ring) */
 typedef struct {

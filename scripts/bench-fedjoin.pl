@@ -17,6 +17,11 @@
 #   /join/{roomId}?server_name=<the remote>) while a /sync of theirs is
 #   parked: the time until the join's 200, and until that /sync answers
 #   with the room.  The first run also fetches the remote's key.
+#
+#   BENCH_JOIN_SERVERS (1): the members' joins spread over that many
+#   servers, the remote and others played here too (each a port of its
+#   own and its own key, serving only its key): the first run fetches
+#   every one's key (the keys_many job), the others find them cached.
 
 use strict;
 use warnings;
@@ -25,6 +30,7 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 
 use File::Temp qw(tempdir);
+use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::SSL;
 use JSON::PP;
@@ -38,6 +44,7 @@ my ($client_url, $sock, $ca) = @ARGV;
 die "usage: $0 CLIENT_URL REDIS_SOCKET CA_DIR\n" unless $ca && -r "$ca/ca.key";
 my $M = $ENV{BENCH_JOIN_MEMBERS} // 1000;
 my $RUNS = $ENV{BENCH_JOIN_RUNS} // 5;
+my $S = $ENV{BENCH_JOIN_SERVERS} // 1;
 my $V = '10';
 my $api = '/_matrix/client/v3';
 my $json = JSON::PP->new->canonical;
@@ -54,8 +61,10 @@ sub openssl {
 
 # --- the remote server's name, certificate and key ------------------------------
 
-my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 64,
-                                   ReuseAddr => 1) or die "listen: $!";
+# the remote first, then the members' other servers
+my @listen = map { IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 64,
+                                         ReuseAddr => 1) or die "listen: $!" } 1 .. $S;
+my $listen = $listen[0];
 my $remote = 'localhost:' . $listen->sockport;
 
 open my $ext, '>', "$dir/ext.cnf" or die;
@@ -69,12 +78,15 @@ openssl("x509 -req -in $dir/tls.csr -CA $ca/ca.crt -CAkey $ca/ca.key",
 
 my $srv = Test::Matrix::Bench::server($sock, 'localhost');
 my $fed = Test::Matrix::Fed->new(server => $srv);
-my $key = $fed->key($remote);
-my $key_json = $json->encode($fed->key_response($key, int(time * 1000) + 86400000));
+my @keys = map { $fed->key('localhost:' . $_->sockport) } @listen;
+my $key = $keys[0];
+my %key_json = map { ($_->{server} => $json->encode($fed->key_response($_, int(time * 1000) + 86400000))) }
+               @keys;
 
 # --- the rooms, made before the clock starts ------------------------------------
 
-my $sign = $fed->signer($key, $V);           # (its ID, its JSON text)
+my @signers = map { $fed->signer($_, $V) } @keys;     # (its ID, its JSON text)
+my $sign = $signers[0];
 
 my $t_make = time;
 my $ts = int(time * 1000) - 3600_000;
@@ -87,9 +99,12 @@ for my $r (1 .. $RUNS) {
 
     my $ev = sub {
         my ($type, $sk, $sender, $content, @auth) = @_;
-        my ($id, $text) = $sign->({ type => $type, state_key => $sk, sender => $sender, room_id => $room,
-                                    content => $content, origin_server_ts => $ts++, depth => ++$depth,
-                                    prev_events => [ $last // () ], auth_events => [@auth] });
+        my ($server) = $sender =~ /:(.*)/;
+        my ($s) = grep { $keys[$_]{server} eq $server } 0 .. $#keys;
+        my ($id, $text) = $signers[$s]->({ type => $type, state_key => $sk, sender => $sender,
+                                           room_id => $room, content => $content,
+                                           origin_server_ts => $ts++, depth => ++$depth,
+                                           prev_events => [ $last // () ], auth_events => [@auth] });
         push @state, $text;
         $last = $id;
         return $id;
@@ -108,7 +123,7 @@ for my $r (1 .. $RUNS) {
     $ev->('m.room.history_visibility', '', $creator, { history_visibility => 'shared' },
           @id{qw(create creator pl)});
     for my $i (1 .. $M - 1) {
-        my $user = "\@member$i:$remote";
+        my $user = "\@member$i:$keys[$i % $S]{server}";
         $ev->('m.room.member', $user, $user, { membership => 'join', displayname => "Member $i" },
               @id{qw(create pl jr)});
     }
@@ -122,6 +137,7 @@ for my $r (1 .. $RUNS) {
                    answer => $answer };
 }
 undef $sign;
+@signers = ();
 $t_make = time - $t_make;
 
 # --- the remote server ----------------------------------------------------------
@@ -131,13 +147,13 @@ $t_make = time - $t_make;
 my %room = map { ($_->{id} => $_) } @rooms;
 
 sub respond {
-    my ($c, $status, $body) = @_;
+    my ($c, $status, $body, $close) = @_;
     print {$c} "HTTP/1.1 $status X\r\nContent-Type: application/json\r\nContent-Length: "
-             . length($body) . "\r\n\r\n$body";
+             . length($body) . ($close ? "\r\nConnection: close" : '') . "\r\n\r\n$body";
 }
 
 sub serve {
-    my ($c) = @_;
+    my ($c, $name) = @_;
     while (1) {
         my $head = '';
         while (defined(my $l = <$c>)) { $head .= $l; last if $l eq "\r\n" }
@@ -152,8 +168,12 @@ sub serve {
         my $query = $path =~ s/\?(.*)// ? $1 : '';
         my $t_in = time;
 
-        if ($path =~ m{^/_matrix/key/v2/server}) {
-            respond($c, 200, $key_json);
+        if ($name ne $remote) {
+            # the other servers: their keys, one request a connection
+            respond($c, $path =~ m{^/_matrix/key/v2/server} ? (200, $key_json{$name})
+                        : (404, '{"errcode":"M_UNRECOGNIZED","error":"not here"}'), 1);
+        } elsif ($path =~ m{^/_matrix/key/v2/server}) {
+            respond($c, 200, $key_json{$name});
         } elsif ($method eq 'GET' && $path =~ m{^/_matrix/federation/v1/make_join/([^/]+)/([^/]+)$}
                  && (my $r = $room{ unesc($1) })) {
             my $user = unesc($2);
@@ -173,7 +193,7 @@ sub serve {
         if ($ENV{BENCH_DEBUG} && open my $log, '>>', "$dir/requests") {
             printf {$log} "%.4f %.4f %s %s\n", $t_in, time, $method, $path;
         }
-        return if $head =~ /^connection:\s*close/mi;
+        return if $head =~ /^connection:\s*close/mi || $name ne $remote;
     }
 }
 
@@ -181,18 +201,47 @@ my $fake = fork // die "fork: $!";
 if ($fake == 0) {
     setpgrp(0, 0);
     $SIG{CHLD} = 'IGNORE';
+    # one TLS context for every connection: made per connection, each
+    # child would read the system's CAs again (tens of ms each, a second
+    # for a hundred servers' key fetches coming together)
+    my $ctx = IO::Socket::SSL::SSL_Context->new(SSL_server => 1, SSL_cert_file => "$dir/tls.crt",
+                                                SSL_key_file => "$dir/tls.key", SSL_verify_mode => 0,
+                                                SSL_ca_file => undef, SSL_ca_path => undef)
+        or die "TLS context: $IO::Socket::SSL::SSL_ERROR";
+
+    # the other servers: a few workers taking their connections in turn
+    # (a process forked per connection, of this size, serves some 15 a
+    # second: the fetches of a hundred servers at once would time out)
+    my @others = @listen[1 .. $#listen];
+    $_->blocking(0) for @others;
+    for (1 .. (@others ? 6 : 0)) {
+        my $pid = fork // die "fork: $!";
+        next if $pid;
+        my $sel = IO::Select->new(@others);
+        while (1) {
+            for my $l ($sel->can_read) {
+                my $c = $l->accept or next;         # another worker took it
+                $c->blocking(1);
+                IO::Socket::SSL->start_SSL($c, SSL_server => 1, SSL_reuse_ctx => $ctx)
+                    and serve($c, 'localhost:' . $l->sockport);
+                close $c;
+            }
+        }
+    }
+
+    # the remote: a child per connection (the fedsender keeps them open)
     while (1) {
         my $c = $listen->accept or next;
         my $pid = fork;
         if (defined $pid && $pid == 0) {
-            IO::Socket::SSL->start_SSL($c, SSL_server => 1, SSL_cert_file => "$dir/tls.crt",
-                                       SSL_key_file => "$dir/tls.key") and serve($c);
+            IO::Socket::SSL->start_SSL($c, SSL_server => 1, SSL_reuse_ctx => $ctx)
+                and serve($c, $remote);
             POSIX::_exit(0);
         }
         close $c;
     }
 }
-close $listen;
+close $_ for @listen;
 END { if ($fake) { local $?; kill 'TERM', -$fake; kill 'TERM', $fake; waitpid $fake, 0 } }
 
 # --- the joins --------------------------------------------------------------------
@@ -271,10 +320,12 @@ for my $r (0 .. $#rooms) {
 }
 
 printf "== joining a remote room: %d members in its state (%d events, %.0f KiB from send_join)," .
-       " room version %s, %d runs\n", $M, $M + 4, length($rooms[0]{answer}) / 1024, $V, $RUNS;
+       " room version %s, %d runs%s\n", $M, $M + 4, length($rooms[0]{answer}) / 1024, $V, $RUNS,
+       $S > 1 ? ", members of $S servers" : '';
 printf "  (the rooms took %.1f s to make, before the clock)\n", $t_make;
 printf "  run %d: join 200 after %6.0f ms, room in /sync after %6.0f ms%s\n",
-       $_ + 1, $join[$_] * 1000, $sync[$_] * 1000, $_ ? '' : ' (the remote key fetched too)'
+       $_ + 1, $join[$_] * 1000, $sync[$_] * 1000,
+       $_ ? '' : $S > 1 ? " (the keys of the $S servers fetched too)" : ' (the remote key fetched too)'
     for 0 .. $#join;
 my ($jm, $jx) = Test::Matrix::Bench::median_max(@join);
 my ($sm, $sx) = Test::Matrix::Bench::median_max(@sync);

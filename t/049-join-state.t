@@ -4,8 +4,11 @@
 # remote.example (its key in the cache): 250 members, so its outliers take
 # more than one mx_room_outliers call.
 #
-#   a state event changed after it was signed: the join fails (502),
-#   nothing of the room stored
+#   an event the join needs (the join rules) changed after it was signed:
+#   the join fails (502), nothing of the room stored
+#   a member's join signed with a key not to be had: dropped (its
+#   signature cannot be verified), and so is an event whose auth events
+#   name it; the join goes on without them
 #   a state event whose content hash does not match: kept redacted, the
 #   join goes on
 #   every event of the state and auth chain stored once, as an outlier;
@@ -80,13 +83,14 @@ my $sub = Test::Matrix::Redis->new(path => $srv->socket_path);
 $sub->command('SUBSCRIBE', 'mx:test:joinstate');
 my $req = 0;
 
-# a join_state entry of these state events; the answer published for it
+# a join_state entry of these state events (and auth chain events); the
+# answer published for it
 sub submit {
-    my (@st) = @_;
+    my ($st, $ch) = @_;
     my $r = 'js' . ++$req;
     $srv->redis_cmd('XADD', "mx:input:$shard", '*', kind => 'join_state', room => $room, version => '10',
-                    event_id => $jid, event => $json->encode($join), state => '[' . join(',', @st) . ']',
-                    auth_chain => '[' . join(',', @chain) . ']', origin => 'remote.example',
+                    event_id => $jid, event => $json->encode($join), state => '[' . join(',', @$st) . ']',
+                    auth_chain => '[' . join(',', @{ $ch // \@chain }) . ']', origin => 'remote.example',
                     reply => 'mx:test:joinstate', req => $r);
     while (my $m = $sub->next_reply(30)) {
         next unless ref $m eq 'ARRAY' && $m->[0] eq 'message';
@@ -98,34 +102,66 @@ sub submit {
 
 my $meta = "mx:{$room}:meta";
 
-# --- a state event changed after signing: refused, nothing stored -----------
+# a copy of PDU text signed with a key this server cannot have: the same
+# event (the same ID: signatures are not in the reference hash), whose
+# signature cannot be verified
+sub forge {
+    my $f = $json->decode($_[0]);
+    my $sigs = $f->{signatures}{'remote.example'};
+    $f->{signatures}{'remote.example'} = { 'ed25519:unknown' => (values %$sigs)[0] };
+    return $json->encode($f);
+}
+
+# --- an event the join needs, its signature not to be checked: refused ------
 my @forged = @state;
-my $f = $json->decode($forged[100]);
-$f->{origin_server_ts} += 1;                # covered by the signature
-$forged[100] = $json->encode($f);
-my $ans = submit(@forged);
-is($ans->{status}, 502, 'a state event changed after signing: 502') or diag explain $ans;
-like($ans->{error} // '', qr/signatures/, 'saying it is the signatures');
+$forged[3] = forge($forged[3]);             # the join rules
+my @fchain = @chain;
+$fchain[3] = $forged[3];
+my $ans = submit(\@forged, \@fchain);
+is($ans->{status}, 502, 'the join rules signed with a key not to be had: 502') or diag explain $ans;
+like($ans->{error} // '', qr/the join needs \S+ \(m\.room\.join_rules\).*signatures/,
+     'saying the join needs them and it is the signatures');
 is($srv->redis_cmd('HLEN', $meta), 0, 'nothing of the room stored');
 ok(!$srv->redis_cmd('EXISTS', "mx:{$room}:state"), 'no state');
 
-# --- the room's state, one member's content changed in transit --------------
+# --- the room's state: a member's join unverifiable, another's content changed
 my @tampered = @state;
 my $t = $json->decode($tampered[10]);
 $t->{content}{displayname} = 'Changed in transit';     # not covered by the signature
 $tampered[10] = $json->encode($t);
 my $tid = $fed->event_id($t, '10');
 
-$ans = submit(@tampered);
+my $bad = $json->decode($tampered[100]);
+$tampered[100] = forge($tampered[100]);
+
+# a member whose first join (in the chain only) is forged: its later
+# join, in the state, names it among its auth events
+my $twice = '@twice:remote.example';
+my ($j1, $j1text) = $sign->({ type => 'm.room.member', state_key => $twice, sender => $twice, room_id => $room,
+                              content => { membership => 'join' }, origin_server_ts => $ts++,
+                              depth => $depth + 1, prev_events => [$last],
+                              auth_events => [ @id{qw(create pl jr)} ] });
+my ($j2, $j2text) = $sign->({ type => 'm.room.member', state_key => $twice, sender => $twice, room_id => $room,
+                              content => { membership => 'join', displayname => 'Twice' },
+                              origin_server_ts => $ts++, depth => $depth + 2, prev_events => [$j1],
+                              auth_events => [ @id{qw(create pl jr)}, $j1 ] });
+
+$ans = submit([ @tampered, $j2text ], [ @chain, forge($j1text) ]);
 is($ans->{event_id}, $jid, 'joined: answered with the join') or diag explain $ans;
 
 my %m = @{ $srv->redis_cmd('HGETALL', $meta) };
-is(scalar(keys %m), @state + 1, 'every event of the state and chain stored, and the join');
-is(scalar(grep { / o$/ } values %m), scalar @state, '... each of the state an outlier');
+my $kept_n = @state - 1;                    # the forged join left out
+is(scalar(keys %m), $kept_n + 1, 'every event of the state and chain stored but those dropped, and the join');
+is(scalar(grep { / o$/ } values %m), $kept_n, '... each of the state an outlier');
+ok(!exists $m{ $fed->event_id($bad, '10') }, 'not the forged join');
+ok(!exists $m{$j2}, 'nor the join whose auth event was dropped');
 unlike($m{$jid}, qr/o$/, 'the join not');
 my @pos = sort { $a <=> $b } map { (split ' ')[0] } values %m;
-is_deeply(\@pos, [ 1 .. @state + 1 ], 'each at a position of its own, the join last');
-is($srv->redis_cmd('HGET', "mx:{$room}:room", 'pos'), @state + 1, "the room's count of events");
+is_deeply(\@pos, [ 1 .. $kept_n + 1 ], 'each at a position of its own, the join last');
+is($srv->redis_cmd('HGET', "mx:{$room}:room", 'pos'), $kept_n + 1, "the room's count of events");
+ok(!defined $srv->redis_cmd('HGET', "mx:{$room}:members", $bad->{state_key}),
+   'the forged member is no member here');
+ok(!defined $srv->redis_cmd('HGET', "mx:{$room}:members", $twice), 'nor the one whose first join was');
 is($srv->redis_cmd('HGET', 'mx:eventroom', $id{jr}), $room, 'mx:eventroom names the room');
 
 my $kept = $json->decode($srv->redis_cmd('HGET', "mx:{$room}:pdu", $tid));
@@ -135,17 +171,17 @@ is($srv->redis_cmd('HGET', "mx:{$room}:members", $t->{state_key}), 'join', '... 
 my $carol_c = client(token => $token);
 my ($status, $body) = $carol_c->get("$api/rooms/" . esc($room) . '/joined_members');
 is($status, 200, 'joined_members');
-is(scalar(keys %{ $body->{joined} }), $M + 1, "every member and carol");
+is(scalar(keys %{ $body->{joined} }), $M, "every member but the forged one, and carol");
 ($status, $body) = $carol_c->get("$api/sync");
 my $jr = $body->{rooms}{join}{$room};
 ok($jr, "carol's /sync has the room") or diag explain $body->{rooms};
 my %members = map { ($_->{state_key} => $_->{content}{membership}) } grep { $_->{type} eq 'm.room.member' }
                @{ $jr->{state}{events} // [] }, @{ $jr->{timeline}{events} // [] };
-is(scalar(grep { $_ eq 'join' } values %members), $M + 1, '... with every member joined');
+is(scalar(grep { $_ eq 'join' } values %members), $M, '... with those members joined');
 
 # --- the same entry again: the same answer, nothing twice -------------------
-$ans = submit(@tampered);
+$ans = submit([ @tampered, $j2text ], [ @chain, forge($j1text) ]);
 is($ans->{event_id}, $jid, 'delivered again: the same answer');
-is($srv->redis_cmd('HLEN', $meta), @state + 1, 'nothing stored twice');
+is($srv->redis_cmd('HLEN', $meta), $kept_n + 1, 'nothing stored twice');
 
 done_testing();

@@ -8,9 +8,10 @@
  *               (fedsender_txn.c)
  *   mx:edus     EDUs of local users (typing, to-device...), the same way
  *   mx:fedjobs  jobs of the module (docs/redis.md, notes of issue 8):
- *               "keys" (fetch a server's signing keys into the key cache)
- *               and "request" (a signed request on the module's behalf);
- *               the roomserver's "backfill" (fedsender_backfill.c)
+ *               "keys" and "keys_many" (servers' signing keys into the
+ *               key cache, fedsender_keys.c) and "request" (a signed
+ *               request on the module's behalf); the roomserver's
+ *               "backfill" (fedsender_backfill.c)
  *
  * The HTTP transfers run on mxw_fed's curl multi handle, side by side.  A
  * job's handler only starts its transfer and answers MXW_LATER: the entry
@@ -29,12 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mx_base64.h>
-#include <mx_ids.h>
 #include <mx_json.h>
 #include <mx_pool.h>
-#include <mx_server_name.h>
-#include <mx_sign.h>
 
 #include "fedsender.h"
 
@@ -42,25 +39,6 @@
 #define FS_JOBS          "mx:fedjobs"
 #define FS_GROUP         "fedsender"
 #define FS_POLL_MS       20
-#define FS_RETRY_MS      60000      /* a failed key fetch is not retried
-                                       sooner */
-#define FS_KEY_IDS_MAX   32
-
-
-typedef struct fs_job_s  fs_job_t;
-
-struct fs_job_s {
-    fs_job_t   *next;           /* jobs in hand */
-    char       *id;             /* the entry */
-    char       *reply;
-    char       *req;
-    char       *server;         /* keys: the server asked */
-    char       *key_ids;        /* keys: space-separated, may be empty */
-    int64_t     valid_at;
-    int         fetching;       /* keys: this job's fetch is in flight */
-    fs_job_t   *followers;      /* keys: jobs for the same server that
-                                   wait for it (a chain through this) */
-};
 
 
 mxw_t             *fs_w;
@@ -73,16 +51,19 @@ static fs_job_t   *fs_jobs;
 static void
 fs_job_free(fs_job_t *job)
 {
+    if (job->keys) {
+        fs_keys_drop(job);
+    }
+
     free(job->id);
     free(job->reply);
     free(job->req);
     free(job->server);
-    free(job->key_ids);
     free(job);
 }
 
 
-static void
+void
 fs_job_forget(fs_job_t *job)
 {
     fs_job_t  **pj;
@@ -104,7 +85,7 @@ fs_job_forget(fs_job_t *job)
  * pending and comes again.
  */
 
-static void
+void
 fs_answer(fs_job_t *job, const mx_json_t *answer)
 {
     mx_pool_t   *pool;
@@ -157,7 +138,7 @@ done:
 }
 
 
-static void
+void
 fs_answer_error(fs_job_t *job, const char *errcode, const char *error)
 {
     mx_pool_t  *pool;
@@ -183,7 +164,7 @@ fs_answer_error(fs_job_t *job, const char *errcode, const char *error)
 }
 
 
-static void
+void
 fs_answer_ok(fs_job_t *job)
 {
     mx_pool_t  *pool;
@@ -216,419 +197,6 @@ fs_stopping(fs_job_t *job)
     }
 
     return 0;
-}
-
-
-/* --- kind "keys" ----------------------------------------------------------- */
-
-/* does the key cache hold what the job asks?  1 yes, 0 no, -1 Redis */
-
-static int
-fs_keys_cached(fs_job_t *job, int64_t now, int64_t *failed)
-{
-    redisReply  *r, *k;
-    const char  *argv[4 + FS_KEY_IDS_MAX];
-    size_t       lens[4 + FS_KEY_IDS_MAX];
-    char         key[MX_HOST_MAX + 32], *ids, *p, *save;
-    int64_t      at;
-    size_t       i;
-    int          argc, nids, good;
-
-    snprintf(key, sizeof(key), "mx:serverkeys:{%s}", job->server);
-
-    ids = strdup(job->key_ids);
-    if (ids == NULL) {
-        return -1;
-    }
-
-    argc = 0;
-    argv[argc++] = "FCALL";
-    argv[argc++] = "mx_serverkeys_get";
-    argv[argc++] = "1";
-    argv[argc++] = key;
-    argv[argc++] = job->server;
-
-    for (p = strtok_r(ids, " ", &save); p && argc < 4 + FS_KEY_IDS_MAX;
-         p = strtok_r(NULL, " ", &save))
-    {
-        argv[argc++] = p;
-    }
-
-    nids = argc - 5;
-
-    for (i = 0; i < (size_t) argc; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-
-    r = mxw_commandv(fs_w, argc, argv, lens);
-    free(ids);
-
-    if (r == NULL) {
-        return -1;
-    }
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-        mxw_error(fs_w, "mx_serverkeys_get: %s",
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return -1;
-    }
-
-    *failed = r->element[1]->type == REDIS_REPLY_INTEGER
-              ? r->element[1]->integer : 0;
-
-    at = job->valid_at > 0 ? job->valid_at : now;
-    good = 0;
-
-    for (i = 3; i < r->elements; i++) {
-        k = r->element[i];
-        if (k->type == REDIS_REPLY_ARRAY && k->elements == 3
-            && k->element[2]->type == REDIS_REPLY_INTEGER
-            && k->element[2]->integer >= at)
-        {
-            good++;
-        }
-    }
-
-    freeReplyObject(r);
-
-    /* every key asked for, or (none asked) some current key */
-    return nids ? good == nids : good > 0;
-}
-
-
-static int
-fs_key_decode(const char *b64, size_t len, unsigned char pk[32])
-{
-    unsigned char  buf[mx_base64_decoded_max(64)];
-
-    if (len > 64 || mx_base64_decode(b64, len, buf, MX_BASE64_STD) != 32) {
-        return -1;
-    }
-
-    memcpy(pk, buf, 32);
-
-    return 0;
-}
-
-
-/*
- * Check a key response: for this server, and every verify key's own
- * signature good; then store it.  NULL, or why it was refused.
- */
-
-static const char *
-fs_keys_store(fs_job_t *job, const char *body, size_t len, char *why,
-    size_t why_len)
-{
-    mx_pool_t         *pool;
-    mx_json_t         *obj, *vk, *old, *k;
-    mx_json_error_t    err;
-    mx_json_member_t  *m;
-    redisReply        *r;
-    const char        *name, *b64, **argv;
-    size_t            *lens, nlen, blen, i, argc;
-    unsigned char      pk[32];
-    char               key[MX_HOST_MAX + 32], now_s[32], *nums;
-    int64_t            valid_until, expired;
-    const char        *res;
-
-    pool = mx_pool_create(16384);
-    if (pool == NULL) {
-        return "out of memory";
-    }
-
-    res = NULL;
-
-    obj = mx_json_parse(pool, body, len, &err);
-    if (!mx_json_is(obj, MX_JSON_OBJECT)) {
-        res = "the response is not a JSON object";
-        goto done;
-    }
-
-    name = mx_json_get_str(obj, "server_name", &nlen);
-    if (name == NULL || nlen != strlen(job->server)
-        || memcmp(name, job->server, nlen) != 0)
-    {
-        res = "the response's server_name is not the server asked";
-        goto done;
-    }
-
-    vk = mx_json_get_obj(obj, "verify_keys");
-    old = mx_json_get_obj(obj, "old_verify_keys");
-
-    if (vk == NULL || vk->u.o.n == 0
-        || mx_json_get_int(obj, "valid_until_ts", &valid_until) != 0)
-    {
-        res = "no verify_keys or valid_until_ts in the response";
-        goto done;
-    }
-
-    /* the command: FCALL put, key, server, json, fetched, triples */
-    argc = 7 + 3 * (vk->u.o.n + (old ? old->u.o.n : 0));
-    argv = mx_palloc(pool, argc * sizeof(char *));
-    lens = mx_palloc(pool, argc * sizeof(size_t));
-    nums = mx_palloc(pool, argc * 24);
-    if (argv == NULL || lens == NULL || nums == NULL) {
-        res = "out of memory";
-        goto done;
-    }
-
-    snprintf(key, sizeof(key), "mx:serverkeys:{%s}", job->server);
-    snprintf(now_s, sizeof(now_s), "%lld", (long long) mxw_now_ms());
-
-    argc = 0;
-    argv[argc++] = "FCALL";
-    argv[argc++] = "mx_serverkeys_put";
-    argv[argc++] = "1";
-    argv[argc++] = key;
-    argv[argc++] = job->server;
-    argv[argc++] = body;
-    argv[argc++] = now_s;
-
-    for (i = 0; i < vk->u.o.n; i++) {
-        m = &vk->u.o.m[i];
-        b64 = mx_json_get_str(m->value, "key", &blen);
-
-        if (b64 == NULL || fs_key_decode(b64, blen, pk) != 0) {
-            snprintf(why, why_len, "verify key %s is not an ed25519 key",
-                     m->key);
-            res = why;
-            goto done;
-        }
-
-        if (mx_verify_json(pool, obj, job->server, m->key, pk, 0) != 0) {
-            snprintf(why, why_len, "the response is not signed with its"
-                     " key %s", m->key);
-            res = why;
-            goto done;
-        }
-
-        argv[argc++] = m->key;
-        argv[argc++] = b64;
-        snprintf(nums + 24 * argc, 24, "%lld", (long long) valid_until);
-        argv[argc] = nums + 24 * argc;
-        argc++;
-    }
-
-    for (i = 0; old && i < old->u.o.n; i++) {
-        m = &old->u.o.m[i];
-        k = m->value;
-        b64 = mx_json_get_str(k, "key", &blen);
-
-        /* an old key that is not well formed is left out, not fatal: it
-         * signs nothing in this response */
-        if (b64 == NULL || fs_key_decode(b64, blen, pk) != 0
-            || mx_json_get_int(k, "expired_ts", &expired) != 0)
-        {
-            continue;
-        }
-
-        argv[argc++] = m->key;
-        argv[argc++] = b64;
-        snprintf(nums + 24 * argc, 24, "%lld", (long long) expired);
-        argv[argc] = nums + 24 * argc;
-        argc++;
-    }
-
-    for (i = 0; i < argc; i++) {
-        lens[i] = i == 5 ? len : strlen(argv[i]);
-    }
-
-    r = mxw_commandv(fs_w, (int) argc, argv, lens);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        if (r) {
-            mxw_error(fs_w, "mx_serverkeys_put: %s", r->str);
-            freeReplyObject(r);
-        }
-        res = "cannot store the keys";
-        goto done;
-    }
-
-    freeReplyObject(r);
-
-done:
-
-    mx_pool_destroy(pool);
-
-    return res;
-}
-
-
-static void
-fs_keys_failed(fs_job_t *job, const char *error)
-{
-    redisReply  *r;
-    char         key[MX_HOST_MAX + 32];
-
-    snprintf(key, sizeof(key), "mx:serverkeys:{%s}", job->server);
-
-    r = mxw_command(fs_w, "FCALL mx_serverkeys_failed 1 %s %s %lld", key,
-                    job->server, (long long) mxw_now_ms());
-    if (r) {
-        freeReplyObject(r);
-    }
-
-    fs_answer_error(job, "M_UNKNOWN", error);
-}
-
-
-/* answer a keys job from the cache just filled */
-
-static void
-fs_keys_answer(fs_job_t *job)
-{
-    char     what[1024];
-    int64_t  failed;
-    int      have;
-
-    /* what was asked may still be missing from what the server has */
-    have = fs_keys_cached(job, mxw_now_ms(), &failed);
-
-    if (have == 1) {
-        fs_answer_ok(job);
-
-    } else if (have == 0) {
-        snprintf(what, sizeof(what), "%s has no key %s valid at the time"
-                 " asked", job->server, job->key_ids[0] ? job->key_ids
-                                                        : "(current)");
-        fs_answer_error(job, "M_NOT_FOUND", what);
-
-    } else {
-        fs_job_forget(job);         /* Redis failed: the entry comes again */
-    }
-}
-
-
-static void
-fs_keys_done(mxw_fed_t *fed, mxw_fed_req_t *rq)
-{
-    fs_job_t    *job, *f, *next;
-    const char  *res;
-    char         why[256], what[1024];
-
-    (void) fed;
-
-    job = rq->data;
-
-    /* the jobs that waited for this fetch: answered with it */
-    f = job->followers;
-    job->followers = NULL;
-
-    if (fs_stopping(job)) {
-        return;                     /* followers are forgotten at the end */
-    }
-
-    res = NULL;
-
-    if (rq->status == 0) {
-        snprintf(what, sizeof(what), "fetching the keys of %s: %s",
-                 job->server, rq->error);
-
-    } else if (rq->status != 200) {
-        snprintf(what, sizeof(what), "fetching the keys of %s: HTTP %ld",
-                 job->server, rq->status);
-
-    } else {
-        res = fs_keys_store(job, rq->resp ? rq->resp : "", rq->resp_len,
-                            why, sizeof(why));
-        if (res != NULL) {
-            snprintf(what, sizeof(what), "the keys of %s: %s", job->server,
-                     res);
-        }
-    }
-
-    if (rq->status != 200 || res != NULL) {
-        fs_keys_failed(job, what);
-
-        for ( /* void */ ; f; f = next) {
-            next = f->followers;
-            fs_answer_error(f, "M_UNKNOWN", what);
-        }
-
-        return;
-    }
-
-    mxw_info(fs_w, "%s %s: stored the keys of %s", FS_JOBS, job->id,
-             job->server);
-
-    fs_keys_answer(job);
-
-    for ( /* void */ ; f; f = next) {
-        next = f->followers;
-        fs_keys_answer(f);
-    }
-}
-
-
-static mxw_result_t
-fs_keys(fs_job_t *job, const mxw_entry_t *e)
-{
-    fs_job_t    *lead;
-    const char  *s;
-    char         what[512];
-    int64_t      now, failed;
-    int          have;
-
-    s = mxw_entry_get(e, "server", NULL);
-    job->server = strdup(s ? s : "");
-    s = mxw_entry_get(e, "key_ids", NULL);
-    job->key_ids = strdup(s ? s : "");
-    s = mxw_entry_get(e, "valid_at", NULL);
-    job->valid_at = s ? strtoll(s, NULL, 10) : 0;
-
-    if (job->server == NULL || job->key_ids == NULL) {
-        fs_job_forget(job);
-        return MXW_RETRY;
-    }
-
-    if (!mx_server_name_valid(job->server, strlen(job->server))) {
-        fs_answer_error(job, "M_INVALID_PARAM", "not a server name");
-        return MXW_LATER;
-    }
-
-    now = mxw_now_ms();
-    failed = 0;
-
-    have = fs_keys_cached(job, now, &failed);
-    if (have < 0) {
-        fs_job_forget(job);
-        return MXW_RETRY;
-    }
-
-    if (have) {
-        fs_answer_ok(job);
-        return MXW_LATER;
-    }
-
-    if (failed && now - failed < FS_RETRY_MS) {
-        snprintf(what, sizeof(what), "fetching the keys of %s failed %lld ms"
-                 " ago: not again before %d s", job->server,
-                 (long long) (now - failed), FS_RETRY_MS / 1000);
-        fs_answer_error(job, "M_UNKNOWN", what);
-        return MXW_LATER;
-    }
-
-    /* a fetch for this server on its way: wait for it rather than fetch
-     * twice (many requests of one server come together) */
-    for (lead = fs_jobs; lead; lead = lead->next) {
-        if (lead->fetching && strcmp(lead->server, job->server) == 0) {
-            job->followers = lead->followers;
-            lead->followers = job;
-            return MXW_LATER;
-        }
-    }
-
-    if (mxw_fed_request(fs_fed, job->server, "GET", "/_matrix/key/v2/server",
-                        NULL, 0, 0, fs_keys_done, job) != 0)
-    {
-        fs_job_forget(job);
-        return MXW_RETRY;
-    }
-
-    job->fetching = 1;
-
-    return MXW_LATER;
 }
 
 
@@ -780,6 +348,10 @@ fs_job(mxw_t *w, const mxw_entry_t *e, char *why, size_t why_len)
         return fs_keys(job, e);
     }
 
+    if (strcmp(kind, "keys_many") == 0) {
+        return fs_keys_many(job, e);
+    }
+
     if (strcmp(kind, "request") == 0) {
         return fs_request(job, e);
     }
@@ -828,6 +400,8 @@ fs_tick(mxw_t *w, void *data)
     if (mxw_fed_active(fs_fed)) {
         mxw_fed_run(fs_fed, FS_POLL_MS);
     }
+
+    fs_keys_tick();
 
     wait = fs_txn_tick();
 

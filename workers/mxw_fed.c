@@ -25,11 +25,14 @@
  * cached here: the callers have their own policy (the key fetcher's 60 s).
  *
  * TLS is always verified, against the system trust store and, when
- * matrix_federation_ca_file is set, the CAs of that file too.  curl takes
- * one CA bundle; rather than writing a merged copy of the system bundle
- * somewhere, curl loads the system store as it always does and the extra
- * certificates, read once at start, are added to each TLS context's store
- * in CURLOPT_SSL_CTX_FUNCTION (OpenSSL: libcurl4-openssl).
+ * matrix_federation_ca_file is set, the CAs of that file too.  Both are
+ * read once at start into one X509_STORE (the system's from the bundle
+ * and folder curl would use), which every TLS context takes in
+ * CURLOPT_SSL_CTX_FUNCTION (OpenSSL: libcurl4-openssl); curl is given no
+ * CA file of its own.  Left to itself, this curl reads and parses the
+ * whole system bundle for every connection (its cache of stores does not
+ * hold here): some 30 ms each, 3 s of a loop that opens 100 connections
+ * at once (the keys of a room's servers).
  *
  * matrix_federation_allow_private off refuses loopback, private, link-local
  * and unspecified addresses in CURLOPT_OPENSOCKETFUNCTION, which sees every
@@ -97,7 +100,7 @@ struct mxw_fed_s {
     CURLM             *multi;
     int                active;
     int                allow_private;
-    STACK_OF(X509)    *cas;
+    X509_STORE        *store;         /* the CAs trusted */
     mx_signing_key_t   key;
     int                have_key;
 
@@ -184,26 +187,57 @@ mxw_fed_opensocket(void *data, curlsocktype purpose,
 }
 
 
+/* every TLS context trusts the one store read at start */
+
 static CURLcode
 mxw_fed_ssl_ctx(CURL *easy, void *ssl_ctx, void *data)
 {
-    mxw_fed_t   *fed = data;
-    X509_STORE  *store;
-    int          i;
+    mxw_fed_t  *fed = data;
 
     (void) easy;
 
-    store = SSL_CTX_get_cert_store(ssl_ctx);
+    if (!X509_STORE_up_ref(fed->store)) {
+        return CURLE_OUT_OF_MEMORY;
+    }
 
-    /* the store may be curl's cached one, shared by contexts: adding a
-     * certificate it has already is harmless */
-    for (i = 0; i < sk_X509_num(fed->cas); i++) {
-        X509_STORE_add_cert(store, sk_X509_value(fed->cas, i));
+    SSL_CTX_set_cert_store(ssl_ctx, fed->store);
+
+    return CURLE_OK;
+}
+
+
+/* the system's CAs, where curl would read them */
+
+static int
+mxw_fed_load_system(mxw_fed_t *fed)
+{
+    CURL  *e;
+    char  *file, *dir;
+    int    ok;
+
+    e = curl_easy_init();
+    if (e == NULL) {
+        return -1;
+    }
+
+    file = NULL;
+    dir = NULL;
+    (void) curl_easy_getinfo(e, CURLINFO_CAINFO, &file);
+    (void) curl_easy_getinfo(e, CURLINFO_CAPATH, &dir);
+
+    ok = file || dir
+         ? X509_STORE_load_locations(fed->store, file, dir)
+         : X509_STORE_set_default_paths(fed->store);
+
+    if (!ok) {
+        mxw_error(fed->w, "the system's CA certificates (%s, %s): cannot"
+                  " read them", file ? file : "-", dir ? dir : "-");
     }
 
     ERR_clear_error();
+    curl_easy_cleanup(e);
 
-    return CURLE_OK;
+    return ok ? 0 : -1;
 }
 
 
@@ -212,11 +246,7 @@ mxw_fed_load_cas(mxw_fed_t *fed, const char *path)
 {
     BIO   *bio;
     X509  *x;
-
-    fed->cas = sk_X509_new_null();
-    if (fed->cas == NULL) {
-        return -1;
-    }
+    int    n;
 
     bio = BIO_new_file(path, "r");
     if (bio == NULL) {
@@ -225,24 +255,25 @@ mxw_fed_load_cas(mxw_fed_t *fed, const char *path)
         return -1;
     }
 
+    n = 0;
+
     while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(fed->cas, x)) {
-            X509_free(x);
-            break;
-        }
+        /* one the system has already is no error */
+        (void) X509_STORE_add_cert(fed->store, x);
+        X509_free(x);
+        n++;
     }
 
     ERR_clear_error();
     BIO_free(bio);
 
-    if (sk_X509_num(fed->cas) == 0) {
+    if (n == 0) {
         mxw_error(fed->w, "matrix_federation_ca_file %s: no PEM certificate"
                   " in it", path);
         return -1;
     }
 
-    mxw_info(fed->w, "trusting %d extra CA certificates of %s",
-             sk_X509_num(fed->cas), path);
+    mxw_info(fed->w, "trusting %d extra CA certificates of %s", n, path);
 
     return 0;
 }
@@ -302,6 +333,11 @@ mxw_fed_init(mxw_fed_t **out, mxw_t *w)
 
     v = mxw_config_get(&w->cf, "matrix_federation_allow_private");
     fed->allow_private = v != NULL && strcmp(v, "on") == 0;
+
+    fed->store = X509_STORE_new();
+    if (fed->store == NULL || mxw_fed_load_system(fed) != 0) {
+        goto failed;
+    }
 
     v = mxw_config_get(&w->cf, "matrix_federation_ca_file");
     if (v != NULL && v[0] && mxw_fed_load_cas(fed, v) != 0) {
@@ -388,8 +424,8 @@ mxw_fed_fini(mxw_fed_t *fed)
         curl_multi_cleanup(fed->multi);
     }
 
-    if (fed->cas) {
-        sk_X509_pop_free(fed->cas, X509_free);
+    if (fed->store) {
+        X509_STORE_free(fed->store);
     }
 
     memset(&fed->key, 0, sizeof(fed->key));
@@ -519,10 +555,11 @@ mxw_fed_start(mxw_fed_t *fed, mxw_fed_req_t *rq, const char *url)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 
-    if (fed->cas) {
-        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, mxw_fed_ssl_ctx);
-        curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, fed);
-    }
+    /* the CAs: the store of mxw_fed_ssl_ctx, none of curl's own */
+    curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, mxw_fed_ssl_ctx);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, fed);
 
     if (!fed->allow_private) {
         curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, mxw_fed_opensocket);
@@ -534,9 +571,18 @@ mxw_fed_start(mxw_fed_t *fed, mxw_fed_req_t *rq, const char *url)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, mxw_fed_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
 
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) MXW_FED_CONNECT_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     (long) (wk ? MXW_FED_WK_TIMEOUT : MXW_FED_TIMEOUT_MS));
+    if (rq->flags & MXW_FED_QUICK) {
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long) MXW_FED_QUICK_CONNECT_MS);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) MXW_FED_QUICK_MS);
+
+    } else {
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long) MXW_FED_CONNECT_MS);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                         (long) (wk ? MXW_FED_WK_TIMEOUT
+                                    : MXW_FED_TIMEOUT_MS));
+    }
 
     if (wk) {
         /* the spec: .well-known follows redirects */

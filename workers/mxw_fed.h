@@ -39,6 +39,10 @@
 #define MXW_FED_CONNECT_MS      10000
 #define MXW_FED_TIMEOUT_MS      60000
 
+/* MXW_FED_QUICK requests: a caller that has a deadline of its own */
+#define MXW_FED_QUICK_CONNECT_MS  3000
+#define MXW_FED_QUICK_MS          8000
+
 /* how long discovery results are kept */
 #define MXW_FED_WK_DEFAULT_MS   (24 * 3600 * 1000LL)    /* no max-age */
 #define MXW_FED_WK_MIN_MS       (5 * 60 * 1000LL)
@@ -54,7 +58,10 @@ typedef struct mxw_fed_req_s  mxw_fed_req_t;
 typedef void (*mxw_fed_done_pt)(mxw_fed_t *fed, mxw_fed_req_t *rq);
 
 /* request flags */
-#define MXW_FED_SIGN  0x01      /* X-Matrix Authorization header */
+#define MXW_FED_SIGN   0x01     /* X-Matrix Authorization header */
+#define MXW_FED_QUICK  0x02     /* connected (TLS too) within 3 s, done
+                                   within 8 s (discovery keeps its own
+                                   times) */
 
 
 struct mxw_fed_req_s {

@@ -10,9 +10,16 @@
  *
  *   every event of state and auth_chain: its ID from its hash, its
  *   signatures and hashes (rs_verify_json on the event as parsed, keys
- *   from mx:serverkeys), the auth rules against its own auth events (in
- *   order of depth)
- *        │ any state event that fails: the join fails, nothing stored
+ *   from mx:serverkeys, which the module's keys_many job filled), the
+ *   auth rules against its own auth events (in order of depth)
+ *        │ signatures that cannot be verified (its server's keys not to be
+ *        │ had): the event is dropped, as the checks on receipt of a PDU
+ *        │ say, and so is every event whose auth events name one dropped;
+ *        │ the join fails only when it needs one (its auth events, the
+ *        │ create event, power levels, join rules, the user's own
+ *        │ membership of the state)
+ *        │ any other failure of a state event: the join fails, nothing
+ *        │ stored
  *   each stored as an outlier (mx_room_outliers, RS_JOIN_OUTLIERS a call:
  *   flag o, no output entry, no position, no timeline)
  *        │
@@ -40,6 +47,15 @@
 #include <mx_event.h>
 
 #include "roomserver.h"
+
+
+/* an event dropped: why, and whether the join needs it */
+typedef struct {
+    const char   *why;
+    const char   *type;
+    const char   *state_key;
+    unsigned      in_state:1;
+} rs_join_drop_t;
 
 
 int
@@ -314,6 +330,57 @@ rs_join_store(mxw_t *w, rs_room_t *room, const char *version,
 }
 
 
+/*
+ * Record an event dropped (its signatures, or an auth event dropped):
+ * the join fails when it needs it, a state event the rules read for the
+ * join (create, power levels, join rules, the user's own membership):
+ * the entry is answered 502, and MXW_REJECT.  MXW_DONE: the join goes on
+ * without it.  MXW_RETRY: memory.
+ */
+
+static mxw_result_t
+rs_join_drop(mxw_t *w, const mxw_entry_t *e, mx_pool_t *pool,
+    mx_idmap_t *dropped, const char *id, const char *type,
+    const char *state_key, int in_state, const char *user,
+    const char *cause, char *why, size_t why_len)
+{
+    rs_join_drop_t  *d;
+    char            *c;
+
+    d = mx_palloc(pool, sizeof(rs_join_drop_t));
+    c = mx_palloc(pool, strlen(cause) + 1);
+    if (d == NULL || c == NULL) {
+        return MXW_RETRY;
+    }
+
+    memcpy(c, cause, strlen(cause) + 1);
+    d->why = c;
+    d->type = type ? type : "";
+    d->state_key = state_key;
+    d->in_state = in_state ? 1 : 0;
+
+    if (mx_idmap_put(dropped, id, d) != 0) {
+        return MXW_RETRY;
+    }
+
+    if (in_state && state_key != NULL
+        && ((state_key[0] == '\0'
+             && (strcmp(d->type, "m.room.create") == 0
+                 || strcmp(d->type, "m.room.power_levels") == 0
+                 || strcmp(d->type, "m.room.join_rules") == 0))
+            || (strcmp(d->type, "m.room.member") == 0
+                && strcmp(state_key, user) == 0)))
+    {
+        snprintf(why, why_len, "the join needs %s (%s) of the room's"
+                 " state, which cannot be verified: %s", id, d->type, c);
+        rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+        return MXW_REJECT;
+    }
+
+    return MXW_DONE;
+}
+
+
 mxw_result_t
 rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
@@ -328,11 +395,14 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     rs_event_t             **evs;
     mx_state_t              *state;
     const mx_auth_event_t   *create;
-    const char              *reason, *id;
-    char                    *enc, *group, sgs[32];
+    const char              *reason, *id, *user, *sk;
+    char                    *enc, *group, sgs[32], cause[512];
+    size_t                   ndropped;
     rs_verify_t              rc;
     int                      failed, is_state;
-    mxw_result_t             result;
+    mx_idmap_t               dropped, of_state;
+    rs_join_drop_t          *d;
+    mxw_result_t             result, dr;
 
     (void) data;
 
@@ -412,8 +482,33 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         goto done;
     }
 
-    /* every event: its ID, its signatures, into the room's cache once */
+    /* our user: the join's state key */
+    join = rs_event_add(room, event_id, pdu, pdu_len, NULL, why, why_len);
+    if (join == NULL || join->ev->state_key == NULL) {
+        if (join != NULL) {
+            snprintf(why, why_len, "the join has no state_key");
+        }
+        rs_answer_error(w, e, 400, "M_BAD_JSON", why);
+        result = MXW_REJECT;
+        goto done;
+    }
+
+    user = join->ev->state_key;
+
+    if (mx_idmap_init(&dropped, pool, 16) != 0
+        || mx_idmap_init(&of_state, pool, lists[0]->u.a.n + 1) != 0)
+    {
+        goto done;
+    }
+
+    /*
+     * Every event: its ID, its signatures, into the room's cache once.
+     * One whose signatures do not verify (its server's keys could not be
+     * had, say) is dropped, as the checks on receipt of a PDU say, unless
+     * the join needs it.
+     */
     n = 0;
+    ndropped = 0;
 
     for (k = 0; k < 2; k++) {
         for (i = 0; i < lists[k]->u.a.n; i++) {
@@ -428,7 +523,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                 goto done;
             }
 
-            if (mx_idmap_get(&room->events, id) != NULL) {
+            if (mx_idmap_get(&room->events, id) != NULL
+                || mx_idmap_get(&dropped, id) != NULL)
+            {
                 continue;                   /* in both lists */
             }
 
@@ -440,18 +537,28 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
                     goto done;
                 }
 
-                mxw_info(w, "%s: join state %s dropped: %s", room_id, id,
+                mxw_info(w, "%s: join state %s of %s dropped: %s", room_id,
+                         id, mx_json_get_str(one, "sender", NULL)
+                             ? mx_json_get_str(one, "sender", NULL) : "?",
                          why);
-                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-                result = MXW_REJECT;
-                goto done;
+                snprintf(cause, sizeof(cause), "%s", why);
+                sk = mx_json_get_str(one, "state_key", NULL);
+
+                dr = rs_join_drop(w, e, pool, &dropped, id,
+                                  mx_json_get_str(one, "type", NULL), sk,
+                                  k == 0, user, cause, why, why_len);
+                if (dr != MXW_DONE) {
+                    result = dr;
+                    goto done;
+                }
+
+                ndropped++;
+                continue;
             }
 
             evs[n++] = re;
 
-            if (k == 0 && re->ev->state_key != NULL
-                && mx_state_put(state, re->ev) != 0)
-            {
+            if (k == 0 && mx_idmap_put(&of_state, id, re) != 0) {
                 goto done;
             }
         }
@@ -459,10 +566,47 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
 
     /* the auth rules, each against its own auth events, oldest first */
     qsort(evs, n, sizeof(rs_event_t *), rs_event_depth_cmp);
-    create = mx_state_get(state, "m.room.create", "");
+
+    create = NULL;
+
+    for (i = 0; i < n && create == NULL; i++) {
+        re = evs[i];
+        if (strcmp(re->ev->type, "m.room.create") == 0
+            && re->ev->state_key != NULL && re->ev->state_key[0] == '\0'
+            && mx_idmap_get(&of_state, re->ev->event_id) != NULL)
+        {
+            create = re->ev;
+        }
+    }
 
     for (i = 0; i < n; i++) {
         re = evs[i];
+
+        /* on an event dropped: dropped too */
+        d = NULL;
+        for (k = 0; k < re->ev->n_auth && d == NULL; k++) {
+            d = mx_idmap_get(&dropped, re->ev->auth_events[k]);
+        }
+
+        if (d != NULL) {
+            snprintf(cause, sizeof(cause), "its auth event %s (%s) is"
+                     " dropped: %s", re->ev->auth_events[k - 1], d->type,
+                     d->why);
+            mxw_info(w, "%s: join state %s dropped: %s", room_id,
+                     re->ev->event_id, cause);
+
+            dr = rs_join_drop(w, e, pool, &dropped, re->ev->event_id,
+                              re->ev->type, re->ev->state_key,
+                              mx_idmap_get(&of_state, re->ev->event_id)
+                              != NULL, user, cause, why, why_len);
+            if (dr != MXW_DONE) {
+                result = dr;
+                goto done;
+            }
+
+            ndropped++;
+            continue;
+        }
 
         if (rs_event_auth_own(w, pool, room, re, create, &reason) != 0) {
             goto done;
@@ -478,14 +622,40 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
     }
 
-    /* our join, on that state */
-    join = rs_event_add(room, event_id, pdu, pdu_len, NULL, why, why_len);
-    if (join == NULL) {
-        rs_answer_error(w, e, 400, "M_BAD_JSON", why);
-        result = MXW_REJECT;
-        goto done;
+    /* what is left: the events stored, the state of those of the state */
+    for (i = 0, k = 0; i < n; i++) {
+        re = evs[i];
+
+        if (mx_idmap_get(&dropped, re->ev->event_id) != NULL) {
+            continue;
+        }
+
+        evs[k++] = re;
+
+        if (re->ev->state_key != NULL
+            && mx_idmap_get(&of_state, re->ev->event_id) != NULL
+            && mx_state_put(state, re->ev) != 0)
+        {
+            goto done;
+        }
     }
 
+    n = k;
+
+    /* the join's own auth events: none may be one dropped */
+    for (k = 0; k < join->ev->n_auth; k++) {
+        d = mx_idmap_get(&dropped, join->ev->auth_events[k]);
+        if (d != NULL) {
+            snprintf(why, why_len, "the join needs %s (%s), which cannot"
+                     " be verified: %s", join->ev->auth_events[k], d->type,
+                     d->why);
+            rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+            result = MXW_REJECT;
+            goto done;
+        }
+    }
+
+    /* our join, on that state */
     reason = NULL;
     if (mx_auth_check(pool, room->rv, join->ev, state, &reason)
         == MX_AUTH_ERROR)
@@ -543,8 +713,9 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     }
 
     mxw_info(w, "%s: joined through %s with %zu events of state and auth"
-             " chain", room_id, mxw_entry_get(e, "origin", NULL)
-                                ? mxw_entry_get(e, "origin", NULL) : "?", n);
+             " chain, %zu dropped", room_id,
+             mxw_entry_get(e, "origin", NULL)
+             ? mxw_entry_get(e, "origin", NULL) : "?", n, ndropped);
 
     /* the history before the join: fetched by the fedsender, the join
      * answered meanwhile (roomserver_backfill.c) */

@@ -158,6 +158,20 @@ closed_port(void)
 }
 
 
+/* a worker of the tests: loopback allowed */
+
+static void
+test_worker(mxw_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->prog = "test_mxw_fed";
+    w->cf.n = 1;
+    w->cf.d[0].name = "matrix_federation_allow_private";
+    w->cf.d[0].value = "on";
+    w->cf.server_name = "test.localhost";
+}
+
+
 typedef struct {
     int    done;
     long   status;
@@ -218,12 +232,7 @@ test_srv_fallback(void **state)
 
     (void) state;
 
-    memset(&w, 0, sizeof(w));
-    w.prog = "test_mxw_fed";
-    w.cf.n = 1;
-    w.cf.d[0].name = "matrix_federation_allow_private";
-    w.cf.d[0].value = "on";
-    w.cf.server_name = "test.localhost";
+    test_worker(&w);
 
     assert_int_equal(mxw_fed_init(&fed, &w), 0);
 
@@ -287,12 +296,65 @@ test_srv_fallback(void **state)
 }
 
 
+/*
+ * MXW_FED_QUICK: a server that takes the connection and never answers
+ * (a listener that never accepts: the TLS handshake never ends, and curl
+ * counts it in the connect time) ends the request after
+ * MXW_FED_QUICK_CONNECT_MS, not MXW_FED_CONNECT_MS
+ */
+
+static void
+test_quick(void **state)
+{
+    mxw_t          w;
+    mxw_fed_t     *fed;
+    srv_result_t   res;
+    unsigned       port;
+    int            fd, turns;
+    int64_t        t0, took;
+    char           dest[64];
+
+    (void) state;
+
+    test_worker(&w);
+
+    assert_int_equal(mxw_fed_init(&fed, &w), 0);
+
+    fd = listener(&port);
+    snprintf(dest, sizeof(dest), "127.0.0.1:%u", port);
+
+    memset(&res, 0, sizeof(res));
+    t0 = mxw_now_ms();
+    assert_int_equal(mxw_fed_request(fed, dest, "GET", "/x", NULL, 0,
+                                     MXW_FED_QUICK, srv_done, &res), 0);
+
+    for (turns = 0; !res.done && turns < 400; turns++) {
+        mxw_fed_run(fed, 50);
+    }
+
+    took = mxw_now_ms() - t0;
+
+    assert_true(res.done);
+    assert_int_equal(res.status, 0);
+    if (took < MXW_FED_QUICK_CONNECT_MS - 500
+        || took > MXW_FED_QUICK_CONNECT_MS + 2000)
+    {
+        fail_msg("a quick request ended after %lld ms: %s", (long long) took,
+                 res.error);
+    }
+
+    mxw_fed_fini(fed);
+    close(fd);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_private),
         cmocka_unit_test(test_srv_fallback),
+        cmocka_unit_test(test_quick),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
