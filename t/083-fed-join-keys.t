@@ -41,7 +41,6 @@ my $api = '/_matrix/client/v3';
 my $dir = tempdir(CLEANUP => 1);
 my $V = '10';
 
-sub esc { my $s = shift; $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge; $s }
 sub unesc { my $s = shift; $s =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; $s }
 sub slurp { Test::Matrix::Server::slurp(@_) }
 sub write_json { Test::Matrix::Server::write_file("$dir/$_[0].new", $json->encode($_[1]));
