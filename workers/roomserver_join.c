@@ -39,17 +39,10 @@
 #include "roomserver.h"
 
 
-typedef struct {
-    rs_event_t   *re;
-    const char   *pdu;
-    size_t        len;
-} rs_join_ev_t;
-
-
 static int
 rs_join_depth_cmp(const void *a, const void *b)
 {
-    const rs_join_ev_t  *x = a, *y = b;
+    const rs_given_t  *x = a, *y = b;
 
     if (x->re->ev->depth != y->re->ev->depth) {
         return x->re->ev->depth < y->re->ev->depth ? -1 : 1;
@@ -98,7 +91,7 @@ rs_join_entry(char **buf, size_t *len, size_t *cap, const char *type,
 
 static int
 rs_join_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
-    const char *version, rs_join_ev_t *evs, size_t n, int64_t pos)
+    const char *version, rs_given_t *evs, size_t n, int64_t pos)
 {
     const char   **argv;
     size_t        *lens, i, k;
@@ -129,8 +122,8 @@ rs_join_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
     for (i = 0; i < n; i++, k += 4) {
         argv[k] = evs[i].re->ev->event_id;
         lens[k] = strlen(argv[k]);
-        argv[k + 1] = evs[i].pdu;
-        lens[k + 1] = evs[i].len;
+        argv[k + 1] = evs[i].re->pdu;
+        lens[k + 1] = evs[i].re->pdu_len;
         argv[k + 2] = nums + i * 48;
         lens[k + 2] = snprintf(nums + i * 48, 24, "%lld",
                                (long long) evs[i].re->ev->depth);
@@ -234,24 +227,196 @@ rs_join_store(mxw_t *w, rs_room_t *room, const char *version,
 }
 
 
+/*
+ * Another server's state and auth chain (JSON arrays of PDUs, parsed into
+ * the room's pool): each event's ID from its hash, its signatures and
+ * hashes, into the room's cache once, then the auth rules against its own
+ * auth events, oldest first; *state the state events of the first list.
+ * strict: an event whose signatures fail refuses it all; else that event
+ * is dropped (and what needs it as an auth event fails the rules).
+ * 0: done; 1: refused, why says so; -1: Redis or memory failed.
+ */
+
+int
+rs_given_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool, mx_json_t *list,
+    mx_json_t *chain, int strict, rs_given_t **out, size_t *nout,
+    mx_state_t **out_state, char *why, size_t why_len)
+{
+    mx_json_t               *lists[2], *one;
+    rs_given_t              *evs;
+    rs_event_t              *re, *old;
+    mx_state_t              *state;
+    const mx_auth_event_t  **auth, *create;
+    const char              *reason, *id;
+    char                    *vpdu, *enc;
+    size_t                   vlen, len, i, k, n, na;
+
+    lists[0] = list;
+    lists[1] = chain;
+
+    if (list == NULL || list->type != MX_JSON_ARRAY
+        || chain == NULL || chain->type != MX_JSON_ARRAY)
+    {
+        snprintf(why, why_len, "state and auth_chain must be arrays");
+        return 1;
+    }
+
+    na = list->u.a.n + chain->u.a.n;
+    evs = mx_palloc(pool, (na + 1) * sizeof(rs_given_t));
+    auth = mx_palloc(pool, (MX_EVENT_MAX_AUTH + 1) * sizeof(void *));
+    state = mx_state_create(pool, list->u.a.n + 1);
+    if (evs == NULL || auth == NULL || state == NULL) {
+        return -1;
+    }
+
+    /* every event: its ID, its signatures, into the room's cache once */
+    n = 0;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < lists[k]->u.a.n; i++) {
+            one = lists[k]->u.a.v[i];
+            id = mx_event_id(pool, one, room->rv);
+            enc = mx_json_encode(pool, one, mx_event_json_flags(room->rv),
+                                 &len);
+            if (id == NULL || enc == NULL) {
+                if (!strict) {
+                    continue;
+                }
+                snprintf(why, why_len, "an event of the state has no ID");
+                return 1;
+            }
+
+            if (mx_idmap_get(&room->events, id) != NULL) {
+                continue;                   /* in both lists, or known */
+            }
+
+            /* the ID was made from this very event: verified as it is */
+            switch (rs_verify_json(w, room->rv, one, &vpdu, &vlen, why,
+                                   why_len))
+            {
+            case RS_VERIFY_OK:
+                break;
+
+            case RS_VERIFY_DROP:
+                mxw_info(w, "%s: state %s dropped: %s", room->room_id, id,
+                         why);
+                if (!strict) {
+                    continue;
+                }
+                return 1;
+
+            default:
+                return -1;
+            }
+
+            re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
+                      : rs_event_add_json(room, id, enc, len, one, NULL, why,
+                                          why_len);
+            free(vpdu);
+            if (re == NULL) {
+                if (!strict) {
+                    continue;
+                }
+                return 1;
+            }
+
+            evs[n].re = re;
+            evs[n].in_state = k == 0 && re->ev->state_key != NULL;
+            n++;
+
+            if (evs[n - 1].in_state && mx_state_put(state, re->ev) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    /* the auth rules, each against its own auth events, oldest first */
+    qsort(evs, n, sizeof(rs_given_t), rs_join_depth_cmp);
+    create = mx_state_get(state, "m.room.create", "");
+
+    for (i = 0; i < n; i++) {
+        re = evs[i].re;
+        reason = NULL;
+
+        for (k = 0, na = 0; k < re->ev->n_auth && na < MX_EVENT_MAX_AUTH;
+             k++)
+        {
+            old = mx_idmap_get(&room->events, re->ev->auth_events[k]);
+            if (old == NULL) {
+                reason = "auth_events.missing";
+                break;
+            }
+            auth[na++] = old->ev;
+        }
+
+        if (reason == NULL
+            && mx_auth_check_auth_events(pool, room->rv, re->ev, auth, na,
+                                         create, &reason) == MX_AUTH_ERROR)
+        {
+            return -1;
+        }
+
+        if (reason != NULL) {
+            snprintf(why, why_len, "%s of the room's state is refused by"
+                     " the auth rules: %s", re->ev->event_id,
+                     mx_auth_reason_text(reason));
+            return 1;
+        }
+    }
+
+    *out = evs;
+    *nout = n;
+    *out_state = state;
+
+    return 0;
+}
+
+
+/* evs[0..n-1] stored as outliers, the first at position pos */
+
+int
+rs_given_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    const char *version, rs_given_t *evs, size_t n, int64_t pos)
+{
+    size_t  i, k;
+
+    for (i = 0; i < n; i += k) {
+        k = n - i < RS_JOIN_OUTLIERS ? n - i : RS_JOIN_OUTLIERS;
+
+        if (rs_join_outliers(w, pool, room, version, evs + i, k,
+                             pos + (int64_t) i)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        evs[i].re->flags |= RS_F_OUTLIER;
+        evs[i].re->pos = pos + (int64_t) i;
+        evs[i].re->sg = 0;
+    }
+
+    return 0;
+}
+
+
 mxw_result_t
 rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
 {
     const char              *room_id, *version, *event_id, *pdu, *text;
-    size_t                   pdu_len, len, i, k, n, na, cap, glen;
+    size_t                   pdu_len, len, i, n, cap, glen;
     rs_room_t               *room;
     rs_event_t              *re, *join, *old;
     mx_pool_t               *pool;
-    mx_json_t               *lists[2], *one;
+    mx_json_t               *lists[2];
     mx_json_error_t          err;
-    rs_join_ev_t            *evs;
+    rs_given_t              *evs;
     mx_state_t              *state;
-    const mx_auth_event_t  **auth, *create;
-    const char              *reason, *id;
-    char                    *vpdu, *enc, *group, sgs[32];
-    size_t                   vlen;
-    int                      failed, is_state;
+    const char              *reason;
+    char                    *group, sgs[32];
+    int                      failed, is_state, rc;
     mxw_result_t             result;
 
     (void) data;
@@ -316,118 +481,17 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     text = mxw_entry_get(e, "auth_chain", &len);
     lists[1] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
 
-    if (lists[0] == NULL || lists[0]->type != MX_JSON_ARRAY
-        || lists[1] == NULL || lists[1]->type != MX_JSON_ARRAY)
-    {
-        snprintf(why, why_len, "state and auth_chain must be arrays");
+    /* every event of both checked; any that fails: the join fails */
+    rc = rs_given_state(w, room, pool, lists[0], lists[1], 1, &evs, &n,
+                        &state, why, why_len);
+    if (rc < 0) {
+        goto done;
+    }
+
+    if (rc > 0) {
         rs_answer_error(w, e, 502, "M_UNKNOWN", why);
         result = MXW_REJECT;
         goto done;
-    }
-
-    na = lists[0]->u.a.n + lists[1]->u.a.n;
-    evs = mx_palloc(pool, (na + 1) * sizeof(rs_join_ev_t));
-    auth = mx_palloc(pool, (MX_EVENT_MAX_AUTH + 1) * sizeof(void *));
-    state = mx_state_create(pool, lists[0]->u.a.n + 1);
-    if (evs == NULL || auth == NULL || state == NULL) {
-        goto done;
-    }
-
-    /* every event: its ID, its signatures, into the room's cache once */
-    n = 0;
-
-    for (k = 0; k < 2; k++) {
-        for (i = 0; i < lists[k]->u.a.n; i++) {
-            one = lists[k]->u.a.v[i];
-            id = mx_event_id(pool, one, room->rv);
-            enc = mx_json_encode(pool, one, mx_event_json_flags(room->rv),
-                                 &len);
-            if (id == NULL || enc == NULL) {
-                snprintf(why, why_len, "an event of the state has no ID");
-                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-                result = MXW_REJECT;
-                goto done;
-            }
-
-            if (mx_idmap_get(&room->events, id) != NULL) {
-                continue;                   /* in both lists */
-            }
-
-            /* the ID was made from this very event: verified as it is */
-            switch (rs_verify_json(w, room->rv, one, &vpdu, &vlen, why,
-                                   why_len))
-            {
-            case RS_VERIFY_OK:
-                break;
-
-            case RS_VERIFY_DROP:
-                mxw_info(w, "%s: join state %s dropped: %s", room_id, id,
-                         why);
-                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-                result = MXW_REJECT;
-                goto done;
-
-            default:
-                goto done;
-            }
-
-            re = vpdu ? rs_event_add(room, id, vpdu, vlen, NULL, why, why_len)
-                      : rs_event_add_json(room, id, enc, len, one, NULL, why,
-                                          why_len);
-            free(vpdu);
-            if (re == NULL) {
-                rs_answer_error(w, e, 502, "M_BAD_JSON", why);
-                result = MXW_REJECT;
-                goto done;
-            }
-
-            evs[n].re = re;
-            evs[n].pdu = re->pdu;
-            evs[n].len = re->pdu_len;
-            n++;
-
-            if (k == 0 && re->ev->state_key != NULL
-                && mx_state_put(state, re->ev) != 0)
-            {
-                goto done;
-            }
-        }
-    }
-
-    /* the auth rules, each against its own auth events, oldest first */
-    qsort(evs, n, sizeof(rs_join_ev_t), rs_join_depth_cmp);
-    create = mx_state_get(state, "m.room.create", "");
-
-    for (i = 0; i < n; i++) {
-        re = evs[i].re;
-        reason = NULL;
-
-        for (k = 0, na = 0; k < re->ev->n_auth && na < MX_EVENT_MAX_AUTH;
-             k++)
-        {
-            old = mx_idmap_get(&room->events, re->ev->auth_events[k]);
-            if (old == NULL) {
-                reason = "auth_events.missing";
-                break;
-            }
-            auth[na++] = old->ev;
-        }
-
-        if (reason == NULL
-            && mx_auth_check_auth_events(pool, room->rv, re->ev, auth, na,
-                                         create, &reason) == MX_AUTH_ERROR)
-        {
-            goto done;
-        }
-
-        if (reason != NULL) {
-            snprintf(why, why_len, "%s of the room's state is refused by"
-                     " the auth rules: %s", re->ev->event_id,
-                     mx_auth_reason_text(reason));
-            rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-            result = MXW_REJECT;
-            goto done;
-        }
     }
 
     /* our join, on that state */
@@ -468,15 +532,10 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
     }
 
-    for (i = 0; i < n; i += k) {
-        k = n - i < RS_JOIN_OUTLIERS ? n - i : RS_JOIN_OUTLIERS;
-
-        if (rs_join_outliers(w, pool, room, version, evs + i, k,
-                             room->pos + 1 + (int64_t) i)
-            != 0)
-        {
-            goto done;
-        }
+    if (rs_given_outliers(w, pool, room, version, evs, n, room->pos + 1)
+        != 0)
+    {
+        goto done;
     }
 
     if (rs_join_entry(&group, &glen, &cap, join->ev->type,
