@@ -492,6 +492,80 @@ rs_failed(mxw_t *w, void *data)
 }
 
 
+/*
+ * An event whose prev_events nobody here has, with the state its origin
+ * gave at one of them (the entry's state: /state's answer, {"pdus",
+ * "auth_chain"}): those events checked (one whose signatures fail is
+ * dropped) and stored as outliers, their state the state before the event.
+ * Its prev events stay unknown; what builds on the event builds on its
+ * group.  0: *before set; 1: refused (why); -1: retry.
+ */
+
+static int
+rs_gap_state(mxw_t *w, const mxw_entry_t *e, rs_room_t *room,
+    mx_pool_t *pool, rs_ids_t **before, char *why, size_t why_len)
+{
+    const char       *text, *version;
+    size_t            len, n, i;
+    mx_json_t        *v;
+    mx_json_error_t   err;
+    rs_given_t       *evs;
+    mx_state_t       *state;
+    rs_ids_t         *ids;
+    const mx_auth_event_t *se;
+    int               rc;
+
+    text = mxw_entry_get(e, "state", &len);
+    v = mx_json_parse(room->pool, text, len, &err);
+    if (v == NULL || v->type != MX_JSON_OBJECT) {
+        snprintf(why, why_len, "the state given is not a JSON object");
+        return 1;
+    }
+
+    rc = rs_given_state(w, room, pool, mx_json_get(v, "pdus"),
+                        mx_json_get(v, "auth_chain"), 0, &evs, &n, &state,
+                        why, why_len);
+    /* refused: the caller's rs_room_drop forgets what the cache took */
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (mx_state_get(state, "m.room.create", "") == NULL) {
+        snprintf(why, why_len, "the state given has no m.room.create");
+        return 1;
+    }
+
+    version = mxw_entry_get(e, "version", NULL);
+
+    if (rs_given_outliers(w, pool, room, version ? version : "", evs, n,
+                          room->pos + 1) != 0)
+    {
+        return -1;
+    }
+
+    room->pos += (int64_t) n;
+
+    ids = rs_ids_new(pool, mx_state_count(state));
+    if (ids == NULL) {
+        return -1;
+    }
+
+    i = 0;
+    while ((se = mx_state_next(state, &i)) != NULL) {
+        if (rs_ids_set(pool, ids, se->type, se->state_key, se->event_id)) {
+            return -1;
+        }
+    }
+
+    mxw_info(w, "%s: %zu events of state given over a gap stored as"
+             " outliers", room->room_id, n);
+
+    *before = ids;
+
+    return 0;
+}
+
+
 mxw_result_t
 rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
@@ -647,7 +721,27 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     before = NULL;
     sg_before = 0;
 
-    if (reason == NULL) {
+    if (reason != NULL && strcmp(reason, "prev_events.unknown") == 0
+        && !local && mxw_entry_get(e, "state", NULL) != NULL)
+    {
+        /* over a gap, with the state its origin gave for it */
+        switch (rs_gap_state(w, e, room, pool, &before, why, why_len)) {
+        case 0:
+            reason = NULL;
+            sg_before = -1;
+            break;
+
+        case 1:
+            rs_answer_error(w, e, 403, "M_FORBIDDEN", why);
+            result = MXW_REJECT;
+            goto done;
+
+        default:
+            goto done;
+        }
+    }
+
+    if (reason == NULL && before == NULL) {
         failed = 0;
         before = rs_state_before(w, room, pool, re, &sg_before, &failed);
         if (before == NULL) {
