@@ -233,7 +233,9 @@ rs_join_store(mxw_t *w, rs_room_t *room, const char *version,
  * hashes, into the room's cache once, then the auth rules against its own
  * auth events, oldest first; *state the state events of the first list.
  * strict: an event whose signatures fail refuses it all; else that event
- * is dropped (and what needs it as an auth event fails the rules).
+ * is dropped (and what needs it as an auth event fails the rules), and
+ * one stored here before is taken as it is (in the state unless it was
+ * rejected), neither checked nor stored again.
  * 0: done; 1: refused, why says so; -1: Redis or memory failed.
  */
 
@@ -250,6 +252,7 @@ rs_given_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool, mx_json_t *list,
     const char              *reason, *id;
     char                    *vpdu, *enc;
     size_t                   vlen, len, i, k, n, na;
+    int                      failed;
 
     lists[0] = list;
     lists[1] = chain;
@@ -286,8 +289,22 @@ rs_given_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool, mx_json_t *list,
                 return 1;
             }
 
-            if (mx_idmap_get(&room->events, id) != NULL) {
-                continue;                   /* in both lists, or known */
+            failed = 0;
+            old = strict ? mx_idmap_get(&room->events, id)
+                         : rs_event_get(w, room, id, &failed);
+            if (failed) {
+                return -1;
+            }
+
+            if (old != NULL) {
+                /* in both lists (strict: the room is new here) */
+                if (!strict && k == 0 && old->ev->state_key != NULL
+                    && !(old->flags & RS_F_REJECTED)
+                    && mx_state_put(state, old->ev) != 0)
+                {
+                    return -1;
+                }
+                continue;
             }
 
             /* the ID was made from this very event: verified as it is */
@@ -341,7 +358,13 @@ rs_given_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool, mx_json_t *list,
         for (k = 0, na = 0; k < re->ev->n_auth && na < MX_EVENT_MAX_AUTH;
              k++)
         {
-            old = mx_idmap_get(&room->events, re->ev->auth_events[k]);
+            failed = 0;
+            old = strict ? mx_idmap_get(&room->events, re->ev->auth_events[k])
+                         : rs_event_get(w, room, re->ev->auth_events[k],
+                                        &failed);
+            if (failed) {
+                return -1;
+            }
             if (old == NULL) {
                 reason = "auth_events.missing";
                 break;
