@@ -22,6 +22,10 @@
  *   carries the whole state as the change, so the syncer records every
  *   membership and the user's /sync shows the room
  *
+ * The checks of the state and auth chain and their storing as outliers are
+ * rs_given_state and rs_given_outliers, which an event over a gap uses too
+ * (roomserver_process.c, rs_gap_state: lenient, see rs_given_state).
+ *
  * The room must be new here (no current state); a join_state entry
  * delivered again finds its join stored and answers the same, and one
  * cut short finds the outliers stored so far (stored once) and goes on

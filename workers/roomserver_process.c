@@ -24,7 +24,9 @@
  *
  * Input entry fields: kind=event, room, event_id, event (the PDU), version
  * (for a room's create event), origin ("local" or the sending server),
- * reply and req (where to answer, optional).
+ * reply and req (where to answer, optional), state (optional, another
+ * server's event over a gap: {"pdus", "auth_chain"} at its missing prev
+ * event, which is then the state before it; see rs_gap_state).
  */
 
 #include <stdio.h>
