@@ -55,20 +55,15 @@ $fed->fake_fedsender(request => sub {
 my $state = { @{ $srv->redis_cmd('HGETALL', "mx:{$room}:state") } };
 sub sid { $state->{"$_[0]\x1f" . ($_[1] // '')} }
 my $depth = $srv->redis_cmd('HGET', "mx:{$room}:room", 'depth');
-my $ts = int(time * 1000);
 my $bob = '@bob:remote.example';
 my $dave = '@dave:remote.example';
 
+# bob's PDU (or a sender's given) on the prev events given: Fed.pm's
+# room_event, its auth events from the room's state here
 sub event {
     my (%o) = @_;
     my $key = delete $o{key} // $remote;
-    my $ev = { room_id => $room, sender => $bob, origin_server_ts => $ts++,
-               type => 'm.room.message', %o };
-    $ev->{auth_events} //= [ grep { defined } sid('m.room.create'), sid('m.room.power_levels'),
-                             sid('m.room.member', $ev->{sender}) ];
-    $ev->{content} //= { msgtype => 'm.text', body => 'hello' };
-    my $signed = $fed->sign_event($key, $ev, '10');
-    return ($signed, $fed->event_id($signed, '10'));
+    return $fed->room_event($key, $room, sender => $bob, %o);
 }
 
 sub send_txn {
@@ -100,8 +95,6 @@ sub state_answer {
 my @extrem = @{ $srv->redis_cmd('SMEMBERS', "mx:{$room}:extrem") };
 my ($join, $join_id) = event(type => 'm.room.member', state_key => $bob,
                              content => { membership => 'join' },
-                             auth_events => [ sid('m.room.create'), sid('m.room.power_levels'),
-                                              sid('m.room.join_rules') ],
                              prev_events => \@extrem, depth => $depth + 1);
 ($status, $body) = send_txn('j1', $join);
 is_deeply($body, { pdus => { $join_id => {} } }, 'bob joins');
@@ -113,8 +106,6 @@ my $since = $sync0->{next_batch};
 # --- the gap: dave joins, bob says two things; none of it sent ---------------
 my ($djoin, $djoin_id) = event(type => 'm.room.member', state_key => $dave, sender => $dave,
                                content => { membership => 'join' },
-                               auth_events => [ sid('m.room.create'), sid('m.room.power_levels'),
-                                                sid('m.room.join_rules') ],
                                prev_events => [$join_id], depth => $depth + 2);
 my ($g1, $g1_id) = event(prev_events => [$djoin_id], depth => $depth + 3,
                          content => { msgtype => 'm.text', body => 'unseen 1' });
@@ -165,8 +156,6 @@ is_deeply([map { $_->{event_id} } @{ $body->{chunk} }], [$n_id, $m_id], '/messag
 my $erin = '@erin:remote.example';
 my ($ejoin, $ejoin_id) = event(type => 'm.room.member', state_key => $erin, sender => $erin,
                                key => $forger, content => { membership => 'join' },
-                               auth_events => [ sid('m.room.create'), sid('m.room.power_levels'),
-                                                sid('m.room.join_rules') ],
                                prev_events => [$n_id], depth => $depth + 7);
 my ($h1, $h1_id) = event(prev_events => [$ejoin_id], depth => $depth + 8);
 my ($e, $e_id) = event(sender => $erin, prev_events => [$h1_id], depth => $depth + 9,
