@@ -143,6 +143,8 @@ ok(!(grep { $_ eq $djoin_id } @tl), "... and not dave's join");
 is($status, 200, "dave's membership in the room's state");
 is($body->{membership}, 'join', '... joined');
 
+$state->{"m.room.member\x1f$dave"} = $djoin_id;
+
 # an event on the PDU: built on its state group as usual
 my ($n, $n_id) = event(prev_events => [$m_id], depth => $depth + 6,
                        content => { msgtype => 'm.text', body => 'on top' });
@@ -152,13 +154,33 @@ is_deeply($body, { pdus => { $n_id => {} } }, 'an event on it: accepted');
 ($status, $body) = $alice->get("$api/rooms/$room/messages?dir=b&limit=2");
 is_deeply([map { $_->{event_id} } @{ $body->{chunk} }], [$n_id, $m_id], '/messages: both, newest first');
 
+# --- a member who joined in the gap speaks: soft failure is checked against
+# the current state resolved with the PDU's state, as Synapse does -----------
+my $frank = '@frank:remote.example';
+my ($fjoin, $fjoin_id) = event(type => 'm.room.member', state_key => $frank, sender => $frank,
+                               content => { membership => 'join' },
+                               prev_events => [$n_id], depth => $depth + 7);
+my ($k1, $k1_id) = event(prev_events => [$fjoin_id], depth => $depth + 8);
+my ($f, $f_id) = event(sender => $frank, prev_events => [$k1_id], depth => $depth + 9,
+                       auth_events => [ sid('m.room.create'), sid('m.room.power_levels'), $fjoin_id ],
+                       content => { msgtype => 'm.text', body => 'from frank' });
+$srv->redis_cmd('SET', "mx:test:state:$k1_id", $json->encode(state_answer($fjoin)));
+
+($status, $body) = send_txn('k1', $f);
+is_deeply($body, { pdus => { $f_id => {} } }, "frank's message over the gap: accepted");
+unlike($srv->redis_cmd('HGET', "mx:{$room}:meta", $f_id) // '', qr/ \S*s\S*$/, '... not soft-failed');
+($status, $body) = $alice->get("$api/rooms/$room/messages?dir=b&limit=1");
+is_deeply([map { $_->{event_id} } @{ $body->{chunk} }], [$f_id], '... and visible in /messages');
+($status, $body) = $alice->get("$api/rooms/$room/state/m.room.member/" . $frank);
+is($body->{membership}, 'join', 'frank in the room\'s state');
+
 # --- a forged event in the state: dropped, and what needs it refused --------
 my $erin = '@erin:remote.example';
 my ($ejoin, $ejoin_id) = event(type => 'm.room.member', state_key => $erin, sender => $erin,
                                key => $forger, content => { membership => 'join' },
-                               prev_events => [$n_id], depth => $depth + 7);
-my ($h1, $h1_id) = event(prev_events => [$ejoin_id], depth => $depth + 8);
-my ($e, $e_id) = event(sender => $erin, prev_events => [$h1_id], depth => $depth + 9,
+                               prev_events => [$f_id], depth => $depth + 10);
+my ($h1, $h1_id) = event(prev_events => [$ejoin_id], depth => $depth + 11);
+my ($e, $e_id) = event(sender => $erin, prev_events => [$h1_id], depth => $depth + 12,
                        auth_events => [ sid('m.room.create'), sid('m.room.power_levels'), $ejoin_id ],
                        content => { msgtype => 'm.text', body => 'from erin' });
 $srv->redis_cmd('SET', "mx:test:state:$h1_id", $json->encode(state_answer($ejoin)));
@@ -172,7 +194,7 @@ ok(!$srv->redis_cmd('HGET', "mx:{$room}:spos", $e_id), 'the PDU not in the timel
 is($status, 404, 'erin not in the room');
 
 # --- no /state: an error, nothing stored --------------------------------------
-my ($u, $u_id) = event(prev_events => ['$' . ('Z' x 43)], depth => $depth + 10,
+my ($u, $u_id) = event(prev_events => ['$' . ('Z' x 43)], depth => $depth + 13,
                        content => { msgtype => 'm.text', body => 'unreachable' });
 ($status, $body) = send_txn('u1', $u);
 is($status, 200, 'a gap whose /state fails: 200');

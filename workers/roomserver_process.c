@@ -197,6 +197,58 @@ rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
 }
 
 
+/* states of IDs resolved into one (state resolution); NULL: failed */
+
+static rs_ids_t *
+rs_resolve_ids(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_ids_t **from,
+    size_t n)
+{
+    const mx_state_t      **sets;
+    const mx_auth_event_t  *se;
+    mx_state_t             *out;
+    rs_ids_t               *ids;
+    rs_lookup_t             lc;
+    size_t                  i;
+
+    sets = mx_palloc(pool, n * sizeof(mx_state_t *));
+    if (sets == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        sets[i] = from[i] ? rs_ids_state(w, room, pool, from[i]) : NULL;
+        if (sets[i] == NULL) {
+            return NULL;
+        }
+    }
+
+    lc.w = w;
+    lc.room = room;
+    lc.ids = NULL;
+    lc.failed = 0;
+
+    if (mx_state_resolve(pool, room->rv, sets, n, rs_fetch, &lc, &out) != 0
+        || lc.failed)
+    {
+        return NULL;
+    }
+
+    ids = rs_ids_new(pool, mx_state_count(out));
+    if (ids == NULL) {
+        return NULL;
+    }
+
+    i = 0;
+    while ((se = mx_state_next(out, &i)) != NULL) {
+        if (rs_ids_set(pool, ids, se->type, se->state_key, se->event_id)) {
+            return NULL;
+        }
+    }
+
+    return ids;
+}
+
+
 /* the state before an event; *sg its group, or -1 when it has none yet */
 
 static rs_ids_t *
@@ -204,13 +256,9 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
     int64_t *sg, int *failed)
 {
     const mx_auth_event_t  *ev;
-    const mx_state_t      **sets;
-    mx_state_t             *out, *st;
     rs_event_t             *prev, *se_prev;
-    rs_ids_t               *ids, *g;
-    rs_lookup_t             lc;
+    rs_ids_t               *ids, **groups;
     size_t                  i, k, same;
-    const mx_auth_event_t  *se;
 
     ev = re->ev;
 
@@ -259,8 +307,8 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
     }
 
     /* a merge: resolve the states after each prev event */
-    sets = mx_palloc(pool, ev->n_prev * sizeof(mx_state_t *));
-    if (sets == NULL) {
+    groups = mx_palloc(pool, ev->n_prev * sizeof(rs_ids_t *));
+    if (groups == NULL) {
         return NULL;
     }
 
@@ -270,37 +318,13 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
             return NULL;
         }
 
-        g = rs_group_get(w, room, prev->sg);
-        st = g ? rs_ids_state(w, room, pool, g) : NULL;
-        if (st == NULL) {
-            *failed = 1;
-            return NULL;
-        }
-        sets[i] = st;
+        groups[i] = rs_group_get(w, room, prev->sg);
     }
 
-    lc.w = w;
-    lc.room = room;
-    lc.ids = NULL;
-    lc.failed = 0;
-
-    if (mx_state_resolve(pool, room->rv, sets, ev->n_prev, rs_fetch, &lc,
-                         &out) != 0 || lc.failed)
-    {
+    ids = rs_resolve_ids(w, room, pool, groups, ev->n_prev);
+    if (ids == NULL) {
         *failed = 1;
         return NULL;
-    }
-
-    ids = rs_ids_new(pool, mx_state_count(out));
-    if (ids == NULL) {
-        return NULL;
-    }
-
-    i = 0;
-    while ((se = mx_state_next(out, &i)) != NULL) {
-        if (rs_ids_set(pool, ids, se->type, se->state_key, se->event_id)) {
-            return NULL;
-        }
     }
 
     *sg = -1;
@@ -583,7 +607,8 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reason;
     int64_t                  sg_before;
     int                      failed, rc, is_state, local, sole, snapshot;
-    int                      fresh, covers;
+    int                      fresh, covers, gap;
+    rs_ids_t                *pair[2];
     char                    *vpdu;
     size_t                   vlen;
     int                      resolved;
@@ -722,6 +747,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     /* the state before it */
     before = NULL;
     sg_before = 0;
+    gap = 0;
 
     if (reason != NULL && strcmp(reason, "prev_events.unknown") == 0
         && !local && mxw_entry_get(e, "state", NULL) != NULL)
@@ -731,6 +757,7 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         case 0:
             reason = NULL;
             sg_before = -1;
+            gap = 1;
             break;
 
         case 1:
@@ -812,13 +839,25 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
      * one.  A remote event it refuses is soft-failed: kept, but shown to
      * nobody and built on by nobody.  A local one was built on what this
      * server knew a moment before (two workers sending at once, a ban in
-     * between): it is refused, and its sender hears so.
+     * between): it is refused, and its sender hears so.  An event over a
+     * gap is checked, as Synapse does, against the current state resolved
+     * with its own (what it knew that we missed, a member who joined in
+     * the gap, counts).
      */
     if (reason == NULL && before != room->current) {
         lc.w = w;
         lc.room = room;
         lc.ids = room->current;
         lc.failed = 0;
+
+        if (gap) {
+            pair[0] = room->current;
+            pair[1] = before;
+            lc.ids = rs_resolve_ids(w, room, pool, pair, 2);
+            if (lc.ids == NULL) {
+                goto done;
+            }
+        }
 
         const char *soft = NULL;
 
