@@ -83,6 +83,7 @@ typedef struct {
     ngx_uint_t                 nprev;
     ngx_str_t                  state;      /* over a gap: the origin's
                                               /state at a missing prev */
+    mx_json_t                 *given[2];   /* its pdus and auth_chain */
     unsigned                   txn:1;      /* the transaction's, not fetched */
     unsigned                   ok:1;       /* on its way to the roomserver */
     unsigned                   placed:1;
@@ -116,6 +117,8 @@ typedef struct {
     ngx_uint_t                 pass;       /* lookups done: 1, or 2 after
                                               a fetch */
     ngx_uint_t                 ngaps;      /* /state asked */
+    ngx_uint_t                 sub;        /* keys: 0 the PDU in hand,
+                                              then 1 + its given events */
     const char                *signers[NGX_MATRIX_TXN_MAX];
     ngx_uint_t                 nsigners;   /* servers whose keys were
                                               looked at */
@@ -1048,6 +1051,8 @@ ngx_matrix_fedsend_state_got(ngx_matrix_req_t *mr, ngx_str_t *answer)
 
             p->state.data = (u_char *) enc;
             p->state.len = len;
+            p->given[0] = pdus;
+            p->given[1] = chain;
         }
     }
 
@@ -1122,14 +1127,19 @@ ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t)
  * necessarily the one it signed an older event with, nor a third
  * server's whose event it relays.  A key missing from the cache is asked
  * of the fedsender (a `keys` job); whatever the answer, the roomserver
- * then decides.
+ * then decides.  The events given with a PDU over a gap (its /state) are
+ * checked by the roomserver as well: their servers' keys are looked at
+ * too.
+ *
+ * ngx_matrix_fedsend_key_of: the cache's keys of an event's sender's
+ * server, once per server; NGX_DECLINED: nothing to look at.
  */
 
 static ngx_int_t
-ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
+ngx_matrix_fedsend_key_of(ngx_matrix_req_t *mr, mx_json_t *ev,
+    const mx_room_version_t *rv)
 {
     ngx_matrix_fedtxn_t  *t;
-    ngx_matrix_fedpdu_t  *p;
     ngx_matrix_cmd_t      c;
     mx_pool_t            *pool;
     mx_json_t            *sigs, *mine;
@@ -1141,87 +1151,115 @@ ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
     t = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    for ( /* void */ ; t->cur < t->npdus; t->cur++) {
+    sender = mx_json_get_str(ev, "sender", &len);
+    server = sender ? mx_id_server(sender, len, &slen) : NULL;
+    sigs = mx_json_get_obj(ev, "signatures");
+    mine = server ? mx_json_getn(sigs, server, slen) : NULL;
+
+    if (mine == NULL || mine->type != MX_JSON_OBJECT
+        || mine->u.o.n == 0 || mine->u.o.n > 8
+        || t->nsigners == NGX_MATRIX_TXN_MAX
+        || (slen == mr->mcf->server_name.len
+            && ngx_strncmp(server, mr->mcf->server_name.data, slen) == 0))
+    {
+        return NGX_DECLINED;
+    }
+
+    /* one look per server */
+    for (k = 0; k < t->nsigners; k++) {
+        if (ngx_strlen(t->signers[k]) == slen
+            && ngx_strncmp(t->signers[k], server, slen) == 0)
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    key = ngx_pnalloc(mr->r->pool, sizeof("mx:serverkeys:{}") + slen);
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    q = ngx_sprintf(key, "mx:serverkeys:{%*s}", slen, server);
+
+    t->signer = mx_pstrndup(pool, server, slen);
+    t->signers[t->nsigners++] = t->signer;
+
+    if (mx_json_get_int(ev, "origin_server_ts", &t->valid_at) != 0
+        || !rv->key_validity)
+    {
+        t->valid_at = 0;
+    }
+
+    n = 0;
+    for (i = 0; i < mine->u.o.n; i++) {
+        n += mine->u.o.m[i].key_len + 1;
+    }
+
+    ids = ngx_pnalloc(mr->r->pool, n + 1);
+    if (ids == NULL || t->signer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_serverkeys_get", 1);
+    ngx_matrix_cmd_add(&c, key, q - key);
+    ngx_matrix_cmd_cstr(&c, t->signer);
+
+    n = 0;
+    for (i = 0; i < mine->u.o.n; i++) {
+        ngx_matrix_cmd_add(&c, mine->u.o.m[i].key, mine->u.o.m[i].key_len);
+        if (n) {
+            ids[n++] = ' ';
+        }
+        n = ngx_cpymem(ids + n, mine->u.o.m[i].key, mine->u.o.m[i].key_len)
+            - ids;
+    }
+
+    ids[n] = '\0';
+    t->key_ids = (char *) ids;
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_keys_got);
+}
+
+
+/* each PDU's sender's server, then those of the events given with it */
+
+static ngx_int_t
+ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_fedtxn_t      *t;
+    ngx_matrix_fedpdu_t      *p;
+    const mx_room_version_t  *rv;
+    mx_json_t                *ev;
+    ngx_int_t                 rc;
+    size_t                    n0, n1, i;
+
+    t = mr->data;
+
+    for ( /* void */ ; t->cur < t->npdus; t->cur++, t->sub = 0) {
         p = &t->pdus[t->cur];
         if (!p->ok || ngx_current_msec - t->start > NGX_MATRIX_TXN_FETCHING) {
             continue;
         }
 
-        sender = mx_json_get_str(p->json, "sender", &len);
-        server = mx_id_server(sender, len, &slen);
-        sigs = mx_json_get_obj(p->json, "signatures");
-        mine = mx_json_getn(sigs, server, slen);
+        rv = t->rooms[p->room].rv;
+        n0 = p->given[0] ? p->given[0]->u.a.n : 0;
+        n1 = p->given[1] ? p->given[1]->u.a.n : 0;
 
-        if (mine == NULL || mine->type != MX_JSON_OBJECT
-            || mine->u.o.n == 0 || mine->u.o.n > 8
-            || (slen == mr->mcf->server_name.len
-                && ngx_strncmp(server, mr->mcf->server_name.data, slen)
-                   == 0))
-        {
-            continue;
-        }
+        while (t->sub <= n0 + n1) {
+            i = t->sub++;
+            ev = i == 0 ? p->json
+                 : i <= n0 ? p->given[0]->u.a.v[i - 1]
+                 : p->given[1]->u.a.v[i - 1 - n0];
 
-        /* one look per server */
-        for (k = 0; k < t->nsigners; k++) {
-            if (ngx_strlen(t->signers[k]) == slen
-                && ngx_strncmp(t->signers[k], server, slen) == 0)
-            {
-                break;
+            rc = ngx_matrix_fedsend_key_of(mr, ev, rv);
+            if (rc != NGX_DECLINED) {
+                return rc;
             }
         }
-
-        if (k < t->nsigners) {
-            continue;
-        }
-
-        key = ngx_pnalloc(mr->r->pool, sizeof("mx:serverkeys:{}") + slen);
-        if (key == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        q = ngx_sprintf(key, "mx:serverkeys:{%*s}", slen, server);
-
-        t->signer = mx_pstrndup(pool, server, slen);
-        t->signers[t->nsigners++] = t->signer;
-
-        if (mx_json_get_int(p->json, "origin_server_ts", &t->valid_at) != 0
-            || !t->rooms[p->room].rv->key_validity)
-        {
-            t->valid_at = 0;
-        }
-
-        n = 0;
-        for (i = 0; i < mine->u.o.n; i++) {
-            n += mine->u.o.m[i].key_len + 1;
-        }
-
-        ids = ngx_pnalloc(mr->r->pool, n + 1);
-        if (ids == NULL || t->signer == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_matrix_fcall_init(&c, "mx_serverkeys_get", 1);
-        ngx_matrix_cmd_add(&c, key, q - key);
-        ngx_matrix_cmd_cstr(&c, t->signer);
-
-        n = 0;
-        for (i = 0; i < mine->u.o.n; i++) {
-            ngx_matrix_cmd_add(&c, mine->u.o.m[i].key,
-                               mine->u.o.m[i].key_len);
-            if (n) {
-                ids[n++] = ' ';
-            }
-            n = ngx_cpymem(ids + n, mine->u.o.m[i].key,
-                           mine->u.o.m[i].key_len) - ids;
-        }
-
-        ids[n] = '\0';
-        t->key_ids = (char *) ids;
-
-        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_keys_got);
     }
 
     t->cur = 0;
+    t->sub = 0;
 
     return ngx_matrix_fedsend_append(mr);
 }
@@ -1249,7 +1287,6 @@ ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
             && k->element[2]->type == REDIS_REPLY_INTEGER
             && k->element[2]->integer >= t->valid_at)
         {
-            t->cur++;
             return ngx_matrix_fedsend_keys(mr);
         }
     }
@@ -1278,18 +1315,12 @@ ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
 static ngx_int_t
 ngx_matrix_fedsend_keys_answer(ngx_matrix_req_t *mr, ngx_str_t *answer)
 {
-    ngx_matrix_fedtxn_t  *t;
-
     (void) answer;
-
-    t = mr->data;
 
     if (mr->cmd) {
         ngx_matrix_redis_cancel(mr->cmd);
         mr->cmd = NULL;
     }
-
-    t->cur++;
 
     return ngx_matrix_fedsend_keys(mr);
 }

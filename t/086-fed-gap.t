@@ -41,7 +41,8 @@ isnt($forger->{pk}, $remote->{pk}, 'a forger: the same key ID, another key');
 
 # the fake fedsender: get_missing_events gives nothing; /state answered
 # from mx:test:state:<event_id>, or the fedsender's error when unset
-$fed->fake_fedsender(request => sub {
+my $third = $fed->key('third.example');     # not cached: the fake has it
+$fed->fake_fedsender(fresh => [$third], request => sub {
     my ($job, $r) = @_;
     if ($job->{path} =~ m{^/_matrix/federation/v1/state/[^?]+\?event_id=(.+)$}) {
         my $id = $1;
@@ -160,12 +161,17 @@ my $frank = '@frank:remote.example';
 my ($fjoin, $fjoin_id) = event(type => 'm.room.member', state_key => $frank, sender => $frank,
                                content => { membership => 'join' },
                                prev_events => [$n_id], depth => $depth + 7);
-my ($k1, $k1_id) = event(prev_events => [$fjoin_id], depth => $depth + 8);
+my $tom = '@tom:third.example';
+my ($tjoin, $tjoin_id) = event(type => 'm.room.member', state_key => $tom, sender => $tom,
+                               key => $third, content => { membership => 'join' },
+                               prev_events => [$fjoin_id], depth => $depth + 8);
+my ($k1, $k1_id) = event(prev_events => [$tjoin_id], depth => $depth + 8);
 my ($f, $f_id) = event(sender => $frank, prev_events => [$k1_id], depth => $depth + 9,
                        auth_events => [ sid('m.room.create'), sid('m.room.power_levels'), $fjoin_id ],
                        content => { msgtype => 'm.text', body => 'from frank' });
-$srv->redis_cmd('SET', "mx:test:state:$k1_id", $json->encode(state_answer($fjoin)));
+$srv->redis_cmd('SET', "mx:test:state:$k1_id", $json->encode(state_answer($fjoin, $tjoin)));
 
+my $njobs = () = $fed->jobs;
 ($status, $body) = send_txn('k1', $f);
 is_deeply($body, { pdus => { $f_id => {} } }, "frank's message over the gap: accepted");
 unlike($srv->redis_cmd('HGET', "mx:{$room}:meta", $f_id) // '', qr/ \S*s\S*$/, '... not soft-failed');
@@ -173,6 +179,13 @@ unlike($srv->redis_cmd('HGET', "mx:{$room}:meta", $f_id) // '', qr/ \S*s\S*$/, '
 is_deeply([map { $_->{event_id} } @{ $body->{chunk} }], [$f_id], '... and visible in /messages');
 ($status, $body) = $alice->get("$api/rooms/$room/state/m.room.member/" . $frank);
 is($body->{membership}, 'join', 'frank in the room\'s state');
+my @kj = grep { ($_->{kind} // '') eq 'keys' } ($fed->jobs)[$njobs .. scalar($fed->jobs) - 1];
+is_deeply([map { $_->{server} } @kj], ['third.example'],
+          'a keys job for the server of an event in the state given');
+like($srv->redis_cmd('HGET', "mx:{$room}:meta", $tjoin_id) // '', qr/ o$/,
+     "tom's join (third.example) checked with its key, stored as an outlier");
+($status, $body) = $alice->get("$api/rooms/$room/state/m.room.member/" . $tom);
+is($body->{membership}, 'join', 'tom in the room\'s state');
 
 # --- a forged event in the state: dropped, and what needs it refused --------
 my $erin = '@erin:remote.example';
