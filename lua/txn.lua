@@ -86,8 +86,10 @@ redis.register_function{
 -- mx_fed_submit: another server's events onto the room's input shard, in
 -- the order given (the roomserver checks them on receipt)
 --   KEYS[1]  mx:input:<n>
---   ARGV     room_id, version, origin, reply, req, then event_id, pdu for
---            each event
+--   ARGV     room_id, version, origin, reply, req, then event_id, pdu,
+--            state for each event (state: '' or the origin's /state answer
+--            at the event's missing prev event, {"pdus", "auth_chain"},
+--            for an event over a gap that get_missing_events did not close)
 --   reply:   the number of events appended
 -- Every entry carries the reply address: each is answered on its own,
 -- {"event_id"} once visible, or the refusal with "refused": its ID.
@@ -96,12 +98,19 @@ redis.register_function{
     callback = function(keys, a)
         local meta = 'mx:{' .. a[1] .. '}:meta'
         local n = 0
-        for i = 6, #a - 1, 2 do
+        for i = 6, #a - 2, 3 do
             local fresh = redis.call('HEXISTS', meta, a[i]) == 0 and '1' or '0'
-            redis.call('XADD', keys[1], '*', 'kind', 'event', 'room', a[1],
-                       'event_id', a[i], 'event', a[i + 1], 'version', a[2],
-                       'origin', a[3], 'reply', a[4], 'req', a[5],
-                       'fresh', fresh)
+            if a[i + 2] == '' then
+                redis.call('XADD', keys[1], '*', 'kind', 'event', 'room', a[1],
+                           'event_id', a[i], 'event', a[i + 1], 'version', a[2],
+                           'origin', a[3], 'reply', a[4], 'req', a[5],
+                           'fresh', fresh)
+            else
+                redis.call('XADD', keys[1], '*', 'kind', 'event', 'room', a[1],
+                           'event_id', a[i], 'event', a[i + 1], 'version', a[2],
+                           'origin', a[3], 'reply', a[4], 'req', a[5],
+                           'fresh', fresh, 'state', a[i + 2])
+            end
             n = n + 1
         end
         return n

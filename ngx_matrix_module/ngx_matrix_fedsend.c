@@ -16,7 +16,10 @@
  *        │
  *   a PDU with prev_events nobody has: a `request` job to the fedsender,
  *   POST get_missing_events to the origin (earliest: our extremities), the
- *   events it gives kept; what still does not connect: an error
+ *   events it gives kept; what still does not connect: GET /state at its
+ *   first missing prev event (at most NGX_MATRIX_TXN_GAPS), the answer
+ *   sent with it to the roomserver, which stores those events as outliers
+ *   and takes their state as the state before it; no state: an error
  *        │
  *   a waiter for every verdict, then per room mx_fed_submit: the events
  *   on the room's input shard with the origin, each after its prev_events
@@ -60,6 +63,10 @@
 #define NGX_MATRIX_TXN_STALE       "60000" /* a start older is taken over */
 #define NGX_MATRIX_TXN_KEEP        "86400" /* s a response is kept */
 #define NGX_MATRIX_TXN_MISSING     "/_matrix/federation/v1/get_missing_events/"
+#define NGX_MATRIX_TXN_STATE       "/_matrix/federation/v1/state/"
+#define NGX_MATRIX_TXN_GAPS        3       /* /state asked per transaction,
+                                              at most */
+#define NGX_MATRIX_TXN_STATE_MAX   20000   /* events of a /state answer */
 
 
 typedef struct {
@@ -74,6 +81,9 @@ typedef struct {
     short                      ix[MX_EVENT_MAX_PREV];  /* the prev event's
                                               entry, -1: none (resolve) */
     ngx_uint_t                 nprev;
+    ngx_str_t                  state;      /* over a gap: the origin's
+                                              /state at a missing prev */
+    mx_json_t                 *given[2];   /* its pdus and auth_chain */
     unsigned                   txn:1;      /* the transaction's, not fetched */
     unsigned                   ok:1;       /* on its way to the roomserver */
     unsigned                   placed:1;
@@ -106,6 +116,9 @@ typedef struct {
     ngx_uint_t                 pending;    /* verdicts awaited */
     ngx_uint_t                 pass;       /* lookups done: 1, or 2 after
                                               a fetch */
+    ngx_uint_t                 ngaps;      /* /state asked */
+    ngx_uint_t                 sub;        /* keys: 0 the PDU in hand,
+                                              then 1 + its given events */
     const char                *signers[NGX_MATRIX_TXN_MAX];
     ngx_uint_t                 nsigners;   /* servers whose keys were
                                               looked at */
@@ -139,6 +152,9 @@ static ngx_int_t ngx_matrix_fedsend_missing(ngx_matrix_req_t *mr);
 static ngx_int_t ngx_matrix_fedsend_queued(ngx_matrix_req_t *mr,
     redisReply *reply);
 static ngx_int_t ngx_matrix_fedsend_fetched(ngx_matrix_req_t *mr,
+    ngx_str_t *answer);
+static ngx_int_t ngx_matrix_fedsend_state(ngx_matrix_req_t *mr);
+static ngx_int_t ngx_matrix_fedsend_state_got(ngx_matrix_req_t *mr,
     ngx_str_t *answer);
 static void ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t);
 static ngx_int_t ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr);
@@ -489,9 +505,8 @@ ngx_matrix_fedsend_lookup(ngx_matrix_req_t *mr)
             return ngx_matrix_fedsend_missing(mr);
         }
 
-        ngx_matrix_fedsend_resolve(t);
         t->cur = 0;
-        return ngx_matrix_fedsend_keys(mr);
+        return ngx_matrix_fedsend_state(mr);
     }
 
     room_id = t->rooms[t->cur].room_id;
@@ -739,6 +754,10 @@ ngx_matrix_fedsend_gap(ngx_matrix_fedtxn_t *t, ngx_matrix_fedpdu_t *p)
 {
     ngx_uint_t  k;
 
+    if (p->state.len) {
+        return 0;
+    }
+
     for (k = 0; k < p->nprev; k++) {
         if (!p->known[k]
             && ngx_matrix_fedsend_find(t, p->room, p->prev[k]) == NULL)
@@ -794,9 +813,8 @@ ngx_matrix_fedsend_missing(ngx_matrix_req_t *mr)
             return ngx_matrix_fedsend_lookup(mr);
         }
 
-        ngx_matrix_fedsend_resolve(t);
         t->cur = 0;
-        return ngx_matrix_fedsend_keys(mr);
+        return ngx_matrix_fedsend_state(mr);
     }
 
     body = mx_json_object(pool);
@@ -916,6 +934,142 @@ ngx_matrix_fedsend_fetched(ngx_matrix_req_t *mr, ngx_str_t *answer)
 
 
 /*
+ * The next PDU still over a gap after get_missing_events: the state at
+ * its first missing prev event, GET /state/{roomId}?event_id= of the
+ * origin through the fedsender (one call rather than /state_ids and an
+ * /event each), at most NGX_MATRIX_TXN_GAPS a transaction.  The answer
+ * goes with the PDU to the roomserver, which checks those events, stores
+ * them as outliers and takes their state as the state before the PDU.
+ */
+
+static ngx_int_t
+ngx_matrix_fedsend_state(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_fedtxn_t  *t;
+    ngx_matrix_fedpdu_t  *p;
+    ngx_str_t             path, body;
+    const char           *prev;
+    u_char               *q;
+    size_t                rlen, plen;
+    ngx_uint_t            k;
+
+    t = mr->data;
+    p = NULL;
+    prev = NULL;
+
+    if (ngx_current_msec - t->start > NGX_MATRIX_TXN_FETCHING
+        || t->ngaps == NGX_MATRIX_TXN_GAPS)
+    {
+        t->cur = t->npdus;
+    }
+
+    for ( /* void */ ; t->cur < t->npdus; t->cur++) {
+        p = &t->pdus[t->cur];
+        if (!p->ok || !ngx_matrix_fedsend_gap(t, p)) {
+            continue;
+        }
+
+        for (k = 0; k < p->nprev; k++) {
+            if (!p->known[k]
+                && ngx_matrix_fedsend_find(t, p->room, p->prev[k]) == NULL)
+            {
+                prev = p->prev[k];
+                break;
+            }
+        }
+
+        break;
+    }
+
+    if (t->cur == t->npdus || prev == NULL) {
+        ngx_matrix_fedsend_resolve(t);
+        t->cur = 0;
+        return ngx_matrix_fedsend_keys(mr);
+    }
+
+    t->ngaps++;
+
+    rlen = ngx_strlen(p->room_id);
+    plen = ngx_strlen(prev);
+    path.data = ngx_pnalloc(mr->r->pool, sizeof(NGX_MATRIX_TXN_STATE)
+                            + 3 * rlen + sizeof("?event_id=") + 3 * plen);
+    if (path.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    q = ngx_cpymem(path.data, NGX_MATRIX_TXN_STATE,
+                   sizeof(NGX_MATRIX_TXN_STATE) - 1);
+    q = (u_char *) ngx_escape_uri(q, (u_char *) p->room_id, rlen,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    q = ngx_cpymem(q, "?event_id=", sizeof("?event_id=") - 1);
+    q = (u_char *) ngx_escape_uri(q, (u_char *) prev, plen,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    path.len = q - path.data;
+
+    ngx_str_null(&body);
+
+    return ngx_matrix_job_request(mr, &mr->origin, "GET", &path, &body,
+                                  NGX_MATRIX_TXN_JOB,
+                                  ngx_matrix_fedsend_state_got, &t->req);
+}
+
+
+/* {"status": 200, "body": {"pdus": [...], "auth_chain": [...]}} or not */
+
+static ngx_int_t
+ngx_matrix_fedsend_state_got(ngx_matrix_req_t *mr, ngx_str_t *answer)
+{
+    ngx_matrix_fedtxn_t  *t;
+    ngx_matrix_fedpdu_t  *p;
+    mx_json_t            *body, *pdus, *chain;
+    const char           *error;
+    int64_t               status;
+    char                 *enc;
+    size_t                len;
+
+    t = mr->data;
+    p = &t->pdus[t->cur];
+
+    status = 0;
+
+    if (ngx_matrix_job_response(mr, answer, &status, &body, &error)
+        == NGX_OK
+        && status == 200)
+    {
+        pdus = mx_json_get_arr(body, "pdus");
+        chain = mx_json_get_arr(body, "auth_chain");
+
+        if (pdus != NULL && chain != NULL && pdus->u.a.n > 0
+            && pdus->u.a.n + chain->u.a.n <= NGX_MATRIX_TXN_STATE_MAX)
+        {
+            enc = mx_json_encode(ngx_matrix_pool(mr), body,
+                                 mx_event_json_flags(t->rooms[p->room].rv),
+                                 &len);
+            if (enc == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p->state.data = (u_char *) enc;
+            p->state.len = len;
+            p->given[0] = pdus;
+            p->given[1] = chain;
+        }
+    }
+
+    if (p->state.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, mr->r->connection->log, 0,
+                      "matrix: /state from %V for %s: status %L, %s",
+                      &mr->origin, p->event_id, status,
+                      error ? error : "no state");
+    }
+
+    t->cur++;
+
+    return ngx_matrix_fedsend_state(mr);
+}
+
+
+/*
  * What is left with a gap after the fetch is given up (the roomserver
  * would store it rejected for good), and so is whatever builds on it.
  */
@@ -942,7 +1096,7 @@ ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t)
 
         for (i = 0; i < t->npdus; i++) {
             p = &t->pdus[i];
-            if (!p->ok) {
+            if (!p->ok || p->state.len) {
                 continue;
             }
 
@@ -956,8 +1110,8 @@ ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t)
 
             if (k < p->nprev) {
                 p->ok = 0;
-                p->error = "Missing prev_events, which get_missing_events"
-                           " did not give";
+                p->error = "Missing prev_events, which neither"
+                           " get_missing_events nor /state gave";
                 changed = 1;
             }
         }
@@ -973,14 +1127,19 @@ ngx_matrix_fedsend_resolve(ngx_matrix_fedtxn_t *t)
  * necessarily the one it signed an older event with, nor a third
  * server's whose event it relays.  A key missing from the cache is asked
  * of the fedsender (a `keys` job); whatever the answer, the roomserver
- * then decides.
+ * then decides.  The events given with a PDU over a gap (its /state) are
+ * checked by the roomserver as well: their servers' keys are looked at
+ * too.
+ *
+ * ngx_matrix_fedsend_key_of: the cache's keys of an event's sender's
+ * server, once per server; NGX_DECLINED: nothing to look at.
  */
 
 static ngx_int_t
-ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
+ngx_matrix_fedsend_key_of(ngx_matrix_req_t *mr, mx_json_t *ev,
+    const mx_room_version_t *rv)
 {
     ngx_matrix_fedtxn_t  *t;
-    ngx_matrix_fedpdu_t  *p;
     ngx_matrix_cmd_t      c;
     mx_pool_t            *pool;
     mx_json_t            *sigs, *mine;
@@ -992,87 +1151,115 @@ ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
     t = mr->data;
     pool = ngx_matrix_pool(mr);
 
-    for ( /* void */ ; t->cur < t->npdus; t->cur++) {
+    sender = mx_json_get_str(ev, "sender", &len);
+    server = sender ? mx_id_server(sender, len, &slen) : NULL;
+    sigs = mx_json_get_obj(ev, "signatures");
+    mine = server ? mx_json_getn(sigs, server, slen) : NULL;
+
+    if (mine == NULL || mine->type != MX_JSON_OBJECT
+        || mine->u.o.n == 0 || mine->u.o.n > 8
+        || t->nsigners == NGX_MATRIX_TXN_MAX
+        || (slen == mr->mcf->server_name.len
+            && ngx_strncmp(server, mr->mcf->server_name.data, slen) == 0))
+    {
+        return NGX_DECLINED;
+    }
+
+    /* one look per server */
+    for (k = 0; k < t->nsigners; k++) {
+        if (ngx_strlen(t->signers[k]) == slen
+            && ngx_strncmp(t->signers[k], server, slen) == 0)
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    key = ngx_pnalloc(mr->r->pool, sizeof("mx:serverkeys:{}") + slen);
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    q = ngx_sprintf(key, "mx:serverkeys:{%*s}", slen, server);
+
+    t->signer = mx_pstrndup(pool, server, slen);
+    t->signers[t->nsigners++] = t->signer;
+
+    if (mx_json_get_int(ev, "origin_server_ts", &t->valid_at) != 0
+        || !rv->key_validity)
+    {
+        t->valid_at = 0;
+    }
+
+    n = 0;
+    for (i = 0; i < mine->u.o.n; i++) {
+        n += mine->u.o.m[i].key_len + 1;
+    }
+
+    ids = ngx_pnalloc(mr->r->pool, n + 1);
+    if (ids == NULL || t->signer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_serverkeys_get", 1);
+    ngx_matrix_cmd_add(&c, key, q - key);
+    ngx_matrix_cmd_cstr(&c, t->signer);
+
+    n = 0;
+    for (i = 0; i < mine->u.o.n; i++) {
+        ngx_matrix_cmd_add(&c, mine->u.o.m[i].key, mine->u.o.m[i].key_len);
+        if (n) {
+            ids[n++] = ' ';
+        }
+        n = ngx_cpymem(ids + n, mine->u.o.m[i].key, mine->u.o.m[i].key_len)
+            - ids;
+    }
+
+    ids[n] = '\0';
+    t->key_ids = (char *) ids;
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_keys_got);
+}
+
+
+/* each PDU's sender's server, then those of the events given with it */
+
+static ngx_int_t
+ngx_matrix_fedsend_keys(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_fedtxn_t      *t;
+    ngx_matrix_fedpdu_t      *p;
+    const mx_room_version_t  *rv;
+    mx_json_t                *ev;
+    ngx_int_t                 rc;
+    size_t                    n0, n1, i;
+
+    t = mr->data;
+
+    for ( /* void */ ; t->cur < t->npdus; t->cur++, t->sub = 0) {
         p = &t->pdus[t->cur];
         if (!p->ok || ngx_current_msec - t->start > NGX_MATRIX_TXN_FETCHING) {
             continue;
         }
 
-        sender = mx_json_get_str(p->json, "sender", &len);
-        server = mx_id_server(sender, len, &slen);
-        sigs = mx_json_get_obj(p->json, "signatures");
-        mine = mx_json_getn(sigs, server, slen);
+        rv = t->rooms[p->room].rv;
+        n0 = p->given[0] ? p->given[0]->u.a.n : 0;
+        n1 = p->given[1] ? p->given[1]->u.a.n : 0;
 
-        if (mine == NULL || mine->type != MX_JSON_OBJECT
-            || mine->u.o.n == 0 || mine->u.o.n > 8
-            || (slen == mr->mcf->server_name.len
-                && ngx_strncmp(server, mr->mcf->server_name.data, slen)
-                   == 0))
-        {
-            continue;
-        }
+        while (t->sub <= n0 + n1) {
+            i = t->sub++;
+            ev = i == 0 ? p->json
+                 : i <= n0 ? p->given[0]->u.a.v[i - 1]
+                 : p->given[1]->u.a.v[i - 1 - n0];
 
-        /* one look per server */
-        for (k = 0; k < t->nsigners; k++) {
-            if (ngx_strlen(t->signers[k]) == slen
-                && ngx_strncmp(t->signers[k], server, slen) == 0)
-            {
-                break;
+            rc = ngx_matrix_fedsend_key_of(mr, ev, rv);
+            if (rc != NGX_DECLINED) {
+                return rc;
             }
         }
-
-        if (k < t->nsigners) {
-            continue;
-        }
-
-        key = ngx_pnalloc(mr->r->pool, sizeof("mx:serverkeys:{}") + slen);
-        if (key == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        q = ngx_sprintf(key, "mx:serverkeys:{%*s}", slen, server);
-
-        t->signer = mx_pstrndup(pool, server, slen);
-        t->signers[t->nsigners++] = t->signer;
-
-        if (mx_json_get_int(p->json, "origin_server_ts", &t->valid_at) != 0
-            || !t->rooms[p->room].rv->key_validity)
-        {
-            t->valid_at = 0;
-        }
-
-        n = 0;
-        for (i = 0; i < mine->u.o.n; i++) {
-            n += mine->u.o.m[i].key_len + 1;
-        }
-
-        ids = ngx_pnalloc(mr->r->pool, n + 1);
-        if (ids == NULL || t->signer == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_matrix_fcall_init(&c, "mx_serverkeys_get", 1);
-        ngx_matrix_cmd_add(&c, key, q - key);
-        ngx_matrix_cmd_cstr(&c, t->signer);
-
-        n = 0;
-        for (i = 0; i < mine->u.o.n; i++) {
-            ngx_matrix_cmd_add(&c, mine->u.o.m[i].key,
-                               mine->u.o.m[i].key_len);
-            if (n) {
-                ids[n++] = ' ';
-            }
-            n = ngx_cpymem(ids + n, mine->u.o.m[i].key,
-                           mine->u.o.m[i].key_len) - ids;
-        }
-
-        ids[n] = '\0';
-        t->key_ids = (char *) ids;
-
-        return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fedsend_keys_got);
     }
 
     t->cur = 0;
+    t->sub = 0;
 
     return ngx_matrix_fedsend_append(mr);
 }
@@ -1100,7 +1287,6 @@ ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
             && k->element[2]->type == REDIS_REPLY_INTEGER
             && k->element[2]->integer >= t->valid_at)
         {
-            t->cur++;
             return ngx_matrix_fedsend_keys(mr);
         }
     }
@@ -1129,18 +1315,12 @@ ngx_matrix_fedsend_keys_got(ngx_matrix_req_t *mr, redisReply *reply)
 static ngx_int_t
 ngx_matrix_fedsend_keys_answer(ngx_matrix_req_t *mr, ngx_str_t *answer)
 {
-    ngx_matrix_fedtxn_t  *t;
-
     (void) answer;
-
-    t = mr->data;
 
     if (mr->cmd) {
         ngx_matrix_redis_cancel(mr->cmd);
         mr->cmd = NULL;
     }
-
-    t->cur++;
 
     return ngx_matrix_fedsend_keys(mr);
 }
@@ -1246,7 +1426,7 @@ ngx_matrix_fedsend_append(ngx_matrix_req_t *mr)
     if (ngx_matrix_input_key(mr, (u_char *) room->room_id,
                              ngx_strlen(room->room_id), &input)
         != NGX_OK
-        || ngx_matrix_fedargs_init(mr, &a, 10 + 2 * t->npdus) != NGX_OK)
+        || ngx_matrix_fedargs_init(mr, &a, 10 + 3 * t->npdus) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1273,6 +1453,7 @@ ngx_matrix_fedsend_append(ngx_matrix_req_t *mr)
 
         ngx_matrix_fedargs_cstr(&a, p->event_id);
         ngx_matrix_fedargs_add(&a, pdu, len);
+        ngx_matrix_fedargs_add(&a, (char *) p->state.data, p->state.len);
 
         p->placed = 1;
         p->waiting = 1;

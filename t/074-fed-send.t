@@ -272,7 +272,8 @@ ok(scalar @{ $gme->{earliest_events} }, 'earliest_events: our extremities');
 my ($pa, $pb) = map { $srv->redis_cmd('HGET', "mx:{$room}:spos", $_) } $ma_id, $mb_id;
 ok($pa && $pb && $pa < $pb, 'the missing event stored, before the PDU');
 
-# a gap get_missing_events does not fill: an error, nothing stored
+# a gap neither get_missing_events nor /state fills (the fake answers no
+# state): an error, nothing stored (t/086: one /state fills)
 my ($mc, $mc_id) = event(prev_events => ['$' . ('Q' x 43)], depth => $depth + 7);
 ($status, $body) = send_txn('t4', txn(pdus => [$mc]));
 is($status, 200, 'a gap nobody fills: 200');

@@ -125,6 +125,21 @@ void rs_backfill_request(mxw_t *w, const char *room_id, const char *origin,
 mxw_result_t rs_process_backfill(mxw_t *w, const mxw_entry_t *e,
     void *data, char *why, size_t why_len);
 
+/* another server's state and auth chain, checked into the room's cache
+ * (see roomserver_join.c; join NULL: an event over a gap): 0 done,
+ * 1 refused (why), -1 retry */
+typedef struct {
+    rs_event_t   *re;
+    int           in_state;
+} rs_given_t;
+
+int rs_given_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool,
+    mx_json_t *list, mx_json_t *chain, rs_event_t *join, rs_given_t **out,
+    size_t *nout, mx_state_t **out_state, char *why, size_t why_len);
+/* evs[0..n-1] stored as outliers, the first at position pos */
+int rs_given_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    const char *version, rs_given_t *evs, size_t n, int64_t pos);
+
 /* roomserver_verify.c: an event from another server */
 typedef enum {
     RS_VERIFY_OK = 0,       /* *redacted set when it is to be kept redacted */

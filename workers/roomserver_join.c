@@ -29,6 +29,10 @@
  *   carries the whole state as the change, so the syncer records every
  *   membership and the user's /sync shows the room
  *
+ * The checks of the state and auth chain and their storing as outliers are
+ * rs_given_state and rs_given_outliers, which an event over a gap uses too
+ * (roomserver_process.c, rs_gap_state: lenient, see rs_given_state).
+ *
  * Once stored, the history before the join is asked for
  * (roomserver_backfill.c).
  *
@@ -331,17 +335,15 @@ rs_join_store(mxw_t *w, rs_room_t *room, const char *version,
 
 
 /*
- * Record an event dropped (its signatures, or an auth event dropped):
- * the join fails when it needs it, a state event the rules read for the
- * join (create, power levels, join rules, the user's own membership):
- * the entry is answered 502, and MXW_REJECT.  MXW_DONE: the join goes on
- * without it.  MXW_RETRY: memory.
+ * Record an event dropped (its signatures, or an auth event dropped).  A
+ * join (user not NULL) needs the state events the rules read for it (the
+ * create event, power levels, join rules, the user's own membership):
+ * 1 and why says so.  0: it goes on without it; -1: memory.
  */
 
-static mxw_result_t
-rs_join_drop(mxw_t *w, const mxw_entry_t *e, mx_pool_t *pool,
-    mx_idmap_t *dropped, const char *id, const char *type,
-    const char *state_key, int in_state, const char *user,
+static int
+rs_join_drop(mx_pool_t *pool, mx_idmap_t *dropped, const char *id,
+    const char *type, const char *state_key, int in_state, const char *user,
     const char *cause, char *why, size_t why_len)
 {
     rs_join_drop_t  *d;
@@ -350,7 +352,7 @@ rs_join_drop(mxw_t *w, const mxw_entry_t *e, mx_pool_t *pool,
     d = mx_palloc(pool, sizeof(rs_join_drop_t));
     c = mx_palloc(pool, strlen(cause) + 1);
     if (d == NULL || c == NULL) {
-        return MXW_RETRY;
+        return -1;
     }
 
     memcpy(c, cause, strlen(cause) + 1);
@@ -360,10 +362,10 @@ rs_join_drop(mxw_t *w, const mxw_entry_t *e, mx_pool_t *pool,
     d->in_state = in_state ? 1 : 0;
 
     if (mx_idmap_put(dropped, id, d) != 0) {
-        return MXW_RETRY;
+        return -1;
     }
 
-    if (in_state && state_key != NULL
+    if (user != NULL && in_state && state_key != NULL
         && ((state_key[0] == '\0'
              && (strcmp(d->type, "m.room.create") == 0
                  || strcmp(d->type, "m.room.power_levels") == 0
@@ -373,11 +375,289 @@ rs_join_drop(mxw_t *w, const mxw_entry_t *e, mx_pool_t *pool,
     {
         snprintf(why, why_len, "the join needs %s (%s) of the room's"
                  " state, which cannot be verified: %s", id, d->type, c);
-        rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-        return MXW_REJECT;
+        return 1;
     }
 
-    return MXW_DONE;
+    return 0;
+}
+
+
+/*
+ * Another server's state and auth chain (JSON arrays of PDUs, parsed into
+ * the room's pool): each event's ID from its hash, its signatures and
+ * hashes, into the room's cache once, then the auth rules against its own
+ * auth events, oldest first; *out the events to store (in_state: of the
+ * first list), *state the state events of the first list.
+ *
+ * An event whose signatures do not verify (its server's keys not to be
+ * had, say) is dropped, as the checks on receipt of a PDU say, and so is
+ * every event whose auth events name one dropped.  For a join (join not
+ * NULL) the room is new here: the join fails when it needs an event
+ * dropped (its own auth events, or the create event, power levels, join
+ * rules or the user's own membership of the state).  Without (an event
+ * over a gap, lenient), one stored here before is taken as it is (in the
+ * state unless it was rejected), neither checked nor stored again.  An
+ * event the auth rules refuse refuses it all.
+ *
+ * 0: done; 1: refused, why says so; -1: Redis or memory failed.
+ */
+
+int
+rs_given_state(mxw_t *w, rs_room_t *room, mx_pool_t *pool, mx_json_t *list,
+    mx_json_t *chain, rs_event_t *join, rs_given_t **out, size_t *nout,
+    mx_state_t **out_state, char *why, size_t why_len)
+{
+    mx_json_t               *lists[2], *one;
+    rs_event_t             **evs, *re, *old;
+    rs_given_t              *given;
+    mx_state_t              *state;
+    const mx_auth_event_t   *create;
+    const char              *reason, *id, *user, *sk;
+    char                    *enc, cause[512];
+    size_t                   len, i, k, n, na, ndropped;
+    rs_verify_t              rc;
+    mx_idmap_t               dropped, of_state;
+    rs_join_drop_t          *d;
+    int                      failed, needed;
+
+    lists[0] = list;
+    lists[1] = chain;
+    user = join ? join->ev->state_key : NULL;
+
+    if (list == NULL || list->type != MX_JSON_ARRAY
+        || chain == NULL || chain->type != MX_JSON_ARRAY)
+    {
+        snprintf(why, why_len, "state and auth_chain must be arrays");
+        return 1;
+    }
+
+    na = list->u.a.n + chain->u.a.n;
+    evs = mx_palloc(pool, (na + 1) * sizeof(rs_event_t *));
+    state = mx_state_create(pool, list->u.a.n + 1);
+    if (evs == NULL || state == NULL
+        || mx_idmap_init(&dropped, pool, 16) != 0
+        || mx_idmap_init(&of_state, pool, list->u.a.n + 1) != 0)
+    {
+        return -1;
+    }
+
+    n = 0;
+    ndropped = 0;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < lists[k]->u.a.n; i++) {
+            one = lists[k]->u.a.v[i];
+            id = mx_event_id(pool, one, room->rv);
+            enc = mx_json_encode(pool, one, mx_event_json_flags(room->rv),
+                                 &len);
+            if (id == NULL || enc == NULL) {
+                if (join == NULL) {
+                    continue;
+                }
+                snprintf(why, why_len, "an event of the state has no ID");
+                return 1;
+            }
+
+            if (mx_idmap_get(&dropped, id) != NULL) {
+                continue;
+            }
+
+            failed = 0;
+            old = join ? mx_idmap_get(&room->events, id)
+                       : rs_event_get(w, room, id, &failed);
+            if (failed) {
+                return -1;
+            }
+
+            if (old != NULL) {
+                /* in both lists (a join: the room is new here) */
+                if (join == NULL && k == 0 && old->ev->state_key != NULL
+                    && !(old->flags & RS_F_REJECTED)
+                    && mx_state_put(state, old->ev) != 0)
+                {
+                    return -1;
+                }
+                continue;
+            }
+
+            /* the ID was made from this very event: verified as it is */
+            re = rs_event_checked(w, room, id, one, enc, len, &rc, why,
+                                  why_len);
+            if (re == NULL) {
+                if (rc != RS_VERIFY_DROP) {
+                    return -1;
+                }
+
+                mxw_info(w, "%s: state %s of %s dropped: %s", room->room_id,
+                         id, mx_json_get_str(one, "sender", NULL)
+                             ? mx_json_get_str(one, "sender", NULL) : "?",
+                         why);
+                snprintf(cause, sizeof(cause), "%s", why);
+                sk = mx_json_get_str(one, "state_key", NULL);
+
+                needed = rs_join_drop(pool, &dropped, id,
+                                      mx_json_get_str(one, "type", NULL), sk,
+                                      k == 0, user, cause, why, why_len);
+                if (needed != 0) {
+                    return needed;
+                }
+
+                ndropped++;
+                continue;
+            }
+
+            evs[n++] = re;
+
+            if (k == 0 && mx_idmap_put(&of_state, id, re) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    /* the auth rules, each against its own auth events, oldest first */
+    qsort(evs, n, sizeof(rs_event_t *), rs_event_depth_cmp);
+
+    create = NULL;
+
+    for (i = 0; i < n && create == NULL; i++) {
+        re = evs[i];
+        if (strcmp(re->ev->type, "m.room.create") == 0
+            && re->ev->state_key != NULL && re->ev->state_key[0] == '\0'
+            && mx_idmap_get(&of_state, re->ev->event_id) != NULL)
+        {
+            create = re->ev;
+        }
+    }
+
+    if (create == NULL && join == NULL) {
+        create = mx_state_get(state, "m.room.create", "");
+    }
+
+    for (i = 0; i < n; i++) {
+        re = evs[i];
+
+        /* on an event dropped: dropped too */
+        d = NULL;
+        for (k = 0; k < re->ev->n_auth && d == NULL; k++) {
+            d = mx_idmap_get(&dropped, re->ev->auth_events[k]);
+        }
+
+        if (d != NULL) {
+            snprintf(cause, sizeof(cause), "its auth event %s (%s) is"
+                     " dropped: %s", re->ev->auth_events[k - 1], d->type,
+                     d->why);
+            mxw_info(w, "%s: state %s dropped: %s", room->room_id,
+                     re->ev->event_id, cause);
+
+            needed = rs_join_drop(pool, &dropped, re->ev->event_id,
+                                  re->ev->type, re->ev->state_key,
+                                  mx_idmap_get(&of_state, re->ev->event_id)
+                                  != NULL, user, cause, why, why_len);
+            if (needed != 0) {
+                return needed;
+            }
+
+            ndropped++;
+            continue;
+        }
+
+        if (rs_event_auth_own(w, pool, room, re, create, &reason) != 0) {
+            return -1;
+        }
+
+        if (reason != NULL) {
+            snprintf(why, why_len, "%s of the room's state is refused by"
+                     " the auth rules: %s", re->ev->event_id,
+                     mx_auth_reason_text(reason));
+            return 1;
+        }
+    }
+
+    /* what is left: the events stored, the state of those of the state */
+    given = mx_palloc(pool, (n + 1) * sizeof(rs_given_t));
+    if (given == NULL) {
+        return -1;
+    }
+
+    for (i = 0, k = 0; i < n; i++) {
+        re = evs[i];
+
+        if (mx_idmap_get(&dropped, re->ev->event_id) != NULL) {
+            continue;
+        }
+
+        given[k].re = re;
+        given[k].in_state = re->ev->state_key != NULL
+                            && mx_idmap_get(&of_state, re->ev->event_id)
+                               != NULL;
+
+        if (given[k].in_state && mx_state_put(state, re->ev) != 0) {
+            return -1;
+        }
+
+        k++;
+    }
+
+    /* the join's own auth events: none may be one dropped */
+    for (i = 0; join != NULL && i < join->ev->n_auth; i++) {
+        d = mx_idmap_get(&dropped, join->ev->auth_events[i]);
+        if (d != NULL) {
+            snprintf(why, why_len, "the join needs %s (%s), which cannot"
+                     " be verified: %s", join->ev->auth_events[i], d->type,
+                     d->why);
+            return 1;
+        }
+    }
+
+    if (ndropped) {
+        mxw_info(w, "%s: %zu events of the state given dropped",
+                 room->room_id, ndropped);
+    }
+
+    *out = given;
+    *nout = k;
+    *out_state = state;
+
+    return 0;
+}
+
+
+/* evs[0..n-1] stored as outliers, the first at position pos */
+
+int
+rs_given_outliers(mxw_t *w, mx_pool_t *pool, rs_room_t *room,
+    const char *version, rs_given_t *evs, size_t n, int64_t pos)
+{
+    rs_event_t  **list;
+    size_t        i, k;
+
+    list = mx_palloc(pool, (n + 1) * sizeof(rs_event_t *));
+    if (list == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        list[i] = evs[i].re;
+    }
+
+    for (i = 0; i < n; i += k) {
+        k = n - i < RS_JOIN_OUTLIERS ? n - i : RS_JOIN_OUTLIERS;
+
+        if (rs_events_fcall(w, pool, room, "mx_room_outliers", version,
+                            list + i, k, pos + (int64_t) i)
+            < 0)
+        {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        evs[i].re->flags |= RS_F_OUTLIER;
+        evs[i].re->pos = pos + (int64_t) i;
+        evs[i].re->sg = 0;
+    }
+
+    return 0;
 }
 
 
@@ -386,23 +666,18 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
 {
     const char              *room_id, *version, *event_id, *pdu, *text;
-    size_t                   pdu_len, len, i, k, n, na, cap, glen;
+    size_t                   pdu_len, len, i, n, cap, glen;
     rs_room_t               *room;
     rs_event_t              *re, *join, *old;
     mx_pool_t               *pool;
-    mx_json_t               *lists[2], *one;
+    mx_json_t               *lists[2];
     mx_json_error_t          err;
-    rs_event_t             **evs;
+    rs_given_t              *evs;
     mx_state_t              *state;
-    const mx_auth_event_t   *create;
-    const char              *reason, *id, *user, *sk;
-    char                    *enc, *group, sgs[32], cause[512];
-    size_t                   ndropped;
-    rs_verify_t              rc;
-    int                      failed, is_state;
-    mx_idmap_t               dropped, of_state;
-    rs_join_drop_t          *d;
-    mxw_result_t             result, dr;
+    const char              *reason;
+    char                    *group, sgs[32];
+    int                      failed, is_state, rc;
+    mxw_result_t             result;
 
     (void) data;
 
@@ -459,29 +734,6 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     glen = 0;
     cap = 0;
 
-    /* into the room's pool: each event's tree becomes its cache entry's
-     * (the room is dropped at the end) */
-    text = mxw_entry_get(e, "state", &len);
-    lists[0] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
-    text = mxw_entry_get(e, "auth_chain", &len);
-    lists[1] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
-
-    if (lists[0] == NULL || lists[0]->type != MX_JSON_ARRAY
-        || lists[1] == NULL || lists[1]->type != MX_JSON_ARRAY)
-    {
-        snprintf(why, why_len, "state and auth_chain must be arrays");
-        rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-        result = MXW_REJECT;
-        goto done;
-    }
-
-    na = lists[0]->u.a.n + lists[1]->u.a.n;
-    evs = mx_palloc(pool, (na + 1) * sizeof(rs_event_t *));
-    state = mx_state_create(pool, lists[0]->u.a.n + 1);
-    if (evs == NULL || state == NULL) {
-        goto done;
-    }
-
     /* our user: the join's state key */
     join = rs_event_add(room, event_id, pdu, pdu_len, NULL, why, why_len);
     if (join == NULL || join->ev->state_key == NULL) {
@@ -493,166 +745,23 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         goto done;
     }
 
-    user = join->ev->state_key;
+    /* into the room's pool: each event's tree becomes its cache entry's
+     * (the room is dropped at the end) */
+    text = mxw_entry_get(e, "state", &len);
+    lists[0] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
+    text = mxw_entry_get(e, "auth_chain", &len);
+    lists[1] = text ? mx_json_parse(room->pool, text, len, &err) : NULL;
 
-    if (mx_idmap_init(&dropped, pool, 16) != 0
-        || mx_idmap_init(&of_state, pool, lists[0]->u.a.n + 1) != 0)
-    {
+    rc = rs_given_state(w, room, pool, lists[0], lists[1], join, &evs, &n,
+                        &state, why, why_len);
+    if (rc < 0) {
         goto done;
     }
 
-    /*
-     * Every event: its ID, its signatures, into the room's cache once.
-     * One whose signatures do not verify (its server's keys could not be
-     * had, say) is dropped, as the checks on receipt of a PDU say, unless
-     * the join needs it.
-     */
-    n = 0;
-    ndropped = 0;
-
-    for (k = 0; k < 2; k++) {
-        for (i = 0; i < lists[k]->u.a.n; i++) {
-            one = lists[k]->u.a.v[i];
-            id = mx_event_id(pool, one, room->rv);
-            enc = mx_json_encode(pool, one, mx_event_json_flags(room->rv),
-                                 &len);
-            if (id == NULL || enc == NULL) {
-                snprintf(why, why_len, "an event of the state has no ID");
-                rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-                result = MXW_REJECT;
-                goto done;
-            }
-
-            if (mx_idmap_get(&room->events, id) != NULL
-                || mx_idmap_get(&dropped, id) != NULL)
-            {
-                continue;                   /* in both lists */
-            }
-
-            /* the ID was made from this very event: verified as it is */
-            re = rs_event_checked(w, room, id, one, enc, len, &rc, why,
-                                  why_len);
-            if (re == NULL) {
-                if (rc != RS_VERIFY_DROP) {
-                    goto done;
-                }
-
-                mxw_info(w, "%s: join state %s of %s dropped: %s", room_id,
-                         id, mx_json_get_str(one, "sender", NULL)
-                             ? mx_json_get_str(one, "sender", NULL) : "?",
-                         why);
-                snprintf(cause, sizeof(cause), "%s", why);
-                sk = mx_json_get_str(one, "state_key", NULL);
-
-                dr = rs_join_drop(w, e, pool, &dropped, id,
-                                  mx_json_get_str(one, "type", NULL), sk,
-                                  k == 0, user, cause, why, why_len);
-                if (dr != MXW_DONE) {
-                    result = dr;
-                    goto done;
-                }
-
-                ndropped++;
-                continue;
-            }
-
-            evs[n++] = re;
-
-            if (k == 0 && mx_idmap_put(&of_state, id, re) != 0) {
-                goto done;
-            }
-        }
-    }
-
-    /* the auth rules, each against its own auth events, oldest first */
-    qsort(evs, n, sizeof(rs_event_t *), rs_event_depth_cmp);
-
-    create = NULL;
-
-    for (i = 0; i < n && create == NULL; i++) {
-        re = evs[i];
-        if (strcmp(re->ev->type, "m.room.create") == 0
-            && re->ev->state_key != NULL && re->ev->state_key[0] == '\0'
-            && mx_idmap_get(&of_state, re->ev->event_id) != NULL)
-        {
-            create = re->ev;
-        }
-    }
-
-    for (i = 0; i < n; i++) {
-        re = evs[i];
-
-        /* on an event dropped: dropped too */
-        d = NULL;
-        for (k = 0; k < re->ev->n_auth && d == NULL; k++) {
-            d = mx_idmap_get(&dropped, re->ev->auth_events[k]);
-        }
-
-        if (d != NULL) {
-            snprintf(cause, sizeof(cause), "its auth event %s (%s) is"
-                     " dropped: %s", re->ev->auth_events[k - 1], d->type,
-                     d->why);
-            mxw_info(w, "%s: join state %s dropped: %s", room_id,
-                     re->ev->event_id, cause);
-
-            dr = rs_join_drop(w, e, pool, &dropped, re->ev->event_id,
-                              re->ev->type, re->ev->state_key,
-                              mx_idmap_get(&of_state, re->ev->event_id)
-                              != NULL, user, cause, why, why_len);
-            if (dr != MXW_DONE) {
-                result = dr;
-                goto done;
-            }
-
-            ndropped++;
-            continue;
-        }
-
-        if (rs_event_auth_own(w, pool, room, re, create, &reason) != 0) {
-            goto done;
-        }
-
-        if (reason != NULL) {
-            snprintf(why, why_len, "%s of the room's state is refused by"
-                     " the auth rules: %s", re->ev->event_id,
-                     mx_auth_reason_text(reason));
-            rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-            result = MXW_REJECT;
-            goto done;
-        }
-    }
-
-    /* what is left: the events stored, the state of those of the state */
-    for (i = 0, k = 0; i < n; i++) {
-        re = evs[i];
-
-        if (mx_idmap_get(&dropped, re->ev->event_id) != NULL) {
-            continue;
-        }
-
-        evs[k++] = re;
-
-        if (re->ev->state_key != NULL
-            && mx_idmap_get(&of_state, re->ev->event_id) != NULL
-            && mx_state_put(state, re->ev) != 0)
-        {
-            goto done;
-        }
-    }
-
-    n = k;
-
-    /* the join's own auth events: none may be one dropped */
-    for (k = 0; k < join->ev->n_auth; k++) {
-        d = mx_idmap_get(&dropped, join->ev->auth_events[k]);
-        if (d != NULL) {
-            snprintf(why, why_len, "the join needs %s (%s), which cannot"
-                     " be verified: %s", join->ev->auth_events[k], d->type,
-                     d->why);
-            rs_answer_error(w, e, 502, "M_UNKNOWN", why);
-            result = MXW_REJECT;
-            goto done;
-        }
+    if (rc > 0) {
+        rs_answer_error(w, e, 502, "M_UNKNOWN", why);
+        result = MXW_REJECT;
+        goto done;
     }
 
     /* our join, on that state */
@@ -673,7 +782,7 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
 
     /* stored: the events as outliers, then the join with the state */
     for (i = 0; i < n; i++) {
-        re = evs[i];
+        re = evs[i].re;
         is_state = re->ev->state_key != NULL
                    && mx_state_get(state, re->ev->type, re->ev->state_key)
                       == re->ev;
@@ -686,15 +795,10 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
         }
     }
 
-    for (i = 0; i < n; i += k) {
-        k = n - i < RS_JOIN_OUTLIERS ? n - i : RS_JOIN_OUTLIERS;
-
-        if (rs_events_fcall(w, pool, room, "mx_room_outliers", version,
-                            evs + i, k, room->pos + 1 + (int64_t) i)
-            < 0)
-        {
-            goto done;
-        }
+    if (rs_given_outliers(w, pool, room, version, evs, n, room->pos + 1)
+        != 0)
+    {
+        goto done;
     }
 
     if (rs_join_entry(&group, &glen, &cap, join->ev->type,
@@ -713,9 +817,8 @@ rs_process_join_state(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     }
 
     mxw_info(w, "%s: joined through %s with %zu events of state and auth"
-             " chain, %zu dropped", room_id,
-             mxw_entry_get(e, "origin", NULL)
-             ? mxw_entry_get(e, "origin", NULL) : "?", n, ndropped);
+             " chain", room_id, mxw_entry_get(e, "origin", NULL)
+                                ? mxw_entry_get(e, "origin", NULL) : "?", n);
 
     /* the history before the join: fetched by the fedsender, the join
      * answered meanwhile (roomserver_backfill.c) */

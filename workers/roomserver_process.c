@@ -24,7 +24,9 @@
  *
  * Input entry fields: kind=event, room, event_id, event (the PDU), version
  * (for a room's create event), origin ("local" or the sending server),
- * reply and req (where to answer, optional).
+ * reply and req (where to answer, optional), state (optional, another
+ * server's event over a gap: {"pdus", "auth_chain"} at its missing prev
+ * event, which is then the state before it; see rs_gap_state).
  */
 
 #include <stdio.h>
@@ -195,6 +197,58 @@ rs_answer_error(mxw_t *w, const mxw_entry_t *e, int status,
 }
 
 
+/* states of IDs resolved into one (state resolution); NULL: failed */
+
+static rs_ids_t *
+rs_resolve_ids(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_ids_t **from,
+    size_t n)
+{
+    const mx_state_t      **sets;
+    const mx_auth_event_t  *se;
+    mx_state_t             *out;
+    rs_ids_t               *ids;
+    rs_lookup_t             lc;
+    size_t                  i;
+
+    sets = mx_palloc(pool, n * sizeof(mx_state_t *));
+    if (sets == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        sets[i] = from[i] ? rs_ids_state(w, room, pool, from[i]) : NULL;
+        if (sets[i] == NULL) {
+            return NULL;
+        }
+    }
+
+    lc.w = w;
+    lc.room = room;
+    lc.ids = NULL;
+    lc.failed = 0;
+
+    if (mx_state_resolve(pool, room->rv, sets, n, rs_fetch, &lc, &out) != 0
+        || lc.failed)
+    {
+        return NULL;
+    }
+
+    ids = rs_ids_new(pool, mx_state_count(out));
+    if (ids == NULL) {
+        return NULL;
+    }
+
+    i = 0;
+    while ((se = mx_state_next(out, &i)) != NULL) {
+        if (rs_ids_set(pool, ids, se->type, se->state_key, se->event_id)) {
+            return NULL;
+        }
+    }
+
+    return ids;
+}
+
+
 /* the state before an event; *sg its group, or -1 when it has none yet */
 
 static rs_ids_t *
@@ -202,13 +256,9 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
     int64_t *sg, int *failed)
 {
     const mx_auth_event_t  *ev;
-    const mx_state_t      **sets;
-    mx_state_t             *out, *st;
     rs_event_t             *prev, *se_prev;
-    rs_ids_t               *ids, *g;
-    rs_lookup_t             lc;
+    rs_ids_t               *ids, **groups;
     size_t                  i, k, same;
-    const mx_auth_event_t  *se;
 
     ev = re->ev;
 
@@ -257,8 +307,8 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
     }
 
     /* a merge: resolve the states after each prev event */
-    sets = mx_palloc(pool, ev->n_prev * sizeof(mx_state_t *));
-    if (sets == NULL) {
+    groups = mx_palloc(pool, ev->n_prev * sizeof(rs_ids_t *));
+    if (groups == NULL) {
         return NULL;
     }
 
@@ -268,37 +318,13 @@ rs_state_before(mxw_t *w, rs_room_t *room, mx_pool_t *pool, rs_event_t *re,
             return NULL;
         }
 
-        g = rs_group_get(w, room, prev->sg);
-        st = g ? rs_ids_state(w, room, pool, g) : NULL;
-        if (st == NULL) {
-            *failed = 1;
-            return NULL;
-        }
-        sets[i] = st;
+        groups[i] = rs_group_get(w, room, prev->sg);
     }
 
-    lc.w = w;
-    lc.room = room;
-    lc.ids = NULL;
-    lc.failed = 0;
-
-    if (mx_state_resolve(pool, room->rv, sets, ev->n_prev, rs_fetch, &lc,
-                         &out) != 0 || lc.failed)
-    {
+    ids = rs_resolve_ids(w, room, pool, groups, ev->n_prev);
+    if (ids == NULL) {
         *failed = 1;
         return NULL;
-    }
-
-    ids = rs_ids_new(pool, mx_state_count(out));
-    if (ids == NULL) {
-        return NULL;
-    }
-
-    i = 0;
-    while ((se = mx_state_next(out, &i)) != NULL) {
-        if (rs_ids_set(pool, ids, se->type, se->state_key, se->event_id)) {
-            return NULL;
-        }
     }
 
     *sg = -1;
@@ -492,6 +518,80 @@ rs_failed(mxw_t *w, void *data)
 }
 
 
+/*
+ * An event whose prev_events nobody here has, with the state its origin
+ * gave at one of them (the entry's state: /state's answer, {"pdus",
+ * "auth_chain"}): those events checked (one whose signatures fail is
+ * dropped) and stored as outliers, their state the state before the event.
+ * Its prev events stay unknown; what builds on the event builds on its
+ * group.  0: *before set; 1: refused (why); -1: retry.
+ */
+
+static int
+rs_gap_state(mxw_t *w, const mxw_entry_t *e, rs_room_t *room,
+    mx_pool_t *pool, rs_ids_t **before, char *why, size_t why_len)
+{
+    const char       *text, *version;
+    size_t            len, n, i;
+    mx_json_t        *v;
+    mx_json_error_t   err;
+    rs_given_t       *evs;
+    mx_state_t       *state;
+    rs_ids_t         *ids;
+    const mx_auth_event_t *se;
+    int               rc;
+
+    text = mxw_entry_get(e, "state", &len);
+    v = mx_json_parse(room->pool, text, len, &err);
+    if (v == NULL || v->type != MX_JSON_OBJECT) {
+        snprintf(why, why_len, "the state given is not a JSON object");
+        return 1;
+    }
+
+    rc = rs_given_state(w, room, pool, mx_json_get(v, "pdus"),
+                        mx_json_get(v, "auth_chain"), NULL, &evs, &n, &state,
+                        why, why_len);
+    /* refused: the caller's rs_room_drop forgets what the cache took */
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (mx_state_get(state, "m.room.create", "") == NULL) {
+        snprintf(why, why_len, "the state given has no m.room.create");
+        return 1;
+    }
+
+    version = mxw_entry_get(e, "version", NULL);
+
+    if (rs_given_outliers(w, pool, room, version ? version : "", evs, n,
+                          room->pos + 1) != 0)
+    {
+        return -1;
+    }
+
+    room->pos += (int64_t) n;
+
+    ids = rs_ids_new(pool, mx_state_count(state));
+    if (ids == NULL) {
+        return -1;
+    }
+
+    i = 0;
+    while ((se = mx_state_next(state, &i)) != NULL) {
+        if (rs_ids_set(pool, ids, se->type, se->state_key, se->event_id)) {
+            return -1;
+        }
+    }
+
+    mxw_info(w, "%s: %zu events of state given over a gap stored as"
+             " outliers", room->room_id, n);
+
+    *before = ids;
+
+    return 0;
+}
+
+
 mxw_result_t
 rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     size_t why_len)
@@ -507,7 +607,8 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     const char              *reason;
     int64_t                  sg_before;
     int                      failed, rc, is_state, local, sole, snapshot;
-    int                      fresh, covers;
+    int                      fresh, covers, gap;
+    rs_ids_t                *pair[2];
     char                    *vpdu;
     size_t                   vlen;
     int                      resolved;
@@ -646,8 +747,30 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
     /* the state before it */
     before = NULL;
     sg_before = 0;
+    gap = 0;
 
-    if (reason == NULL) {
+    if (reason != NULL && strcmp(reason, "prev_events.unknown") == 0
+        && !local && mxw_entry_get(e, "state", NULL) != NULL)
+    {
+        /* over a gap, with the state its origin gave for it */
+        switch (rs_gap_state(w, e, room, pool, &before, why, why_len)) {
+        case 0:
+            reason = NULL;
+            sg_before = -1;
+            gap = 1;
+            break;
+
+        case 1:
+            rs_answer_error(w, e, 403, "M_FORBIDDEN", why);
+            result = MXW_REJECT;
+            goto done;
+
+        default:
+            goto done;
+        }
+    }
+
+    if (reason == NULL && before == NULL) {
         failed = 0;
         before = rs_state_before(w, room, pool, re, &sg_before, &failed);
         if (before == NULL) {
@@ -716,13 +839,25 @@ rs_process_event(mxw_t *w, const mxw_entry_t *e, void *data, char *why,
      * one.  A remote event it refuses is soft-failed: kept, but shown to
      * nobody and built on by nobody.  A local one was built on what this
      * server knew a moment before (two workers sending at once, a ban in
-     * between): it is refused, and its sender hears so.
+     * between): it is refused, and its sender hears so.  An event over a
+     * gap is checked, as Synapse does, against the current state resolved
+     * with its own (what it knew that we missed, a member who joined in
+     * the gap, counts).
      */
     if (reason == NULL && before != room->current) {
         lc.w = w;
         lc.room = room;
         lc.ids = room->current;
         lc.failed = 0;
+
+        if (gap) {
+            pair[0] = room->current;
+            pair[1] = before;
+            lc.ids = rs_resolve_ids(w, room, pool, pair, 2);
+            if (lc.ids == NULL) {
+                goto done;
+            }
+        }
 
         const char *soft = NULL;
 
