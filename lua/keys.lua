@@ -208,15 +208,50 @@ local function user_known(user)
 end
 
 
+-- the keys of a local user as the asker may see them (asker '': another
+-- server): {user_id, {device_id, keys, display name or '', ...},
+-- {master, self_signing, user_signing ('' unless the asker is the user)},
+-- {target key, signer, signer's key ID, signature, ...}}, the signatures
+-- of the user's own keys and the asker's; ids: the devices (none: all)
+local function keys_of(user, asker, ids)
+    local dk = kkey(user, 'devkeys')
+    if #ids == 0 then
+        ids = redis.call('HKEYS', dk)
+        table.sort(ids)
+    end
+    local devs = {}
+    for _, d in ipairs(ids) do
+        local k = redis.call('HGET', dk, d)
+        if k then
+            devs[#devs + 1] = d
+            devs[#devs + 1] = k
+            devs[#devs + 1] = redis.call('HGET', kkey(user, 'device:' .. d),
+                                         'display_name') or ''
+        end
+    end
+    local xs = redis.call('HMGET', kkey(user, 'xsign'), 'master',
+                          'self_signing', 'user_signing')
+    if user ~= asker then xs[3] = false end
+    local sigs = {}
+    local all = redis.call('HGETALL', kkey(user, 'keysigs'))
+    for j = 1, #all, 2 do
+        local t, s, k = string.match(all[j], '^(.-)\31(.-)\31(.*)$')
+        if t and (s == user or s == asker) then
+            sigs[#sigs + 1] = t
+            sigs[#sigs + 1] = s
+            sigs[#sigs + 1] = k
+            sigs[#sigs + 1] = all[j + 1]
+        end
+    end
+    return { user, devs, { xs[1] or '', xs[2] or '', xs[3] or '' }, sigs }
+end
+
+
 -- mx_keys_query: the keys of local users, as the asker may see them
 --   KEYS[1]  mx:{<asker>}:devkeys
---   ARGV     asker, then for each user: user_id, n, n device IDs (n = 0:
---            every device)
---   reply:   for each known user {user_id, {device_id, keys, display name
---            or '', ...}, {master, self_signing, user_signing ('' for the
---            asker's own only)} ('' where none), {target key, signer,
---            signer's key ID, signature, ...}}, the signatures the asker
---            may see: those of the user's own keys and the asker's
+--   ARGV     asker ('' for another server), then for each user: user_id,
+--            n, n device IDs (n = 0: every device)
+--   reply:   for each known user what keys_of() gives
 -- It reads the keys of every user named: one Redis, not a Cluster slot.
 redis.register_function{
     function_name = 'mx_keys_query',
@@ -227,46 +262,30 @@ redis.register_function{
         while i < #a do
             local user, n = a[i], tonumber(a[i + 1])
             if user_known(user) then
-                local dk = kkey(user, 'devkeys')
                 local ids = {}
-                if n == 0 then
-                    ids = redis.call('HKEYS', dk)
-                    table.sort(ids)
-                else
-                    for j = i + 2, i + 1 + n do ids[#ids + 1] = a[j] end
-                end
-                local devs = {}
-                for _, d in ipairs(ids) do
-                    local k = redis.call('HGET', dk, d)
-                    if k then
-                        devs[#devs + 1] = d
-                        devs[#devs + 1] = k
-                        devs[#devs + 1] = redis.call('HGET',
-                            kkey(user, 'device:' .. d), 'display_name') or ''
-                    end
-                end
-                local xs = redis.call('HMGET', kkey(user, 'xsign'), 'master',
-                                      'self_signing', 'user_signing')
-                if user ~= asker then xs[3] = false end
-                local sigs = {}
-                local all = redis.call('HGETALL', kkey(user, 'keysigs'))
-                for j = 1, #all, 2 do
-                    local t, s, k = string.match(all[j],
-                                                 '^(.-)\31(.-)\31(.*)$')
-                    if t and (s == user or s == asker) then
-                        sigs[#sigs + 1] = t
-                        sigs[#sigs + 1] = s
-                        sigs[#sigs + 1] = k
-                        sigs[#sigs + 1] = all[j + 1]
-                    end
-                end
-                out[#out + 1] = { user, devs,
-                                  { xs[1] or '', xs[2] or '', xs[3] or '' },
-                                  sigs }
+                for j = i + 2, i + 1 + n do ids[#ids + 1] = a[j] end
+                out[#out + 1] = keys_of(user, asker, ids)
             end
             i = i + 2 + n
         end
         return out
+    end,
+    flags = { 'no-writes' }
+}
+
+
+-- mx_keys_devices: a local user's device list for another server
+-- (GET /_matrix/federation/v1/user/devices)
+--   KEYS[1]  mx:{<user_id>}:devkeys
+--   ARGV     user_id
+--   reply:   {stream_id (mx:{<user_id>}:devlist_seq, 0 before any
+--            change), what keys_of() gives for every device}
+-- An unknown user has no devices and stream_id 0.
+redis.register_function{
+    function_name = 'mx_keys_devices',
+    callback = function(keys, a)
+        local seq = redis.call('GET', kkey(a[1], 'devlist_seq'))
+        return { tonumber(seq or '0'), keys_of(a[1], '', {}) }
     end,
     flags = { 'no-writes' }
 }

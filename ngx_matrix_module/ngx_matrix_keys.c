@@ -550,10 +550,15 @@ typedef struct {
 } ngx_matrix_keys_query_t;
 
 
-/* the keys of one user from {user, {device...}, {xsign...}, {sig...}} */
+/*
+ * the keys of one user from {user, {device...}, {xsign...}, {sig...}};
+ * names: put each device's display name in its unsigned (for the user's
+ * own server's clients, never for other servers)
+ */
 
 static ngx_int_t
-ngx_matrix_keys_user(ngx_matrix_req_t *mr, redisReply *u, mx_json_t *out)
+ngx_matrix_keys_user(ngx_matrix_req_t *mr, redisReply *u, mx_json_t *out,
+    ngx_uint_t names)
 {
     static const char  *sections[] = { "master_keys", "self_signing_keys",
                                        "user_signing_keys" };
@@ -593,7 +598,7 @@ ngx_matrix_keys_user(ngx_matrix_req_t *mr, redisReply *u, mx_json_t *out)
             continue;
         }
 
-        if (e[i + 2]->len) {
+        if (names && e[i + 2]->len) {
             uns = ngx_matrix_keys_obj(pool, k, "unsigned", 8);
             if (uns == NULL
                 || mx_json_set(pool, uns, "device_display_name",
@@ -697,7 +702,7 @@ ngx_matrix_keys_queried(ngx_matrix_req_t *mr, redisReply *reply)
     }
 
     for (i = 0; i < reply->elements; i++) {
-        if (ngx_matrix_keys_user(mr, reply->element[i], out) != NGX_OK) {
+        if (ngx_matrix_keys_user(mr, reply->element[i], out, 1) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -872,6 +877,119 @@ ngx_matrix_keys_query(ngx_matrix_req_t *mr)
     }
 
     return ngx_matrix_args_send(mr, &a, ngx_matrix_keys_queried);
+}
+
+
+/*
+ * GET /_matrix/federation/v1/user/devices/{userId}: a local user's devices
+ * and cross-signing keys for another server, with the stream_id its
+ * m.device_list_update EDUs go on from.  Keys carry the signatures of the
+ * user's own keys; display names are beside them, not in unsigned.
+ */
+
+static ngx_int_t
+ngx_matrix_fed_user_devices_got(ngx_matrix_req_t *mr, redisReply *reply)
+{
+    static const char  *sections[] = { "master_keys", "self_signing_keys" };
+    static const char  *fields[] = { "master_key", "self_signing_key" };
+    mx_pool_t          *pool;
+    mx_json_t          *all, *out, *devs, *list, *d, *k, *v;
+    redisReply         *u, **e;
+    size_t              i;
+
+    pool = ngx_matrix_pool(mr);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    u = reply->element[1];
+    all = mx_json_object(pool);
+    out = mx_json_object(pool);
+    list = mx_json_array(pool);
+
+    if (all == NULL || out == NULL || list == NULL
+        || mx_json_set(pool, all, "device_keys", mx_json_object(pool)) != 0
+        || mx_json_set(pool, all, "master_keys", mx_json_object(pool)) != 0
+        || mx_json_set(pool, all, "self_signing_keys", mx_json_object(pool))
+           != 0
+        || mx_json_set(pool, all, "user_signing_keys", mx_json_object(pool))
+           != 0
+        || ngx_matrix_keys_user(mr, u, all, 0) != NGX_OK
+        || mx_json_set(pool, out, "user_id",
+                       mx_json_strn(pool, u->element[0]->str,
+                                    u->element[0]->len)) != 0
+        || mx_json_set_int(pool, out, "stream_id", reply->element[0]->integer)
+           != 0
+        || mx_json_set(pool, out, "devices", list) != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    devs = mx_json_getn(mx_json_get(all, "device_keys"), u->element[0]->str,
+                        u->element[0]->len);
+    e = u->element[1]->element;
+
+    for (i = 0; devs != NULL && i + 2 < u->element[1]->elements; i += 3) {
+        k = mx_json_getn(devs, e[i]->str, e[i]->len);
+        if (k == NULL) {
+            continue;
+        }
+
+        d = mx_json_object(pool);
+
+        if (d == NULL
+            || mx_json_set(pool, d, "device_id",
+                           mx_json_strn(pool, e[i]->str, e[i]->len)) != 0
+            || mx_json_set(pool, d, "keys", k) != 0
+            || (e[i + 2]->len
+                && mx_json_set(pool, d, "device_display_name",
+                               mx_json_strn(pool, e[i + 2]->str,
+                                            e[i + 2]->len)) != 0)
+            || mx_json_append(pool, list, d) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    for (i = 0; i < 2; i++) {
+        v = mx_json_getn(mx_json_get(all, sections[i]), u->element[0]->str,
+                         u->element[0]->len);
+
+        if (v != NULL && mx_json_set(pool, out, fields[i], v) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_matrix_send_json(mr->r, NGX_HTTP_OK, out);
+}
+
+
+ngx_int_t
+ngx_matrix_fed_user_devices(ngx_matrix_req_t *mr)
+{
+    ngx_matrix_cmd_t  c;
+    ngx_str_t        *user, local, key;
+
+    user = &mr->params[0];
+
+    if (ngx_matrix_user_id_local(mr, user, &local) != NGX_OK) {
+        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
+                                     "M_INVALID_PARAM", "User is not hosted"
+                                     " on this homeserver");
+    }
+
+    if (ngx_matrix_user_key(mr, user, "devkeys", &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_matrix_fcall_init(&c, "mx_keys_devices", 1);
+    ngx_matrix_cmd_str(&c, &key);
+    ngx_matrix_cmd_str(&c, user);
+
+    return ngx_matrix_cmd_send(mr, &c, ngx_matrix_fed_user_devices_got);
 }
 
 

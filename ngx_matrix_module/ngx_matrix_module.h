@@ -424,6 +424,9 @@ ngx_int_t ngx_matrix_job_response(ngx_matrix_req_t *mr, ngx_str_t *answer,
 /* ngx_matrix_federation.c */
 ngx_int_t ngx_matrix_fed_query_profile(ngx_matrix_req_t *mr);
 
+/* ngx_matrix_keys.c: device keys served to other servers */
+ngx_int_t ngx_matrix_fed_user_devices(ngx_matrix_req_t *mr);
+
 /* ngx_matrix_fedrooms.c: serving rooms to other servers */
 ngx_int_t ngx_matrix_fed_state(ngx_matrix_req_t *mr);
 ngx_int_t ngx_matrix_fed_state_ids(ngx_matrix_req_t *mr);
