@@ -6,6 +6,12 @@
  *   POST /keys/claim     one one-time key (or the fallback key) per device
  *   GET  /keys/changes   whose device lists changed since a sync token
  *
+ * for other servers (X-Matrix, /_matrix/federation/v1):
+ *
+ *   GET  /user/devices/{userId}   a local user's device list
+ *   POST /user/keys/query         the /keys/query handler, local users only
+ *   POST /user/keys/claim         the /keys/claim handler, local users only
+ *
  * and the e2ee sections of /sync (ngx_matrix_sync_e2ee).  Cross-signing
  * keys and signatures are in ngx_matrix_cross_signing.c.
  *
@@ -543,7 +549,45 @@ ngx_matrix_keys_upload(ngx_matrix_req_t *mr)
 
 /*
  * POST /keys/query {device_keys: {user_id: [device_id, ...]}, timeout}
+ * and POST /keys/claim, of a client or (mr->origin; the same handlers
+ * serve /_matrix/federation/v1/user/keys/query and claim) of another
+ * server, which is given local users only, no failures, no user-signing
+ * keys and no display names.
  */
+
+/*
+ * who asks (a client's user; '' for another server) and the key the call
+ * is routed by: the asker's devkeys, or the first local user's in users
+ * (an object keyed by user ID; there is one)
+ */
+
+static ngx_int_t
+ngx_matrix_keys_asker(ngx_matrix_req_t *mr, mx_json_t *users,
+    ngx_str_t *asker, ngx_str_t *key)
+{
+    ngx_str_t  user;
+    size_t     i;
+
+    if (mr->origin.len == 0) {
+        *asker = mr->user_id;
+        return ngx_matrix_user_key(mr, asker, "devkeys", key);
+    }
+
+    ngx_str_set(asker, "");
+
+    for (i = 0; i < users->u.o.n; i++) {
+        if (ngx_matrix_keys_local(mr, users->u.o.m[i].key,
+                                  users->u.o.m[i].key_len))
+        {
+            user.data = (u_char *) users->u.o.m[i].key;
+            user.len = users->u.o.m[i].key_len;
+            return ngx_matrix_user_key(mr, &user, "devkeys", key);
+        }
+    }
+
+    return NGX_ERROR;
+}
+
 
 typedef struct {
     mx_json_t  *failures;
@@ -623,7 +667,9 @@ ngx_matrix_keys_user(ngx_matrix_req_t *mr, redisReply *u, mx_json_t *out,
         }
 
         xs[j] = mx_json_parse(pool, e[j]->str, e[j]->len, &err);
-        if (!mx_json_is(xs[j], MX_JSON_OBJECT)) {
+        if (!mx_json_is(xs[j], MX_JSON_OBJECT)
+            || mx_json_get(out, sections[j]) == NULL)
+        {
             xs[j] = NULL;
             continue;
         }
@@ -664,6 +710,12 @@ ngx_matrix_keys_user(ngx_matrix_req_t *mr, redisReply *u, mx_json_t *out,
 }
 
 
+/*
+ * {failures, device_keys, master_keys, self_signing_keys,
+ * user_signing_keys}; for another server (mr->origin) neither failures
+ * nor user_signing_keys, which are a client's
+ */
+
 static mx_json_t *
 ngx_matrix_keys_query_out(ngx_matrix_req_t *mr)
 {
@@ -675,13 +727,18 @@ ngx_matrix_keys_query_out(ngx_matrix_req_t *mr)
     out = mx_json_object(pool);
 
     if (out == NULL
-        || mx_json_set(pool, out, "failures", q->failures) != 0
         || mx_json_set(pool, out, "device_keys", mx_json_object(pool)) != 0
         || mx_json_set(pool, out, "master_keys", mx_json_object(pool)) != 0
         || mx_json_set(pool, out, "self_signing_keys", mx_json_object(pool))
-           != 0
-        || mx_json_set(pool, out, "user_signing_keys", mx_json_object(pool))
            != 0)
+    {
+        return NULL;
+    }
+
+    if (mr->origin.len == 0
+        && (mx_json_set(pool, out, "failures", q->failures) != 0
+            || mx_json_set(pool, out, "user_signing_keys",
+                           mx_json_object(pool)) != 0))
     {
         return NULL;
     }
@@ -702,7 +759,10 @@ ngx_matrix_keys_queried(ngx_matrix_req_t *mr, redisReply *reply)
     }
 
     for (i = 0; i < reply->elements; i++) {
-        if (ngx_matrix_keys_user(mr, reply->element[i], out, 1) != NGX_OK) {
+        if (ngx_matrix_keys_user(mr, reply->element[i], out,
+                                 mr->origin.len == 0)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -791,7 +851,7 @@ ngx_matrix_keys_query(ngx_matrix_req_t *mr)
     ngx_matrix_args_t         a;
     mx_json_t                *dk, *devs;
     mx_json_member_t         *m;
-    ngx_str_t                 key;
+    ngx_str_t                 key, asker;
     ngx_int_t                 rc;
     size_t                    i, j, n, local;
     u_char                   *num;
@@ -833,8 +893,9 @@ ngx_matrix_keys_query(ngx_matrix_req_t *mr)
             local++;
             n += m->value->u.a.n;
 
-        } else if (ngx_matrix_keys_remote(mr, q->failures, m->key,
-                                          m->key_len) != NGX_OK)
+        } else if (mr->origin.len == 0
+                   && ngx_matrix_keys_remote(mr, q->failures, m->key,
+                                             m->key_len) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -844,14 +905,14 @@ ngx_matrix_keys_query(ngx_matrix_req_t *mr)
         return ngx_matrix_keys_queried(mr, &ngx_matrix_keys_nothing);
     }
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "devkeys", &key) != NGX_OK
+    if (ngx_matrix_keys_asker(mr, dk, &asker, &key) != NGX_OK
         || ngx_matrix_args_init(mr, &a, "mx_keys_query", &key,
                                 1 + 2 * local + n) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_matrix_args_str(&a, &mr->user_id);
+    ngx_matrix_args_str(&a, &asker);
 
     for (i = 0; i < dk->u.o.n; i++) {
         m = &dk->u.o.m[i];
@@ -906,17 +967,11 @@ ngx_matrix_fed_user_devices_got(ngx_matrix_req_t *mr, redisReply *reply)
     }
 
     u = reply->element[1];
-    all = mx_json_object(pool);
+    all = ngx_matrix_keys_query_out(mr);
     out = mx_json_object(pool);
     list = mx_json_array(pool);
 
     if (all == NULL || out == NULL || list == NULL
-        || mx_json_set(pool, all, "device_keys", mx_json_object(pool)) != 0
-        || mx_json_set(pool, all, "master_keys", mx_json_object(pool)) != 0
-        || mx_json_set(pool, all, "self_signing_keys", mx_json_object(pool))
-           != 0
-        || mx_json_set(pool, all, "user_signing_keys", mx_json_object(pool))
-           != 0
         || ngx_matrix_keys_user(mr, u, all, 0) != NGX_OK
         || mx_json_set(pool, out, "user_id",
                        mx_json_strn(pool, u->element[0]->str,
@@ -1013,7 +1068,8 @@ ngx_matrix_keys_claimed(ngx_matrix_req_t *mr, redisReply *reply)
 
     if (out == NULL || keys == NULL || reply->type != REDIS_REPLY_ARRAY
         || mx_json_set(pool, out, "one_time_keys", keys) != 0
-        || mx_json_set(pool, out, "failures", q->failures) != 0)
+        || (mr->origin.len == 0
+            && mx_json_set(pool, out, "failures", q->failures) != 0))
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1049,7 +1105,7 @@ ngx_matrix_keys_claim(ngx_matrix_req_t *mr)
     ngx_matrix_args_t         a;
     mx_json_t                *otk, *devs;
     mx_json_member_t         *m, *d;
-    ngx_str_t                 key;
+    ngx_str_t                 key, asker;
     ngx_int_t                 rc;
     size_t                    i, j, n;
 
@@ -1089,8 +1145,9 @@ ngx_matrix_keys_claim(ngx_matrix_req_t *mr)
         if (ngx_matrix_keys_local(mr, m->key, m->key_len)) {
             n += devs->u.o.n;
 
-        } else if (ngx_matrix_keys_remote(mr, q->failures, m->key,
-                                          m->key_len) != NGX_OK)
+        } else if (mr->origin.len == 0
+                   && ngx_matrix_keys_remote(mr, q->failures, m->key,
+                                             m->key_len) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -1100,7 +1157,7 @@ ngx_matrix_keys_claim(ngx_matrix_req_t *mr)
         return ngx_matrix_keys_claimed(mr, &ngx_matrix_keys_nothing);
     }
 
-    if (ngx_matrix_user_key(mr, &mr->user_id, "devkeys", &key) != NGX_OK
+    if (ngx_matrix_keys_asker(mr, otk, &asker, &key) != NGX_OK
         || ngx_matrix_args_init(mr, &a, "mx_keys_claim", &key, 3 * n)
            != NGX_OK)
     {

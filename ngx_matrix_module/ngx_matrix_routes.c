@@ -204,6 +204,10 @@ static const ngx_matrix_route_t  ngx_matrix_routes[] = {
       NGX_MATRIX_FED|NGX_MATRIX_BODY_OPTIONAL },
     { "/_matrix/federation/v1/user/devices/:userId", GET,
       ngx_matrix_fed_user_devices, NGX_MATRIX_FED },
+    { "/_matrix/federation/v1/user/keys/query", POST, ngx_matrix_keys_query,
+      NGX_MATRIX_FED },
+    { "/_matrix/federation/v1/user/keys/claim", POST, ngx_matrix_keys_claim,
+      NGX_MATRIX_FED },
 
     /* rooms served to other servers (ngx_matrix_fedrooms.c) */
     { "/_matrix/federation/v1/state/:roomId", GET, ngx_matrix_fed_state,

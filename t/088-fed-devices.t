@@ -6,7 +6,9 @@
 # beside the keys, stream_id the user's device list sequence, the master
 # and self-signing keys (never the user-signing key).  An unknown local
 # user has no devices; a user of another server is refused; an unsigned
-# request is 401.
+# request is 401.  /user/keys/query gives the same keys (local users only,
+# no user-signing key, no display name); /user/keys/claim takes one-time
+# keys oldest first, then the fallback key.
 
 use strict;
 use warnings;
@@ -136,5 +138,54 @@ is_deeply([$status, $json->{errcode}], [400, 'M_INVALID_PARAM'], 'not a user ID:
 
 ($status, $json) = $http->request(GET => "$F/user/devices/" . esc($A), undef, no_auth => 1);
 is_deeply([$status, $json->{errcode}], [401, 'M_UNAUTHORIZED'], 'unsigned: 401 M_UNAUTHORIZED');
+
+# --- /user/keys/query -----------------------------------------------------------------
+
+($status, $json) = fed(POST => "$F/user/keys/query",
+                       { device_keys => { $A => [], '@bob:remote.example' => [] } });
+is($status, 200, 'user/keys/query: 200');
+is_deeply([sort keys %$json], [qw(device_keys master_keys self_signing_keys)],
+          'device_keys, master_keys, self_signing_keys only');
+is_deeply([sort keys %{ $json->{device_keys} }], [$A], 'local users only');
+is_deeply($json->{device_keys}{$A}{$devs[0]}, $signed, 'the first device\'s keys and signature, no display name');
+is_deeply($json->{device_keys}{$A}{$devs[1]}, $dk3, 'the second device\'s new keys');
+is_deeply($json->{master_keys}, { $A => $master }, 'her master key');
+is_deeply($json->{self_signing_keys}, { $A => $self }, 'her self-signing key');
+
+($status, $json) = fed(POST => "$F/user/keys/query", { device_keys => { $A => [$devs[1], 'NOSUCH'] } });
+is_deeply([keys %{ $json->{device_keys}{$A} }], [$devs[1]], 'one device asked for: that one');
+
+($status, $json) = fed(POST => "$F/user/keys/query", { device_keys => { '@bob:remote.example' => [] } });
+is_deeply([$status, $json], [200, { device_keys => {}, master_keys => {}, self_signing_keys => {} }],
+          'no local user: nothing');
+
+($status, $json) = fed(POST => "$F/user/keys/query", { device_keys => [] });
+is_deeply([$status, $json->{errcode}], [400, 'M_BAD_JSON'], 'device_keys not an object: 400 M_BAD_JSON');
+
+($status, $json) = $http->request(POST => "$F/user/keys/query", { device_keys => { $A => [] } }, no_auth => 1);
+is($status, 401, 'user/keys/query unsigned: 401');
+
+# --- /user/keys/claim -----------------------------------------------------------------
+
+my %otk = map { ("signed_curve25519:AAAA$_" => { key => "otk-$_" }) } 1 .. 2;
+my $fb = { key => 'fallback-1', fallback => JSON::PP::true };
+($status, $json) = $alice->post("$api/keys/upload", { one_time_keys => \%otk,
+                                                       fallback_keys => { 'signed_curve25519:FB1' => $fb } });
+is($status, 200, 'her first device uploads two one-time keys and a fallback key');
+
+for my $n (1 .. 2) {
+    ($status, $json) = fed(POST => "$F/user/keys/claim",
+                           { one_time_keys => { $A => { $devs[0] => 'signed_curve25519' },
+                                                '@bob:remote.example' => { BDEV => 'signed_curve25519' } } });
+    is_deeply([$status, $json], [200, { one_time_keys => { $A => { $devs[0] => { "signed_curve25519:AAAA$n" => $otk{"signed_curve25519:AAAA$n"} } } } }],
+              "claim $n: one-time key $n, nothing of the remote user, no failures");
+}
+is($srv->redis_cmd('HLEN', "mx:{$A}:otk:$devs[0]"), 0, 'both one-time keys gone');
+($status, $json) = fed(POST => "$F/user/keys/claim", { one_time_keys => { $A => { $devs[0] => 'signed_curve25519' } } });
+is_deeply($json, { one_time_keys => { $A => { $devs[0] => { 'signed_curve25519:FB1' => $fb } } } }, 'then the fallback key');
+($status, $json) = fed(POST => "$F/user/keys/claim", { one_time_keys => { $A => { $devs[1] => 'signed_curve25519' } } });
+is_deeply([$status, $json], [200, { one_time_keys => {} }], 'a device without keys: none');
+($status, $json) = fed(POST => "$F/user/keys/claim", { one_time_keys => { $A => [] } });
+is_deeply([$status, $json->{errcode}], [400, 'M_BAD_JSON'], 'bad one_time_keys: 400 M_BAD_JSON');
 
 done_testing();
