@@ -22,12 +22,7 @@ use JSON::PP;
 use Time::HiRes qw(time);
 
 # no fedsender: every key is in the cache already
-my $b = Test::Matrix::Server::daemon_build();
-%Test::Matrix::ServerOptions = (daemons => "$b/bin/roomserver $b/bin/syncer");
-
-my $srv = server();
-my $fed = Test::Matrix::Fed->new(server => $srv);
-my $http = client(base => $srv->fed_url);
+my ($srv, $fed, $http) = Test::Matrix::Fed->without_fedsender;
 my $json = JSON::PP->new->canonical;
 my $api = '/_matrix/client/v3';
 my $here = $srv->server_name;

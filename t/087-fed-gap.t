@@ -20,12 +20,7 @@ use Test::Matrix::Fed;
 use JSON::PP;
 use Time::HiRes qw(time);
 
-my $b = Test::Matrix::Server::daemon_build();
-%Test::Matrix::ServerOptions = (daemons => "$b/bin/roomserver $b/bin/syncer");
-
-my $srv = server();
-my $fed = Test::Matrix::Fed->new(server => $srv);
-my $http = client(base => $srv->fed_url);
+my ($srv, $fed, $http) = Test::Matrix::Fed->without_fedsender;
 my $json = JSON::PP->new->canonical;
 my $api = '/_matrix/client/v3';
 

@@ -50,6 +50,17 @@ sub new {
     return $self;
 }
 
+# The server under test without a fedsender (a test puts the keys it needs
+# in the cache, or answers the jobs with fake_fedsender): the server, a
+# Test::Matrix::Fed of it, and a client of its federation port
+sub without_fedsender {
+    my ($class) = @_;
+    my $b = Test::Matrix::Server::daemon_build();
+    %Test::Matrix::ServerOptions = (daemons => "$b/bin/roomserver $b/bin/syncer");
+    my $srv = Test::Matrix::server();
+    return ($srv, $class->new(server => $srv), Test::Matrix::client(base => $srv->fed_url));
+}
+
 sub ctl {
     my ($self, $input, @args) = @_;
     my $pid = open3(my $in, my $out, undef, $self->{ctl}, @args);
