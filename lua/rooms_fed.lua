@@ -379,6 +379,33 @@ local function fed_walk_event(room, id)
 end
 
 
+-- a walk's first events: those of ids stored here and not in seen (which
+-- they join); nil and the error when none of ids is stored (404) or none
+-- may be seen by the asking server (403)
+local function fed_walk_start(room, who, acl, ids, seen)
+    local front, known, visible = {}, false, who.joined
+    for _, id in ipairs(ids) do
+        local e = fed_walk_event(room, id)
+        if e then
+            known = true
+            visible = visible or fed_visible(room, who, id, e.pdu)
+            if not seen[id] then
+                seen[id] = true
+                front[#front + 1] = e
+            end
+        end
+    end
+    if not known then
+        return nil, fed_error(acl, 404, 'M_NOT_FOUND', 'Unknown events')
+    end
+    if not visible then
+        return nil, fed_error(acl, 403, 'M_FORBIDDEN',
+                              'Your server may not see these events')
+    end
+    return front
+end
+
+
 -- mx_fed_backfill: the given events and those before them, deepest first:
 -- the walk always takes the deepest event not taken yet (ties by ID) and
 -- adds its prev_events, until limit events are taken
@@ -392,25 +419,10 @@ redis.register_function{
         local room, limit = a[1], tonumber(a[3])
         local acl, err, who = fed_room(room, a[2])
         if err then return err end
-        local seen, front, known, visible = {}, {}, false, who.joined
-        for _, id in ipairs(fed_split(a[4])) do
-            if not seen[id] then
-                seen[id] = true
-                local e = fed_walk_event(room, id)
-                if e then
-                    known = true
-                    front[#front + 1] = e
-                    visible = visible or fed_visible(room, who, id, e.pdu)
-                end
-            end
-        end
-        if not known then
-            return fed_error(acl, 404, 'M_NOT_FOUND', 'Unknown events')
-        end
-        if not visible then
-            return fed_error(acl, 403, 'M_FORBIDDEN',
-                             'Your server may not see these events')
-        end
+        local seen = {}
+        local front, ferr = fed_walk_start(room, who, acl, fed_split(a[4]),
+                                           seen)
+        if not front then return ferr end
         local taken = {}
         while #front > 0 and #taken < limit do
             local best = 1
@@ -455,25 +467,9 @@ redis.register_function{
         if err then return err end
         local seen = {}
         for _, id in ipairs(fed_split(a[5])) do seen[id] = true end
-        local front, known, visible = {}, false, who.joined
-        for _, id in ipairs(fed_split(a[6])) do
-            local e = fed_walk_event(room, id)
-            if e then
-                known = true
-                visible = visible or fed_visible(room, who, id, e.pdu)
-                if not seen[id] then
-                    seen[id] = true
-                    front[#front + 1] = e
-                end
-            end
-        end
-        if not known then
-            return fed_error(acl, 404, 'M_NOT_FOUND', 'Unknown events')
-        end
-        if not visible then
-            return fed_error(acl, 403, 'M_FORBIDDEN',
-                             'Your server may not see these events')
-        end
+        local front, ferr = fed_walk_start(room, who, acl, fed_split(a[6]),
+                                           seen)
+        if not front then return ferr end
         local found = {}
         while #front > 0 and #found < limit do
             table.sort(front, function(x, y) return x.id < y.id end)
