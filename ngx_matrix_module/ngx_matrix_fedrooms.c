@@ -44,30 +44,6 @@ static ngx_int_t ngx_matrix_fed_state_do(ngx_matrix_req_t *mr,
     ngx_uint_t ids);
 
 
-/* "mx:{<room_id>}:room", the room ID checked */
-
-static ngx_int_t
-ngx_matrix_fed_room_key(ngx_matrix_req_t *mr, ngx_str_t *room,
-    ngx_str_t *key)
-{
-    if (!ngx_matrix_room_id_valid(room)) {
-        return ngx_matrix_send_error(mr->r, NGX_HTTP_BAD_REQUEST,
-                                     "M_INVALID_PARAM",
-                                     "%V is not a valid room ID.", room);
-    }
-
-    key->len = sizeof("mx:{}:room") - 1 + room->len;
-    key->data = ngx_pnalloc(mr->r->pool, key->len);
-    if (key->data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_sprintf(key->data, "mx:{%V}:room", room);
-
-    return NGX_OK;
-}
-
-
 /* an event ID as a request may name one; else the error is answered */
 
 static ngx_int_t
@@ -147,7 +123,7 @@ ngx_matrix_fed_acl_ask(ngx_matrix_req_t *mr, ngx_str_t *room,
     ngx_str_t         key;
     ngx_int_t         rc;
 
-    rc = ngx_matrix_fed_room_key(mr, room, &key);
+    rc = ngx_matrix_room_key(mr, room, &key);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -462,7 +438,7 @@ ngx_matrix_fed_state_do(ngx_matrix_req_t *mr, ngx_uint_t ids)
     ngx_int_t          rc;
     ngx_matrix_cmd_t   c;
 
-    rc = ngx_matrix_fed_room_key(mr, &mr->params[0], &key);
+    rc = ngx_matrix_room_key(mr, &mr->params[0], &key);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -591,7 +567,7 @@ ngx_matrix_fed_event_auth(ngx_matrix_req_t *mr)
     ngx_int_t          rc;
     ngx_matrix_cmd_t   c;
 
-    rc = ngx_matrix_fed_room_key(mr, &mr->params[0], &key);
+    rc = ngx_matrix_room_key(mr, &mr->params[0], &key);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -738,7 +714,7 @@ ngx_matrix_fed_backfill(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_t   c;
     u_char            *p, *end, *comma;
 
-    rc = ngx_matrix_fed_room_key(mr, &mr->params[0], &key);
+    rc = ngx_matrix_room_key(mr, &mr->params[0], &key);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -915,7 +891,7 @@ ngx_matrix_fed_missing_events(ngx_matrix_req_t *mr)
     ngx_matrix_cmd_t   c;
     int64_t            limit, min_depth;
 
-    rc = ngx_matrix_fed_room_key(mr, &mr->params[0], &key);
+    rc = ngx_matrix_room_key(mr, &mr->params[0], &key);
     if (rc != NGX_OK) {
         return rc;
     }

@@ -397,6 +397,8 @@ ngx_int_t ngx_matrix_profile_member(ngx_matrix_req_t *mr, redisReply *reply,
 
 /* ngx_matrix_ids.c */
 ngx_uint_t ngx_matrix_room_id_valid(ngx_str_t *id);
+ngx_int_t ngx_matrix_room_key(ngx_matrix_req_t *mr, ngx_str_t *room,
+    ngx_str_t *key);
 ngx_uint_t ngx_matrix_localpart_valid(u_char *p, size_t len);
 ngx_int_t ngx_matrix_user_id_local(ngx_matrix_req_t *mr, ngx_str_t *user_id,
     ngx_str_t *localpart);

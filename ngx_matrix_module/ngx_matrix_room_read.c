@@ -464,9 +464,10 @@ ngx_matrix_joined_rooms(ngx_matrix_req_t *mr)
 }
 
 
-/* the "mx:{<room_id>}:room" key, the room ID checked */
+/* the "mx:{<room_id>}:room" key, the room ID checked; else the error is
+ * answered (the client and federation reads of a room) */
 
-static ngx_int_t
+ngx_int_t
 ngx_matrix_room_key(ngx_matrix_req_t *mr, ngx_str_t *room, ngx_str_t *key)
 {
     if (!ngx_matrix_room_id_valid(room)) {
